@@ -1,0 +1,312 @@
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from "yaml";
+import { digestOf } from "./digest.ts";
+import { formatJsonPath, type ManifestError, type ManifestErrorCode, type SourcePosition } from "./errors.ts";
+import { API_VERSION, isKind, KINDS, objectKey, type Kind, type ManifestObject, type ObjectKey } from "./kinds.ts";
+import { validatorFor, type SchemaError } from "./schemas.ts";
+import { firstInvalidUtf8Offset, positionOfByteOffset } from "./utf8.ts";
+
+/** One validated object and where it came from. */
+export interface LoadedObject {
+  key: ObjectKey;
+  kind: Kind;
+  name: string;
+  object: ManifestObject;
+  /** Digest of the object's content with defaults filled in (see digest.ts). */
+  digest: string;
+  source: ObjectSource;
+}
+
+export interface ObjectSource {
+  file: string;
+  /** Where the document starts. */
+  line: number;
+  column: number;
+  /** Positions of the fields other checks point at (references, the name). */
+  positions: Partial<Record<string, SourcePosition>>;
+}
+
+export interface ParseLimits {
+  /** Files larger than this are refused unread. */
+  maxFileBytes: number;
+  /** Deeper nesting of mappings and sequences is refused. */
+  maxDepth: number;
+  /** Alias expansions per document; YAML "billion laughs" bombs blow far past it. */
+  maxAliasCount: number;
+  maxDocumentsPerFile: number;
+}
+
+export const DEFAULT_PARSE_LIMITS: ParseLimits = {
+  maxFileBytes: 1024 * 1024,
+  maxDepth: 32,
+  maxAliasCount: 100,
+  maxDocumentsPerFile: 1000,
+};
+
+/** Fields whose position is kept after parsing, so that cross-object checks can point at them. */
+const TRACKED_PATHS = ["metadata.name", "spec.gosuto", "spec.agent", "spec.secret", "spec.env"] as const;
+
+export interface ParsedFile {
+  objects: LoadedObject[];
+  errors: ManifestError[];
+}
+
+/**
+ * Parses and validates one manifest file. Pure: the caller reads the bytes. Every problem becomes a
+ * ManifestError with a position; a document with errors yields no object, the others still do.
+ */
+export function parseManifestFile(file: string, bytes: Uint8Array, limits: ParseLimits = DEFAULT_PARSE_LIMITS): ParsedFile {
+  const fileError = (code: ManifestErrorCode, message: string, at: SourcePosition = { line: 1, column: 1 }): ParsedFile => ({
+    objects: [],
+    errors: [{ code, file, ...at, path: "", message }],
+  });
+  if (bytes.length > limits.maxFileBytes) {
+    return fileError("too-large", `file is ${bytes.length} bytes, over the limit of ${limits.maxFileBytes} bytes`);
+  }
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) return fileError("binary", "binary file (contains a NUL byte); manifests must be UTF-8 text", positionOfByteOffset(bytes, nul));
+  const invalid = firstInvalidUtf8Offset(bytes);
+  if (invalid !== -1) return fileError("encoding", "invalid UTF-8; manifests must be UTF-8 text", positionOfByteOffset(bytes, invalid));
+
+  const text = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
+  const lineCounter = new LineCounter();
+  let documents: Document.Parsed[];
+  try {
+    documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true }) as Document.Parsed[];
+  } catch (error) {
+    // The parser recurses on nesting; a pathological file can exhaust the stack before any depth check.
+    if (error instanceof RangeError) return fileError("too-deep", `nesting is deeper than the limit of ${limits.maxDepth} levels`);
+    throw error;
+  }
+  if (!Array.isArray(documents)) documents = [documents];
+  if (documents.length > limits.maxDocumentsPerFile) {
+    return fileError("too-large", `file has ${documents.length} documents, over the limit of ${limits.maxDocumentsPerFile}`);
+  }
+
+  const result: ParsedFile = { objects: [], errors: [] };
+  for (const doc of documents) {
+    const parsed = parseDocument(file, doc, lineCounter, limits);
+    if ("error" in parsed) result.errors.push(...parsed.error);
+    else if (parsed.object) result.objects.push(parsed.object);
+  }
+  return result;
+}
+
+function parseDocument(
+  file: string,
+  doc: Document.Parsed,
+  lineCounter: LineCounter,
+  limits: ParseLimits,
+): { object?: LoadedObject } | { error: ManifestError[] } {
+  const pos = (offset: number | undefined): SourcePosition => {
+    const { line, col } = lineCounter.linePos(offset ?? 0);
+    return { line, column: col };
+  };
+  const fail = (code: ManifestErrorCode, message: string, at: SourcePosition, path = "", kind?: string, name?: string) => ({
+    error: [{ code, file, ...at, path, message, ...(kind ? { kind } : {}), ...(name ? { name } : {}) }],
+  });
+
+  if (doc.errors.length > 0) {
+    // The parser reports exhausting its stack on absurd nesting as a syntax error: call it what it is.
+    const overflow = doc.errors.find((e) => /stack (size|overflow)/i.test(e.message));
+    if (overflow) return fail("too-deep", `nesting is deeper than the limit of ${limits.maxDepth} levels`, pos(overflow.pos[0]));
+    return {
+      error: doc.errors.map((e) => ({
+        code: "syntax" as const,
+        file,
+        ...pos(e.pos[0]),
+        path: "",
+        message: `YAML syntax error: ${firstLine(e.message)}`,
+      })),
+    };
+  }
+  const contents = doc.contents;
+  const docStart = pos(contents?.range?.[0] ?? doc.range?.[0]);
+  // An empty document (a stray `---`, a file of comments) declares nothing.
+  if (contents === null || (isScalar(contents) && contents.value === null)) return {};
+  if (!isMap(contents)) {
+    return fail("not-a-mapping", "document must be a mapping with apiVersion, kind, metadata and spec", docStart);
+  }
+  const deep = findTooDeep(contents, limits.maxDepth);
+  if (deep) return fail("too-deep", `nesting is deeper than the limit of ${limits.maxDepth} levels`, pos(deep.range?.[0]));
+
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: limits.maxAliasCount });
+  } catch (error) {
+    if (error instanceof ReferenceError || (error instanceof Error && /alias/i.test(error.message))) {
+      return fail("alias-limit", `too many alias expansions (limit ${limits.maxAliasCount}); refusing a possible alias bomb`, docStart);
+    }
+    throw error;
+  }
+  const raw = value as Record<string, unknown>;
+  const rawKind = raw.kind;
+  const metadata = raw.metadata;
+  const rawName =
+    metadata && typeof metadata === "object" && typeof (metadata as Record<string, unknown>).name === "string"
+      ? ((metadata as Record<string, unknown>).name as string)
+      : undefined;
+  const kindLabel = typeof rawKind === "string" ? rawKind : undefined;
+
+  if (raw.apiVersion !== API_VERSION) {
+    const at = locate(contents, ["apiVersion"]);
+    const message =
+      raw.apiVersion === undefined
+        ? `is required (${API_VERSION})`
+        : `unknown apiVersion ${JSON.stringify(raw.apiVersion)}; expected ${API_VERSION}`;
+    return fail("unknown-api-version", message, at === undefined ? docStart : pos(at), "apiVersion", kindLabel, rawName);
+  }
+  if (!isKind(rawKind)) {
+    const at = locate(contents, ["kind"]);
+    const message =
+      rawKind === undefined ? `is required (one of ${KINDS.join(", ")})` : `unknown kind ${JSON.stringify(rawKind)}; expected one of ${KINDS.join(", ")}`;
+    return fail("unknown-kind", message, at === undefined ? docStart : pos(at), "kind", kindLabel, rawName);
+  }
+
+  const validate = validatorFor(rawKind);
+  if (!validate(raw)) {
+    return { error: schemaErrorsToManifestErrors(validate.errors ?? [], raw, contents, file, rawKind, rawName, pos, docStart) };
+  }
+  const object = raw as unknown as ManifestObject;
+  const name = object.metadata.name;
+  const positions: ObjectSource["positions"] = {};
+  for (const path of TRACKED_PATHS) {
+    const at = locate(contents, path.split("."));
+    if (at !== undefined) positions[path] = pos(at);
+  }
+  return {
+    object: {
+      key: objectKey(rawKind, name),
+      kind: rawKind,
+      name,
+      object,
+      digest: digestOf(object),
+      source: { file, ...docStart, positions },
+    },
+  };
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0]!.trim();
+}
+
+/** Iterative, so that a hostile document cannot overflow the stack here. */
+function findTooDeep(root: Node, maxDepth: number): Node | undefined {
+  const stack: Array<[Node, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (depth > maxDepth) return node;
+    if (isMap(node)) {
+      for (const pair of node.items) if (isPair(pair) && pair.value && !isAlias(pair.value)) stack.push([pair.value as Node, depth + 1]);
+    } else if (isSeq(node)) {
+      for (const item of node.items) if (item && !isAlias(item)) stack.push([item as Node, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Offset of the node at `path`: of the key for a mapping member (where a reader's eye goes), of the item
+ * for a sequence element. When the path runs out early, the offset of the deepest node that exists.
+ */
+function locate(root: Node, path: ReadonlyArray<string | number>): number | undefined {
+  let node: Node | null | undefined = root;
+  let offset = root.range?.[0];
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment));
+      if (!pair) return offset;
+      offset = (pair.key as Node).range?.[0] ?? offset;
+      node = pair.value as Node | null;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(segment)] as Node | undefined;
+      if (!item) return offset;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      return offset;
+    }
+  }
+  return offset;
+}
+
+function pointerToSegments(pointer: string, root: unknown): Array<string | number> {
+  if (!pointer) return [];
+  const segments: Array<string | number> = [];
+  let current: unknown = root;
+  for (const rawSegment of pointer.slice(1).split("/")) {
+    const segment = rawSegment.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (Array.isArray(current)) {
+      segments.push(Number(segment));
+      current = current[Number(segment)];
+    } else {
+      segments.push(segment);
+      current = current && typeof current === "object" ? (current as Record<string, unknown>)[segment] : undefined;
+    }
+  }
+  return segments;
+}
+
+/** Keywords that only say "a sub-schema failed"; the sub-schema's own errors say what is wrong. */
+const WRAPPER_KEYWORDS = new Set(["if", "then", "else", "allOf", "anyOf", "oneOf", "not", "$ref"]);
+
+function schemaErrorsToManifestErrors(
+  schemaErrors: SchemaError[],
+  raw: unknown,
+  contents: Node,
+  file: string,
+  kind: Kind,
+  name: string | undefined,
+  pos: (offset: number | undefined) => SourcePosition,
+  docStart: SourcePosition,
+): ManifestError[] {
+  const hasSpecific = schemaErrors.some((e) => !WRAPPER_KEYWORDS.has(e.keyword));
+  const seen = new Set<string>();
+  const errors: ManifestError[] = [];
+  for (const e of schemaErrors) {
+    if (hasSpecific && WRAPPER_KEYWORDS.has(e.keyword)) continue;
+    const segments = pointerToSegments(e.instancePath, raw);
+    let message = e.message ?? "is invalid";
+    let target = segments;
+    switch (e.keyword) {
+      case "required":
+        target = [...segments, (e.params as { missingProperty: string }).missingProperty];
+        message = "is required";
+        break;
+      case "additionalProperties": {
+        target = [...segments, (e.params as { additionalProperty: string }).additionalProperty];
+        const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+        message = allowed.length > 0 ? `unknown field; expected one of ${allowed.join(", ")}` : "unknown field";
+        break;
+      }
+      case "enum":
+        message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
+        break;
+      case "const":
+        message = `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+        break;
+      case "type": {
+        const type = String((e.params as { type: string }).type);
+        message = `must be ${/^[aeiou]/.test(type) ? "an" : "a"} ${type.replace(",", " or ")}`;
+        break;
+      }
+      case "pattern":
+        message = `must match the pattern ${(e.params as { pattern: string }).pattern}`;
+        break;
+    }
+    const path = formatJsonPath(target);
+    const dedupeKey = `${path}\0${message}`;
+    if (seen.has(dedupeKey)) continue;
+    seen.add(dedupeKey);
+    const at = e.keyword === "required" ? locate(contents, segments) : locate(contents, target);
+    errors.push({
+      code: "schema",
+      file,
+      ...(at === undefined ? docStart : pos(at)),
+      kind,
+      ...(name ? { name } : {}),
+      path,
+      message,
+    });
+  }
+  return errors;
+}

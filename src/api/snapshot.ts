@@ -1,0 +1,46 @@
+import { sha256 } from "./digest.ts";
+import { compareManifestErrors, type ManifestError } from "./errors.ts";
+import type { Kind, ManifestByKind, ObjectKey } from "./kinds.ts";
+import type { LoadedObject } from "./parse.ts";
+import { checkAcrossObjects } from "./references.ts";
+
+/**
+ * A snapshot is one revision of desired state as a source produced it: the objects, a digest per object
+ * and for the whole, and every error found. A snapshot with errors is never applied (DESIGN.md §2.7).
+ */
+export interface Snapshot {
+  /** Where the revision came from: a commit SHA for git, the content digest for a directory. */
+  revision: string;
+  /** Digest of all object digests: changes exactly when some object's content changes. */
+  digest: string;
+  objects: ReadonlyMap<ObjectKey, LoadedObject>;
+  errors: readonly ManifestError[];
+  /** Manifest files read, relative to the root. */
+  files: readonly string[];
+}
+
+export function buildSnapshot(input: {
+  objects: readonly LoadedObject[];
+  errors: readonly ManifestError[];
+  files: readonly string[];
+  revision?: string;
+}): Snapshot {
+  const errors = [...input.errors, ...checkAcrossObjects(input.objects)].sort(compareManifestErrors);
+  const objects = new Map<ObjectKey, LoadedObject>();
+  for (const obj of [...input.objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    if (!objects.has(obj.key)) objects.set(obj.key, obj);
+  }
+  const digest = sha256([...objects.values()].map((o) => `${o.key} ${o.digest}\n`).join(""));
+  return { revision: input.revision ?? digest, digest, objects, errors, files: [...input.files].sort() };
+}
+
+/** All objects of one kind, in name order, typed by kind. */
+export function objectsOfKind<K extends Kind>(snapshot: Snapshot, kind: K): Array<LoadedObject & { object: ManifestByKind[K] }> {
+  const out: Array<LoadedObject & { object: ManifestByKind[K] }> = [];
+  for (const obj of snapshot.objects.values()) if (obj.kind === kind) out.push(obj as LoadedObject & { object: ManifestByKind[K] });
+  return out;
+}
+
+export function isValid(snapshot: Snapshot): boolean {
+  return snapshot.errors.length === 0;
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+import { Command, Option } from "commander";
+import { RURIKO_VERSION } from "../version.ts";
+import type { Output } from "./approvals.ts";
+import type { PlanOutput } from "./plan.ts";
+import type { ServeOptions } from "./serve.ts";
+import type { ValidateOutput } from "./validate.ts";
+
+// Commands load their modules when run: `validate` in a pull-request check needs no Docker client.
+
+const DEFAULT_STATE_DIR = process.env.RURIKO_STATE_DIR ?? ".ruriko";
+
+const program = new Command()
+  .name("ruriko")
+  .description("Declarative GitOps control plane for AI agents running as containers")
+  .version(RURIKO_VERSION)
+  .showHelpAfterError();
+
+const stateDirOption = () => new Option("--state-dir <dir>", "state directory (SQLite database, git checkout)").default(DEFAULT_STATE_DIR);
+
+program
+  .command("validate")
+  .description("validate a manifest tree; prints every error with file:line:column and exits 1 if there is any")
+  .argument("[path]", "manifest directory", ".")
+  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+  .action(async (path: string, opts: { output: ValidateOutput }) => {
+    const { runValidate } = await import("./validate.ts");
+    process.exitCode = await runValidate(path, opts.output);
+  });
+
+program
+  .command("serve")
+  .description("run the controller: converge Docker to the manifests, park risky changes behind approvals")
+  .option("--manifests <dir>", "watch a manifest directory")
+  .option("--git <url>", "follow a git repository (URL, local path or file:// URL)")
+  .option("--branch <branch>", "git branch to follow", "main")
+  .option("--path <path>", "sub-path of the repository holding the manifests", ".")
+  .addOption(stateDirOption())
+  .option("--http <host:port>", "HTTP listen address (health, metrics, status, webhook)", "127.0.0.1:8484")
+  .option("--concurrency <n>", "agents reconciled at once", (v) => Number(v), 4)
+  .option("--resync <seconds>", "look at every agent this often even without events", (v) => Number(v), 300)
+  .option("--git-interval <seconds>", "git fetch interval", (v) => Number(v), 60)
+  .option("--allow-empty", "allow a revision with no agents to prune every agent", false)
+  .option("--log-level <level>", "trace|debug|info|warn|error", process.env.RURIKO_LOG_LEVEL ?? "info")
+  .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
+    const { serve } = await import("./serve.ts");
+    await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });
+  });
+
+program
+  .command("plan")
+  .description("show what serve would do now, with reasons and the actions that need approval")
+  .option("--manifests <dir>", "manifest directory", ".")
+  .addOption(stateDirOption())
+  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "markdown", "json"]).default("text"))
+  .action(async (opts: { manifests: string; stateDir: string; output: PlanOutput }) => {
+    const { runPlan } = await import("./plan.ts");
+    process.exitCode = await runPlan(opts);
+  });
+
+program
+  .command("status")
+  .description("show every agent's status and the source's last revision")
+  .addOption(stateDirOption())
+  .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+  .action(async (opts: { stateDir: string; output: "table" | "json" }) => {
+    const { runStatus } = await import("./status.ts");
+    process.exitCode = runStatus(opts);
+  });
+
+const approvals = program.command("approvals").description("list and decide approval requests (the local, break-glass path)");
+const outputOption = () => new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text");
+approvals
+  .command("list")
+  .description("pending requests (or --all)")
+  .addOption(stateDirOption())
+  .addOption(outputOption())
+  .option("--all", "every request, whatever its status", false)
+  .action(async (opts: { stateDir: string; output: Output; all: boolean }) => {
+    const { approvalsList } = await import("./approvals.ts");
+    process.exitCode = approvalsList(opts.stateDir, opts);
+  });
+approvals
+  .command("show")
+  .argument("<id>", "request id (or a unique prefix)")
+  .addOption(stateDirOption())
+  .addOption(outputOption())
+  .action(async (id: string, opts: { stateDir: string; output: Output }) => {
+    const { approvalsShow } = await import("./approvals.ts");
+    process.exitCode = approvalsShow(opts.stateDir, id, opts);
+  });
+for (const decision of ["approve", "deny"] as const) {
+  approvals
+    .command(decision)
+    .argument("<id>", "request id (or a unique prefix)")
+    .addOption(stateDirOption())
+    .option("--reason <text>", "why (recorded in the audit log)")
+    .action(async (id: string, opts: { stateDir: string; reason?: string }) => {
+      const { approvalsDecide } = await import("./approvals.ts");
+      process.exitCode = approvalsDecide(opts.stateDir, id, decision, opts);
+    });
+}
+
+await program.parseAsync(process.argv);

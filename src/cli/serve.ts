@@ -1,0 +1,134 @@
+import Docker from "dockerode";
+import { join } from "node:path";
+import { Controller } from "../controller/controller.ts";
+import { phaseOf } from "../controller/conditions.ts";
+import { buildStatusReport } from "../controller/status-report.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
+import { ControllerMetrics } from "../observability/metrics.ts";
+import { startHttpServer } from "../observability/http-server.ts";
+import { DockerRuntime } from "../runtime/docker-runtime.ts";
+import { DirectorySource } from "../sources/directory-source.ts";
+import { GitSource } from "../sources/git-source.ts";
+import type { Source } from "../sources/source.ts";
+import { openState } from "../store/state.ts";
+
+export interface ServeOptions {
+  manifests?: string;
+  git?: string;
+  branch: string;
+  path: string;
+  stateDir: string;
+  http: string;
+  concurrency: number;
+  resyncSeconds: number;
+  gitIntervalSeconds: number;
+  allowEmpty: boolean;
+  logLevel: string;
+}
+
+export function parseHostPort(text: string): { host: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(text);
+  if (!match) throw new Error(`--http must be HOST:PORT, got ${JSON.stringify(text)}`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+}
+
+/** Wiring only: every part is built here and connected; the behaviour lives in the modules. */
+export async function serve(opts: ServeOptions): Promise<void> {
+  if (!opts.manifests === !opts.git) throw new Error("give exactly one of --manifests DIR or --git URL");
+  const logger: Logger = createLogger({ level: opts.logLevel });
+  const state = openState(opts.stateDir);
+  logger.info({ instance: state.instance, stateDir: opts.stateDir }, "ruriko starting");
+
+  const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance, log: logger.child({ component: "runtime" }) });
+  if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
+
+  let firstSnapshotSeen = false;
+  const metrics = new ControllerMetrics({
+    collectAgents: () => {
+      const counts = new Map<string, number>();
+      for (const s of state.status.list()) {
+        for (const c of s.conditions) counts.set(`${c.type}\0${c.status}`, (counts.get(`${c.type}\0${c.status}`) ?? 0) + 1);
+      }
+      return [...counts].map(([k, count]) => {
+        const [condition, status] = k.split("\0") as [string, string];
+        return { condition, status, count };
+      });
+    },
+    collectPendingApprovals: () => state.approvals.list({ status: "pending", limit: 100_000 }).length,
+  });
+
+  const controller = new Controller({
+    runtime,
+    stores: state,
+    logger,
+    concurrency: opts.concurrency,
+    resyncIntervalMs: opts.resyncSeconds * 1000,
+    allowEmpty: opts.allowEmpty,
+    onReconcile: (_agent, result, ms) => {
+      metrics.reconcileDuration.labels(result).observe(ms / 1000);
+      metrics.reconcilesTotal.labels(result).inc();
+      metrics.queueDepth.set(controller.queue.depth);
+    },
+    onSnapshot: (event) => {
+      firstSnapshotSeen = true;
+      metrics.snapshotsTotal.labels(event.outcome).inc();
+      if (event.outcome === "applied") metrics.lastAppliedTimestamp.set(Date.now() / 1000);
+    },
+    onTransition: (t) => {
+      const level = t.condition.type === "Stalled" && t.condition.status === "True" ? "warn" : "info";
+      logger[level]({ traceId: t.traceId, agent: t.agent, condition: t.condition }, `${t.agent}: ${t.condition.type}=${t.condition.status} (${t.condition.reason})${t.condition.message ? `: ${t.condition.message}` : ""}`);
+    },
+  });
+
+  const source: Source = opts.git
+    ? new GitSource({
+        url: opts.git,
+        branch: opts.branch,
+        path: opts.path,
+        workDir: join(opts.stateDir, "sources", "git"),
+        intervalMs: opts.gitIntervalSeconds * 1000,
+        log: logger.child({ component: "source" }),
+      })
+    : new DirectorySource({ root: opts.manifests!, log: logger.child({ component: "source" }) });
+
+  const { host, port } = parseHostPort(opts.http);
+  const webhookSecret = process.env.RURIKO_WEBHOOK_SECRET;
+  const http = await startHttpServer({
+    host,
+    port,
+    logger: logger.child({ component: "http" }),
+    metrics,
+    status: () => buildStatusReport(state),
+    ready: () => {
+      const reasons: string[] = [];
+      if (!firstSnapshotSeen) reasons.push("no snapshot from the source yet");
+      if (!controller.snapshot) reasons.push("no valid revision applied yet");
+      return { ready: reasons.length === 0, reasons };
+    },
+    ...(opts.git && webhookSecret
+      ? { webhook: { secret: webhookSecret, onPush: (info: { branch?: string }) => {
+          if (!info.branch || info.branch === opts.branch) void source.refresh("webhook");
+        } } }
+      : {}),
+  });
+  logger.info({ url: http.url }, `HTTP on ${http.url} (/healthz /readyz /metrics /api/v1/status${opts.git && webhookSecret ? " /api/v1/webhooks/git" : ""})`);
+
+  controller.start();
+  await source.start((snapshot) => controller.offer(snapshot));
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await source.stop();
+    await controller.stop();
+    await http.close();
+    const summary = state.status.list().map((s) => `${s.agent}=${phaseOf(s.conditions)}`).join(" ");
+    logger.info({ agents: summary }, "stopped");
+    state.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}

@@ -1,0 +1,386 @@
+/**
+ * reconcile(agent): the one idempotent step of the controller. It receives only the agent's name, reads
+ * the desired state (the last good snapshot), the observed state (the engine) and its own records
+ * (inventory, approvals), plans, lets risky actions wait behind approvals, carries out the rest, and writes
+ * the agent's status once at the end. Running it twice in a row does nothing the second time.
+ */
+import type { AgentManifest, ApprovalPolicyManifest } from "../api/generated/types.ts";
+import { objectKey } from "../api/kinds.ts";
+import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
+import { evaluateGate } from "../approvals/policy.ts";
+import type { Logger } from "../observability/logger.ts";
+import { RuntimeError, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import type { AgentStatus, AgentStatusStore, Condition } from "../store/agent-status-store.ts";
+import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import type { InventoryStore } from "../store/inventory-store.ts";
+import { conditionOf, setCondition } from "./conditions.ts";
+import { containerSpecFor } from "./container-spec.ts";
+import { planAgent, type Action, type AgentPlan } from "./planner.ts";
+import type { ReconcileResult } from "./work-queue.ts";
+
+export interface ReconcilerStores {
+  status: AgentStatusStore;
+  inventory: InventoryStore;
+  approvals: ApprovalStore;
+  audit: AuditLog;
+}
+
+export interface StatusTransition {
+  agent: string;
+  traceId: string;
+  condition: Condition;
+  previous?: Condition;
+}
+
+export interface ReconcilerOptions {
+  runtime: Runtime;
+  stores: ReconcilerStores;
+  /** The snapshot in force (the last good one), or undefined before the first. */
+  desired: () => Snapshot | undefined;
+  logger: Logger;
+  /** Consecutive failures after which the agent is reported Stalled (retries go on, backed off). */
+  stallAfterFailures?: number;
+  /** How often to look again at a Ready agent even without events. */
+  resyncAfterMs?: number;
+  onTransition?: (transition: StatusTransition) => void;
+  now?: () => Date;
+}
+
+/** A failed reconcile, with the agent and the action that failed. */
+export class ReconcileError extends Error {
+  readonly agent: string;
+  readonly action: string;
+  constructor(agent: string, action: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ReconcileError";
+    this.agent = agent;
+    this.action = action;
+  }
+}
+
+const MAX_PASSES = 3;
+const CRASH_BACKOFF_BASE_MS = 1000;
+const CRASH_BACKOFF_MAX_MS = 5 * 60_000;
+/** A container that stayed up this long is no longer crash-looping. */
+const CRASH_RESET_MS = 10 * 60_000;
+
+interface Outcome {
+  executed: Action[];
+  parked: ApprovalRequest[];
+  blocked: ApprovalRequest[];
+  reported: string[];
+  waiting: string[];
+  requeueAfterMs?: number;
+  observed?: ObservedContainer;
+  converged: boolean;
+  desired?: AgentManifest;
+}
+
+export class Reconciler {
+  private readonly o: Required<Omit<ReconcilerOptions, "onTransition">> & Pick<ReconcilerOptions, "onTransition">;
+  private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
+  private prepared = false;
+
+  constructor(options: ReconcilerOptions) {
+    this.o = { stallAfterFailures: 5, resyncAfterMs: 5 * 60_000, now: () => new Date(), ...options };
+  }
+
+  async reconcile(agent: string, traceId: string): Promise<ReconcileResult> {
+    const snapshot = this.o.desired();
+    // Before the first good snapshot there is nothing to converge to, and nothing may be pruned.
+    if (!snapshot) return {};
+    const log = this.o.logger.child({ traceId, agent });
+    const previous = this.o.stores.status.get(agent);
+    try {
+      const outcome = await this.converge(agent, snapshot, traceId, log);
+      if (!outcome.desired && outcome.converged) {
+        this.o.stores.status.delete(agent);
+        this.crashes.delete(agent);
+        return {};
+      }
+      this.writeStatus(agent, snapshot, outcome, previous, traceId, undefined);
+      if (outcome.requeueAfterMs !== undefined) return { requeueAfterMs: outcome.requeueAfterMs };
+      return outcome.converged ? { requeueAfterMs: this.o.resyncAfterMs } : {};
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      log.warn({ err: message }, "reconcile failed");
+      this.writeStatus(agent, snapshot, undefined, previous, traceId, message);
+      if (error instanceof RuntimeError && error.code === "engine-unavailable") this.prepared = false;
+      throw error;
+    }
+  }
+
+  /** The approval policies in force in a snapshot. */
+  static policiesOf(snapshot: Snapshot): ApprovalPolicyManifest[] {
+    return objectsOfKind(snapshot, "ApprovalPolicy").map((o) => o.object);
+  }
+
+  private async converge(agent: string, snapshot: Snapshot, traceId: string, log: Logger): Promise<Outcome> {
+    const manifest = snapshot.objects.get(objectKey("Agent", agent))?.object as AgentManifest | undefined;
+    const policies = Reconciler.policiesOf(snapshot);
+    const outcome: Outcome = { executed: [], parked: [], blocked: [], reported: [], waiting: [], converged: false, ...(manifest ? { desired: manifest } : {}) };
+    for (let pass = 0; pass < MAX_PASSES; pass++) {
+      const observed = (await this.o.runtime.list()).filter((c) => c.agent === agent);
+      const inventory = this.o.stores.inventory.get(agent);
+      const plan: AgentPlan = planAgent({
+        agent,
+        observed,
+        ...(inventory ? { inventory } : {}),
+        ...(manifest ? { desired: { manifest, spec: containerSpecFor(manifest, snapshot.revision) } } : {}),
+      });
+      outcome.observed = observed[0];
+      outcome.reported = plan.reported.map((r) => r.message);
+      outcome.parked = [];
+      outcome.blocked = [];
+      outcome.waiting = [];
+      const runnable = this.gate(plan, manifest, policies, snapshot.revision, traceId, outcome);
+      if (runnable.length === 0) {
+        outcome.converged = plan.actions.length === 0;
+        return outcome;
+      }
+      for (const { action, approval } of runnable) {
+        const wait = this.crashLoopWait(action);
+        if (wait > 0) {
+          outcome.waiting.push(`${action.reason} (crash loop: next start in ${Math.ceil(wait / 1000)}s)`);
+          outcome.requeueAfterMs = wait;
+          continue;
+        }
+        await this.execute(action, traceId, log, approval);
+        outcome.executed.push(action);
+      }
+      if (outcome.waiting.length > 0) return outcome;
+    }
+    return outcome;
+  }
+
+  /** Splits planned actions into those that may run now and those parked or refused by approvals. */
+  private gate(
+    plan: AgentPlan,
+    manifest: AgentManifest | undefined,
+    policies: ApprovalPolicyManifest[],
+    revision: string,
+    traceId: string,
+    outcome: Outcome,
+  ): Array<{ action: Action; approval?: ApprovalRequest }> {
+    const { approvals, audit } = this.o.stores;
+    const runnable: Array<{ action: Action; approval?: ApprovalRequest }> = [];
+    const gated = plan.actions.map((action) => ({
+      action,
+      gate: evaluateGate(
+        { kind: "Agent", name: plan.agent, operation: action.operation, fields: action.fields, drift: action.drift, driftMode: manifest?.spec.drift ?? "heal" },
+        policies,
+      ),
+    }));
+    // A pending request for a change no longer planned was overtaken by the desired state: never apply it.
+    const keep = gated.filter((g) => g.gate.required).map((g) => g.action);
+    for (const superseded of approvals.supersedePending(plan.agent, keep, this.o.now())) {
+      audit.append({ traceId, actor: "controller", action: "approval.superseded", target: `approval/${superseded.id}`, payload: { agent: plan.agent, summary: superseded.summary }, result: "info" });
+    }
+    for (const { action, gate } of gated) {
+      if (!gate.required) {
+        runnable.push({ action });
+        continue;
+      }
+      const existing = approvals.findForChange(plan.agent, action.operation, action.fromDigest, action.toDigest);
+      if (existing?.status === "approved") runnable.push({ action, approval: existing });
+      else if (existing?.status === "pending") outcome.parked.push(existing);
+      else if (existing?.status === "denied" || existing?.status === "expired") outcome.blocked.push(existing);
+      else {
+        const now = this.o.now();
+        const expiresAt = new Date(now.getTime() + gate.ttlMs);
+        const remindAt = new Date(expiresAt.getTime() - gate.remindBeforeMs);
+        const request = approvals.create(
+          {
+            agent: plan.agent,
+            objectKey: objectKey("Agent", plan.agent),
+            operation: action.operation,
+            fromDigest: action.fromDigest,
+            toDigest: action.toDigest,
+            revision,
+            summary: `Agent/${plan.agent}: ${action.reason}`,
+            policy: gate.policy,
+            room: gate.room,
+            approvers: gate.approvers,
+            quorum: gate.quorum,
+            expiresAt: expiresAt.toISOString(),
+            remindAt: remindAt > now ? remindAt.toISOString() : null,
+            traceId,
+          },
+          now,
+        );
+        audit.append({
+          traceId,
+          actor: "controller",
+          action: "approval.requested",
+          target: `approval/${request.id}`,
+          payload: { agent: plan.agent, operation: action.operation, summary: request.summary, why: gate.why, policy: gate.policy, quorum: gate.quorum, revision },
+          result: "parked",
+        });
+        outcome.parked.push(request);
+      }
+    }
+    return runnable;
+  }
+
+  /** Crash-loop backoff for restarts of a container that keeps exiting. */
+  private crashLoopWait(action: Action): number {
+    if (action.type !== "start" || !action.drift) return 0;
+    const now = this.o.now().getTime();
+    const entry = this.crashes.get(action.agent);
+    if (!entry || now - entry.lastStartAt > CRASH_RESET_MS) {
+      this.crashes.set(action.agent, { count: 1, lastStartAt: now });
+      return 0;
+    }
+    const delay = Math.min(CRASH_BACKOFF_BASE_MS * 2 ** (entry.count - 1), CRASH_BACKOFF_MAX_MS);
+    const wait = entry.lastStartAt + delay - now;
+    if (wait > 0) return wait;
+    this.crashes.set(action.agent, { count: entry.count + 1, lastStartAt: now });
+    return 0;
+  }
+
+  private async execute(action: Action, traceId: string, log: Logger, approval: ApprovalRequest | undefined): Promise<void> {
+    const { runtime } = this.o;
+    const { inventory, audit, approvals } = this.o.stores;
+    const target = `Agent/${action.agent}`;
+    const payload: Record<string, unknown> = { reason: action.reason, drift: action.drift, ...(approval ? { approval: approval.id } : {}) };
+    log.info({ action: action.type, reason: action.reason }, `${action.type} ${action.agent}: ${action.reason}`);
+    try {
+      switch (action.type) {
+        case "create":
+        case "recreate": {
+          if (!this.prepared) {
+            await runtime.prepare();
+            this.prepared = true;
+          }
+          if (action.type === "recreate") {
+            // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
+            inventory.record(action.agent, { containerId: null, spec: action.spec });
+            await runtime.remove(action.containerId);
+          } else {
+            inventory.record(action.agent, { containerId: null, spec: action.spec });
+          }
+          if (!(await runtime.imageExists(action.spec.image))) {
+            throw new RuntimeError("create", action.agent, "image-missing", `image ${action.spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
+          }
+          let created: ObservedContainer;
+          try {
+            created = await runtime.create(action.spec);
+          } catch (error) {
+            // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
+            if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
+            const existing = (await runtime.list()).find((c) => c.agent === action.agent && c.specDigest === action.spec.specDigest);
+            if (!existing) throw error;
+            created = existing;
+          }
+          inventory.record(action.agent, { containerId: created.id, spec: action.spec });
+          payload.containerId = created.id;
+          payload.specDigest = action.spec.specDigest;
+          payload.image = action.spec.image;
+          payload.revision = action.spec.revision;
+          if (action.start) await runtime.start(created.id);
+          break;
+        }
+        case "start":
+          await runtime.start(action.containerId);
+          payload.containerId = action.containerId;
+          break;
+        case "stop":
+          await runtime.stop(action.containerId);
+          payload.containerId = action.containerId;
+          break;
+        case "remove":
+          if (action.containerId) await runtime.remove(action.containerId);
+          payload.containerId = action.containerId;
+          if (action.operation === "delete") {
+            await runtime.removeAgentVolume(action.agent);
+            inventory.forget(action.agent);
+          }
+          break;
+      }
+      if (approval) approvals.markApplied(approval.id, this.o.now());
+      audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload: { ...payload, error: message }, result: "error" });
+      if (error instanceof RuntimeError) throw error;
+      throw new ReconcileError(action.agent, action.type, `${action.type} ${action.agent}: ${message}`, { cause: error });
+    }
+  }
+
+  private writeStatus(
+    agent: string,
+    snapshot: Snapshot,
+    outcome: Outcome | undefined,
+    previous: AgentStatus | undefined,
+    traceId: string,
+    error: string | undefined,
+  ): void {
+    const now = this.o.now().toISOString();
+    let conditions = previous?.conditions ?? [];
+    const set = (type: Condition["type"], status: Condition["status"], reason: string, message: string) => {
+      conditions = setCondition(conditions, type, status, reason, message, now);
+    };
+    let failures = 0;
+    let appliedRevision = previous?.appliedRevision ?? null;
+    let appliedSpecDigest = previous?.appliedSpecDigest ?? null;
+    if (error !== undefined || !outcome) {
+      failures = (previous?.failures ?? 0) + 1;
+      const stalled = failures >= this.o.stallAfterFailures;
+      set("Ready", "False", "ReconcileFailed", error ?? "reconcile failed");
+      set("Reconciling", stalled ? "False" : "True", stalled ? "Stalled" : "RetryingAfterFailure", `attempt ${failures} failed; retrying with backoff`);
+      set("Stalled", stalled ? "True" : "False", stalled ? "RepeatedFailure" : "Progressing", stalled ? `${failures} consecutive failures; last: ${error}` : "");
+    } else {
+      const awaiting = outcome.parked.length > 0;
+      set(
+        "AwaitingApproval",
+        awaiting ? "True" : "False",
+        awaiting ? "ApprovalRequired" : "NoPendingApproval",
+        outcome.parked.map((r) => `approval ${r.id}: ${r.summary} (${r.quorum} of ${r.approvers.length > 0 ? r.approvers.join(", ") : "the local operator"}, expires ${r.expiresAt})`).join("; "),
+      );
+      set("Stalled", "False", "Progressing", "");
+      if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && outcome.parked.length === 0) {
+        const c = outcome.observed;
+        set("Ready", "True", "Converged", c ? `container ${c.state}, image ${c.image}` : "converged");
+        set("Reconciling", "False", "Converged", "");
+        appliedRevision = snapshot.revision;
+        appliedSpecDigest = c?.specDigest ?? null;
+      } else if (outcome.blocked.length > 0) {
+        const r = outcome.blocked[0]!;
+        set("Ready", "False", r.status === "denied" ? "ApprovalDenied" : "ApprovalExpired", `approval ${r.id} ${r.status}${r.decidedBy ? ` by ${r.decidedBy}` : ""}: ${r.summary}; change the manifest to propose again`);
+        set("Reconciling", "False", "Blocked", "");
+      } else if (outcome.reported.length > 0) {
+        set("Ready", "False", "DriftReported", `${outcome.reported.join("; ")} (drift: report, nothing done)`);
+        set("Reconciling", "False", "DriftReported", "");
+      } else if (awaiting) {
+        set("Ready", "False", "AwaitingApproval", outcome.parked.map((r) => r.summary).join("; "));
+        set("Reconciling", "False", "AwaitingApproval", "");
+      } else {
+        set("Ready", "False", "Progressing", outcome.waiting.join("; ") || outcome.executed.map((a) => a.reason).join("; ") || "converging");
+        set("Reconciling", "True", outcome.waiting.length > 0 ? "CrashLoopBackOff" : "Progressing", outcome.waiting.join("; "));
+      }
+    }
+    const status: AgentStatus = {
+      agent,
+      conditions,
+      observedRevision: snapshot.revision,
+      appliedRevision,
+      appliedSpecDigest,
+      lastError: error ?? (outcome && outcome.blocked.length === 0 ? null : (previous?.lastError ?? null)),
+      failures,
+      containerId: outcome?.observed?.id ?? previous?.containerId ?? null,
+      containerState: outcome?.observed?.state ?? (outcome ? null : (previous?.containerState ?? null)),
+      updatedAt: now,
+    };
+    this.o.stores.status.put(status);
+    if (this.o.onTransition) {
+      for (const type of ["Ready", "Stalled", "AwaitingApproval"] as const) {
+        const before = previous && conditionOf(previous.conditions, type);
+        const after = conditionOf(conditions, type);
+        if (after && (before?.status !== after.status || before.reason !== after.reason)) {
+          this.o.onTransition({ agent, traceId, condition: after, ...(before ? { previous: before } : {}) });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import PQueue from "p-queue";
+
+export interface ReconcileResult {
+  /** Look again after this long (e.g. to poll something that cannot be watched). */
+  requeueAfterMs?: number;
+}
+
+export interface WorkQueueOptions {
+  /** Reconciles of different keys running at once. */
+  concurrency: number;
+  handler: (key: string, traceId: string) => Promise<ReconcileResult>;
+  /** Backoff after the n-th consecutive failure: min(base · 2^(n-1), max), with ±20% jitter. */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  onSuccess?: (key: string, result: ReconcileResult, durationMs: number) => void;
+  onFailure?: (key: string, error: unknown, failures: number, retryInMs: number, durationMs: number) => void;
+  random?: () => number;
+}
+
+/**
+ * A keyed work queue in the manner of controller-runtime's: a key is queued at most once, a key being
+ * reconciled is never reconciled concurrently (a trigger during the run marks it dirty and it runs again
+ * right after), failures back off exponentially with jitter per key, and a success resets the backoff.
+ * Triggers carry only the key and a trace id: what happened is re-read by the handler.
+ */
+export class WorkQueue {
+  private readonly queue: PQueue;
+  private readonly options: Required<Omit<WorkQueueOptions, "onSuccess" | "onFailure">> & Pick<WorkQueueOptions, "onSuccess" | "onFailure">;
+  private readonly queued = new Map<string, string>();
+  private readonly active = new Set<string>();
+  private readonly dirty = new Map<string, string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout; traceId: string }>();
+  private stopped = false;
+
+  constructor(options: WorkQueueOptions) {
+    this.options = { backoffBaseMs: 500, backoffMaxMs: 5 * 60_000, random: Math.random, ...options };
+    this.queue = new PQueue({ concurrency: options.concurrency });
+  }
+
+  /** Keys waiting or running. */
+  get depth(): number {
+    return this.queued.size + this.active.size;
+  }
+
+  failuresOf(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /**
+   * Enqueues a key. While a failing key waits out its backoff, ordinary triggers (engine events, resyncs)
+   * do not cut the wait short, or a crash would turn into a hot loop; `urgent` ones (a new desired state,
+   * an approval decision) do.
+   */
+  add(key: string, traceId: string, options: { urgent?: boolean } = {}): void {
+    if (this.stopped) return;
+    const timer = this.timers.get(key);
+    if (timer && !options.urgent && (this.failures.get(key) ?? 0) > 0) return;
+    if (timer) {
+      clearTimeout(timer.timer);
+      this.timers.delete(key);
+    }
+    if (this.active.has(key)) {
+      this.dirty.set(key, traceId);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.set(key, traceId);
+    void this.queue.add(() => this.run(key));
+  }
+
+  /** Enqueues after a delay; an earlier pending delay for the key wins. */
+  addAfter(key: string, delayMs: number, traceId: string): void {
+    if (this.stopped) return;
+    const at = Date.now() + delayMs;
+    const existing = this.timers.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key, traceId, { urgent: true });
+    }, delayMs);
+    timer.unref();
+    this.timers.set(key, { at, timer, traceId });
+  }
+
+  /** Resolves when nothing is queued or running (timers may still be pending). */
+  async idle(): Promise<void> {
+    await this.queue.onIdle();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.queue.clear();
+    this.queued.clear();
+    await this.queue.onIdle();
+  }
+
+  private async run(key: string): Promise<void> {
+    const traceId = this.queued.get(key);
+    this.queued.delete(key);
+    if (traceId === undefined || this.stopped) return;
+    this.active.add(key);
+    const started = performance.now();
+    try {
+      const result = await this.options.handler(key, traceId);
+      this.failures.delete(key);
+      this.options.onSuccess?.(key, result, performance.now() - started);
+      if (result.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs, traceId);
+    } catch (error) {
+      const failures = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, failures);
+      const retryInMs = this.backoff(failures);
+      this.options.onFailure?.(key, error, failures, retryInMs, performance.now() - started);
+      // The backoff timer re-runs the key; a trigger that arrived during the failed run must not bypass it.
+      this.dirty.delete(key);
+      this.addAfter(key, retryInMs, traceId);
+    } finally {
+      this.active.delete(key);
+      const dirtyTrace = this.dirty.get(key);
+      if (dirtyTrace !== undefined) {
+        this.dirty.delete(key);
+        this.add(key, dirtyTrace);
+      }
+    }
+  }
+
+  backoff(failures: number): number {
+    const { backoffBaseMs, backoffMaxMs, random } = this.options;
+    const raw = Math.min(backoffBaseMs * 2 ** Math.min(failures - 1, 30), backoffMaxMs);
+    return Math.round(raw * (0.8 + 0.4 * random()));
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The Runtime port: everything the controller may ask of a container engine. The controller never
+ * imports dockerode; it sees only these types. One real implementation today (docker-runtime.ts);
+ * Kubernetes would be a second.
+ */
+
+/** Labels every object Ruriko creates carries (DESIGN.md §4). */
+export const LABELS = {
+  managedBy: "ruriko.dev/managed-by",
+  instance: "ruriko.dev/instance",
+  agent: "ruriko.dev/agent",
+  specDigest: "ruriko.dev/spec-digest",
+  revision: "ruriko.dev/revision",
+} as const;
+
+export const MANAGED_BY = "ruriko";
+
+/** What the controller wants a container to be. Built by the planner from an Agent object. */
+export interface ContainerSpec {
+  agent: string;
+  image: string;
+  /** Non-secret environment only: secrets never travel through container config (it shows in `docker inspect`). */
+  env: Record<string, string>;
+  /** Memory limit in bytes; undefined = no limit. */
+  memoryBytes?: number;
+  /** CPU limit in whole CPUs (0.5 = half a CPU); undefined = no limit. */
+  cpus?: number;
+  pidsLimit: number;
+  /** Digest of the fields above: what drift and updates are judged against. */
+  specDigest: string;
+  /** Manifest revision the spec came from, for the label (informational). */
+  revision: string;
+  /** Container port published on 127.0.0.1 (the agent's ACP port), if any. */
+  controlPort?: number;
+}
+
+export type ContainerState = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+
+/** A container as the engine reports it; only containers owned by this Ruriko instance are ever listed. */
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  agent: string;
+  image: string;
+  state: ContainerState;
+  exitCode: number;
+  oomKilled: boolean;
+  specDigest: string;
+  revision: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Host port (on 127.0.0.1) the control port is published on, when running. */
+  controlHostPort?: number;
+}
+
+export type RuntimeEventAction = "start" | "die" | "oom" | "stop" | "destroy" | "kill" | "create";
+
+export interface RuntimeEvent {
+  agent: string;
+  containerId: string;
+  action: RuntimeEventAction;
+  exitCode?: number;
+}
+
+export interface EventSubscription {
+  close(): void;
+}
+
+export interface Runtime {
+  /** Idempotent: the network and anything else shared by all agents. */
+  prepare(): Promise<void>;
+  /** Containers owned by this instance (by label), running or not. */
+  list(): Promise<ObservedContainer[]>;
+  imageExists(image: string): Promise<boolean>;
+  /** Creates (does not start) the agent's container with the hardened defaults; returns it as observed. */
+  create(spec: ContainerSpec): Promise<ObservedContainer>;
+  start(containerId: string): Promise<void>;
+  /** Graceful stop: SIGTERM, then SIGKILL after `timeoutSeconds`. A stopped container is not an error. */
+  stop(containerId: string, timeoutSeconds?: number): Promise<void>;
+  /** Force-removes the container. A missing container is not an error. */
+  remove(containerId: string): Promise<void>;
+  /** Removes the agent's named data volume (only when the agent itself is pruned). */
+  removeAgentVolume(agent: string): Promise<void>;
+  /**
+   * Streams lifecycle events of owned containers. Reconnects with backoff when the stream drops;
+   * `onReconnect` fires after a reconnect so the caller can resync what it may have missed.
+   */
+  subscribe(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): EventSubscription;
+  /** Cheap liveness probe of the engine. */
+  ping(): Promise<boolean>;
+}
+
+export class RuntimeError extends Error {
+  readonly action: string;
+  readonly agent: string | undefined;
+  readonly code: "image-missing" | "engine-unavailable" | "conflict" | "failed";
+  constructor(action: string, agent: string | undefined, code: RuntimeError["code"], message: string, options?: { cause?: unknown }) {
+    super(`${action}${agent ? ` ${agent}` : ""}: ${message}`, options);
+    this.name = "RuntimeError";
+    this.action = action;
+    this.agent = agent;
+    this.code = code;
+  }
+}

@@ -1,0 +1,84 @@
+import type { Db } from "./database.ts";
+
+export type ConditionType = "Ready" | "Reconciling" | "Stalled" | "AwaitingApproval";
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: ConditionType;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface AgentStatus {
+  agent: string;
+  conditions: Condition[];
+  observedRevision: string | null;
+  appliedRevision: string | null;
+  appliedSpecDigest: string | null;
+  lastError: string | null;
+  /** Consecutive failed reconciles; reset by a success. */
+  failures: number;
+  containerId: string | null;
+  containerState: string | null;
+  updatedAt: string;
+}
+
+interface Row {
+  agent: string;
+  conditions: string;
+  observed_revision: string | null;
+  applied_revision: string | null;
+  applied_spec_digest: string | null;
+  last_error: string | null;
+  failures: number;
+  container_id: string | null;
+  container_state: string | null;
+  updated_at: string;
+}
+
+const fromRow = (r: Row): AgentStatus => ({
+  agent: r.agent,
+  conditions: JSON.parse(r.conditions) as Condition[],
+  observedRevision: r.observed_revision,
+  appliedRevision: r.applied_revision,
+  appliedSpecDigest: r.applied_spec_digest,
+  lastError: r.last_error,
+  failures: r.failures,
+  containerId: r.container_id,
+  containerState: r.container_state,
+  updatedAt: r.updated_at,
+});
+
+export class AgentStatusStore {
+  private readonly db: Db;
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  get(agent: string): AgentStatus | undefined {
+    const row = this.db.prepare("SELECT * FROM agent_status WHERE agent = ?").get(agent) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  list(): AgentStatus[] {
+    return (this.db.prepare("SELECT * FROM agent_status ORDER BY agent").all() as Row[]).map(fromRow);
+  }
+
+  put(status: AgentStatus): void {
+    this.db
+      .prepare(
+        `INSERT INTO agent_status (agent, conditions, observed_revision, applied_revision, applied_spec_digest, last_error, failures, container_id, container_state, updated_at)
+         VALUES (@agent, @conditions, @observedRevision, @appliedRevision, @appliedSpecDigest, @lastError, @failures, @containerId, @containerState, @updatedAt)
+         ON CONFLICT (agent) DO UPDATE SET conditions = excluded.conditions, observed_revision = excluded.observed_revision,
+           applied_revision = excluded.applied_revision, applied_spec_digest = excluded.applied_spec_digest, last_error = excluded.last_error,
+           failures = excluded.failures, container_id = excluded.container_id, container_state = excluded.container_state, updated_at = excluded.updated_at`,
+      )
+      .run({ ...status, conditions: JSON.stringify(status.conditions) });
+  }
+
+  delete(agent: string): void {
+    this.db.prepare("DELETE FROM agent_status WHERE agent = ?").run(agent);
+  }
+}

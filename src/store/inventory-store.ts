@@ -1,0 +1,65 @@
+import type { ContainerSpec } from "../runtime/runtime.ts";
+import type { Db } from "./database.ts";
+
+/** One agent Ruriko created a container for. Pruning reads this, never the engine's list alone. */
+export interface InventoryEntry {
+  agent: string;
+  containerId: string | null;
+  specDigest: string;
+  spec: ContainerSpec;
+  revision: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface Row {
+  agent: string;
+  container_id: string | null;
+  spec_digest: string;
+  spec: string;
+  revision: string;
+  created_at: string;
+  updated_at: string;
+}
+
+const fromRow = (r: Row): InventoryEntry => ({
+  agent: r.agent,
+  containerId: r.container_id,
+  specDigest: r.spec_digest,
+  spec: JSON.parse(r.spec) as ContainerSpec,
+  revision: r.revision,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export class InventoryStore {
+  private readonly db: Db;
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  get(agent: string): InventoryEntry | undefined {
+    const row = this.db.prepare("SELECT * FROM inventory WHERE agent = ?").get(agent) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  list(): InventoryEntry[] {
+    return (this.db.prepare("SELECT * FROM inventory ORDER BY agent").all() as Row[]).map(fromRow);
+  }
+
+  /** Recorded before the container is created, so a crash in between leaves an entry to reconcile from. */
+  record(agent: string, entry: { containerId: string | null; spec: ContainerSpec }): void {
+    const now = new Date().toISOString();
+    this.db
+      .prepare(
+        `INSERT INTO inventory (agent, container_id, spec_digest, spec, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent) DO UPDATE SET container_id = excluded.container_id, spec_digest = excluded.spec_digest,
+           spec = excluded.spec, revision = excluded.revision, updated_at = excluded.updated_at`,
+      )
+      .run(agent, entry.containerId, entry.spec.specDigest, JSON.stringify(entry.spec), entry.spec.revision, now, now);
+  }
+
+  forget(agent: string): void {
+    this.db.prepare("DELETE FROM inventory WHERE agent = ?").run(agent);
+  }
+}

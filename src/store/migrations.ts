@@ -1,0 +1,107 @@
+/**
+ * Schema migrations, applied in order at start. Never edit a released migration: append a new one.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial",
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+      -- Per-agent status, written once at the end of each reconcile (kstatus conditions as JSON).
+      CREATE TABLE agent_status (
+        agent TEXT PRIMARY KEY,
+        conditions TEXT NOT NULL,
+        observed_revision TEXT,
+        applied_revision TEXT,
+        applied_spec_digest TEXT,
+        last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        container_id TEXT,
+        container_state TEXT,
+        updated_at TEXT NOT NULL
+      );
+
+      -- What Ruriko created: pruning works from this list, never from what the engine happens to show.
+      CREATE TABLE inventory (
+        agent TEXT PRIMARY KEY,
+        container_id TEXT,
+        spec_digest TEXT NOT NULL,
+        -- The container spec last applied (non-secret by construction), to explain the next change.
+        spec TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      -- Every snapshot a source delivered and what became of it.
+      CREATE TABLE revisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        revision TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'rejected')),
+        errors TEXT NOT NULL DEFAULT '[]',
+        objects INTEGER NOT NULL,
+        received_at TEXT NOT NULL,
+        trace_id TEXT NOT NULL
+      );
+      CREATE INDEX revisions_received ON revisions (id DESC);
+
+      CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        from_digest TEXT NOT NULL,
+        to_digest TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        policy TEXT,
+        room TEXT,
+        approvers TEXT NOT NULL,
+        quorum INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'superseded', 'applied')),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        remind_at TEXT,
+        decided_at TEXT,
+        decided_by TEXT,
+        reason TEXT,
+        trace_id TEXT NOT NULL
+      );
+      CREATE INDEX approvals_agent_status ON approvals (agent, status);
+      -- One live request per exact change: re-planning the same change finds it instead of adding another.
+      CREATE UNIQUE INDEX approvals_one_pending ON approvals (agent, operation, from_digest, to_digest) WHERE status = 'pending';
+
+      CREATE TABLE approval_votes (
+        request_id TEXT NOT NULL REFERENCES approvals (id),
+        approver TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
+        source TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (request_id, approver)
+      );
+
+      -- Append-only: the triggers make UPDATE and DELETE fail, whoever tries.
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        result TEXT NOT NULL
+      );
+      CREATE INDEX audit_trace ON audit_log (trace_id);
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    `,
+  },
+];

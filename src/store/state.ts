@@ -1,0 +1,40 @@
+import { join } from "node:path";
+import { AgentStatusStore } from "./agent-status-store.ts";
+import { ApprovalStore } from "./approval-store.ts";
+import { AuditLog } from "./audit-log.ts";
+import { openDatabase, type Db } from "./database.ts";
+import { InventoryStore } from "./inventory-store.ts";
+import { MetaStore } from "./meta-store.ts";
+import { RevisionStore } from "./revision-store.ts";
+
+export interface StateStores {
+  db: Db;
+  meta: MetaStore;
+  status: AgentStatusStore;
+  inventory: InventoryStore;
+  revisions: RevisionStore;
+  approvals: ApprovalStore;
+  audit: AuditLog;
+  /** This installation's id, used in every ownership label. */
+  instance: string;
+  close(): void;
+}
+
+export const STATE_DB_FILE = "ruriko.sqlite";
+
+/** Opens (and migrates) the state database of a state directory. */
+export function openState(stateDir: string): StateStores {
+  const db = openDatabase(join(stateDir, STATE_DB_FILE));
+  const meta = new MetaStore(db);
+  return {
+    db,
+    meta,
+    status: new AgentStatusStore(db),
+    inventory: new InventoryStore(db),
+    revisions: new RevisionStore(db),
+    approvals: new ApprovalStore(db),
+    audit: new AuditLog(db),
+    instance: meta.instanceId(),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { openState, type StateStores } from "../../../src/store/state.ts";
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function freshState(): StateStores {
+  const dir = mkdtempSync(join(tmpdir(), "ruriko-state-"));
+  dirs.push(dir);
+  return openState(dir);
+}
+
+const base = {
+  agent: "newsbot",
+  objectKey: "Agent/newsbot",
+  operation: "delete",
+  fromDigest: "sha256:a",
+  toDigest: "absent",
+  revision: "r1",
+  summary: "Agent/newsbot: not in desired state: remove",
+  policy: "default",
+  room: "!r:localhost",
+  approvers: ["@alice:localhost", "@bob:localhost"],
+  quorum: 2,
+  remindAt: null,
+  traceId: "t1",
+};
+
+describe("approval store (real SQLite file)", () => {
+  test("a quorum of distinct listed approvers decides; duplicates and outsiders do not count", () => {
+    const s = freshState();
+    const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    assert.equal(s.approvals.vote(r.id, { approver: "@eve:localhost", decision: "approve", source: "m" }).outcome, "ignored");
+    assert.equal(s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "m" }).outcome, "recorded");
+    const dup = s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "m" });
+    assert.deepEqual(dup.outcome === "ignored" && dup.reason, "duplicate");
+    assert.equal(s.approvals.get(r.id)!.status, "pending");
+    const decided = s.approvals.vote(r.id, { approver: "@bob:localhost", decision: "approve", source: "m" });
+    assert.equal(decided.outcome, "decided");
+    assert.equal(s.approvals.get(r.id)!.status, "approved");
+    assert.equal(s.approvals.get(r.id)!.decidedBy, "@alice:localhost,@bob:localhost");
+    // The first decision wins: a later deny changes nothing.
+    const late = s.approvals.vote(r.id, { approver: "@bob:localhost", decision: "deny", source: "m" });
+    assert.deepEqual(late.outcome === "ignored" && late.reason, "not-pending");
+    assert.equal(s.approvals.get(r.id)!.status, "approved");
+    assert.equal(s.approvals.markApplied(r.id), true);
+    assert.equal(s.approvals.markApplied(r.id), false);
+    s.close();
+  });
+
+  test("one deny decides at once", () => {
+    const s = freshState();
+    const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    assert.equal(s.approvals.vote(r.id, { approver: "@bob:localhost", decision: "deny", source: "m" }).outcome, "decided");
+    assert.equal(s.approvals.get(r.id)!.status, "denied");
+    s.close();
+  });
+
+  test("requests expire on their own, and a vote after expiry is refused", () => {
+    const s = freshState();
+    const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() - 1).toISOString() });
+    const expired = s.approvals.expireDue();
+    assert.deepEqual(expired.map((e) => e.id), [r.id]);
+    assert.equal(s.approvals.get(r.id)!.status, "expired");
+    assert.equal(s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "m" }).outcome, "ignored");
+    s.close();
+  });
+
+  test("superseding keeps the requests for changes still planned", () => {
+    const s = freshState();
+    const keep = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    const stale = s.approvals.create({ ...base, operation: "update", toDigest: "sha256:b", expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    const moved = s.approvals.supersedePending("newsbot", [{ operation: "delete", fromDigest: "sha256:a", toDigest: "absent" }]);
+    assert.deepEqual(moved.map((m) => m.id), [stale.id]);
+    assert.equal(s.approvals.get(keep.id)!.status, "pending");
+    assert.equal(s.approvals.get(stale.id)!.status, "superseded");
+    s.close();
+  });
+
+  test("the local operator's override decides alone; ids resolve by unique prefix", () => {
+    const s = freshState();
+    const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    assert.equal(s.approvals.resolve(r.id.slice(0, 6))!.id, r.id);
+    assert.equal(s.approvals.vote(r.id, { approver: "cli:root", decision: "approve", source: "cli", override: true }).outcome, "decided");
+    assert.equal(s.approvals.get(r.id)!.status, "approved");
+    s.close();
+  });
+});
+
+describe("audit log", () => {
+  test("is append-only", () => {
+    const s = freshState();
+    s.audit.append({ traceId: "t", actor: "controller", action: "x", target: "Agent/a", payload: {}, result: "ok" });
+    assert.throws(() => s.db.prepare("UPDATE audit_log SET actor = 'mallory'").run(), /append-only/);
+    assert.throws(() => s.db.prepare("DELETE FROM audit_log").run(), /append-only/);
+    assert.equal(s.audit.byTrace("t").length, 1);
+    s.close();
+  });
+
+  test("migrations run once; reopening keeps the instance id", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ruriko-state-"));
+    dirs.push(dir);
+    const a = openState(dir);
+    const id = a.instance;
+    a.close();
+    const b = openState(dir);
+    assert.equal(b.instance, id);
+    assert.equal((b.db.prepare("SELECT COUNT(*) n FROM schema_migrations").get() as { n: number }).n, 1);
+    assert.equal(b.db.pragma("journal_mode", { simple: true }), "wal");
+    b.close();
+  });
+});
