@@ -84,7 +84,8 @@ export class Controller {
     const { runtime, logger } = this.o;
     this.subscription = runtime.subscribe(
       (event) => {
-        if (["die", "oom", "stop", "destroy", "kill"].includes(event.action)) {
+        // Not "kill": it comes before the container has exited, and "die" follows it anyway.
+        if (["die", "oom", "stop", "destroy"].includes(event.action)) {
           this.queue.add(event.agent, newTraceId());
         }
       },

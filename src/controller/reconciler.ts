@@ -8,7 +8,7 @@ import type { AgentManifest, ApprovalPolicyManifest } from "../api/generated/typ
 import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import { evaluateGate } from "../approvals/policy.ts";
-import type { Logger } from "../observability/logger.ts";
+import { withTrace, type Logger } from "../observability/logger.ts";
 import { RuntimeError, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
 import type { AgentStatus, AgentStatusStore, Condition } from "../store/agent-status-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
@@ -90,7 +90,7 @@ export class Reconciler {
     const snapshot = this.o.desired();
     // Before the first good snapshot there is nothing to converge to, and nothing may be pruned.
     if (!snapshot) return {};
-    const log = this.o.logger.child({ traceId, agent });
+    const log = withTrace(this.o.logger, traceId).child({ agent });
     const previous = this.o.stores.status.get(agent);
     try {
       const outcome = await this.converge(agent, snapshot, traceId, log);
@@ -301,6 +301,8 @@ export class Reconciler {
       if (approval) approvals.markApplied(approval.id, this.o.now());
       audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
     } catch (error) {
+      // The shared network may have been removed behind our back: make sure of it again next time.
+      this.prepared = false;
       const message = error instanceof Error ? error.message : String(error);
       audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload: { ...payload, error: message }, result: "error" });
       if (error instanceof RuntimeError) throw error;

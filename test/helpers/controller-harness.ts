@@ -99,3 +99,13 @@ export async function startTestController(overrides: Partial<ControllerOptions> 
 
 export const isReady = (s: AgentStatus | undefined) => !!s?.conditions.some((c) => c.type === "Ready" && c.status === "True");
 export const isAwaitingApproval = (s: AgentStatus | undefined) => !!s?.conditions.some((c) => c.type === "AwaitingApproval" && c.status === "True");
+
+/** Polls until `check` holds; fails with `what` after the timeout. */
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

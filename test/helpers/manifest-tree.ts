@@ -1,16 +1,18 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { after } from "node:test";
 
-/** Writes a manifest tree into a fresh temporary directory, removed after the test file. */
+const created: string[] = [];
+process.on("exit", () => created.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+/** Writes a manifest tree into a fresh temporary directory, removed when the test process exits. */
 export function writeTree(files: Record<string, string | Uint8Array>): string {
   const dir = mkdtempSync(join(tmpdir(), "ruriko-manifests-"));
   for (const [path, content] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), content);
   }
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  created.push(dir);
   return dir;
 }
 

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import Docker from "dockerode";
 import { approvalsDecide } from "../../src/cli/approvals.ts";
 import { LABELS } from "../../src/runtime/runtime.ts";
-import { isAwaitingApproval, isReady, startTestController, TEST_AGENT_IMAGE, type TestController } from "../helpers/controller-harness.ts";
+import { isAwaitingApproval, isReady, startTestController, waitFor, TEST_AGENT_IMAGE, type TestController } from "../helpers/controller-harness.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
 
 const GOSUTO = (name: string) => `apiVersion: ruriko.dev/v1alpha1
@@ -103,14 +103,19 @@ describe("controller against a real Docker engine", () => {
 
   test("a container stopped, then one removed behind Ruriko's back, is healed", async () => {
     const [beta] = await h.containersOf("beta");
+    const stoppedAt = new Date().toISOString();
     await h.docker.getContainer(beta!.Id).stop({ t: 1 });
-    await h.waitForStatus("beta", (s) => isReady(s) && s!.containerState === "running", "restarted");
+    await waitFor(() => h.state.audit.tail(20).some((e) => e.action === "agent.start" && e.target === "Agent/beta" && e.ts > stoppedAt), "beta restarted");
+    await h.waitForStatus("beta", (s) => isReady(s) && s!.containerState === "running", "Ready again");
     const [restarted] = await h.containersOf("beta");
     assert.equal(restarted!.Id, beta!.Id);
     assert.equal(restarted!.State, "running");
 
     await h.docker.getContainer(beta!.Id).remove({ force: true });
-    await h.waitForStatus("beta", (s) => isReady(s) && s!.containerId !== beta!.Id, "recreated");
+    assert.ok(h.state.audit.tail(20).some((e) => e.action === "agent.start" && e.ts > stoppedAt && String(e.payload.reason).startsWith("container exited with code")));
+    const removedAt = new Date().toISOString();
+    await waitFor(() => h.state.audit.tail(20).some((e) => e.action === "agent.create" && e.target === "Agent/beta" && e.ts > removedAt), "beta recreated");
+    await h.waitForStatus("beta", (s) => isReady(s) && s!.containerId !== beta!.Id, "recreated and Ready");
     const [recreated] = await h.containersOf("beta");
     assert.equal(recreated!.State, "running");
     assert.ok(h.state.audit.tail(20).some((e) => e.action === "agent.create" && String(e.payload.reason).includes("behind Ruriko's back")));
@@ -165,7 +170,7 @@ describe("controller against a real Docker engine", () => {
 
   test("an invalid revision changes nothing running and its error is recorded", async () => {
     const before = (await h.containersOf()).map((c) => c.Id);
-    writeFileSync(join(dir, "agents/alpha.yaml"), AGENT("alpha", "  resources: {memory: lots}\n"));
+    writeFileSync(join(dir, "agents/alpha.yaml"), AGENT("alpha").replace("memory: 64Mi", "memory: lots"));
     const event = await h.offer(dir, "rev-bad");
     assert.equal(event.outcome, "rejected");
     const latest = h.state.revisions.latest()!;

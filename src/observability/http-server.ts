@@ -1,0 +1,70 @@
+import Fastify from "fastify";
+import { verifyGitHubSignature, webhookBranch } from "../sources/webhook.ts";
+import type { Logger } from "./logger.ts";
+import type { ControllerMetrics } from "./metrics.ts";
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  metrics: ControllerMetrics;
+  status: () => unknown;
+  ready: () => { ready: boolean; reasons: string[] };
+  /** The git webhook, when a git source with a webhook secret is configured. */
+  webhook?: { secret: string; onPush: (info: { branch?: string; deliveryId?: string }) => void };
+}
+
+export interface HttpServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Health, readiness, metrics, status and the git webhook. Read-only except for "fetch now". */
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_req, reply) => {
+    const r = opts.ready();
+    return reply.code(r.ready ? 200 : 503).send(r);
+  });
+  app.get("/metrics", async (_req, reply) => {
+    const { contentType, body } = await opts.metrics.render();
+    return reply.type(contentType).send(body);
+  });
+  app.get("/api/v1/status", async () => opts.status());
+
+  const webhook = opts.webhook;
+  if (webhook) {
+    app.register(async (scope) => {
+      // The signature covers the exact bytes sent, so the body is kept raw.
+      scope.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+      scope.post("/api/v1/webhooks/git", async (req, reply) => {
+        const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const signature = req.headers["x-hub-signature-256"];
+        if (!verifyGitHubSignature(webhook.secret, raw, typeof signature === "string" ? signature : undefined)) {
+          opts.logger.warn({ remote: req.ip }, "git webhook refused: bad or missing signature");
+          return reply.code(401).send({ error: "bad or missing X-Hub-Signature-256" });
+        }
+        const event = req.headers["x-github-event"];
+        if (event === "ping") return reply.send({ pong: true });
+        let payload: unknown = {};
+        try {
+          payload = raw.length > 0 ? JSON.parse(raw.toString("utf8")) : {};
+        } catch {
+          return reply.code(400).send({ error: "body is not JSON" });
+        }
+        const branch = webhookBranch(payload);
+        const deliveryId = req.headers["x-github-delivery"];
+        opts.logger.info({ branch, deliveryId }, "git webhook: fetching now");
+        webhook.onPush({ ...(branch ? { branch } : {}), ...(typeof deliveryId === "string" ? { deliveryId } : {}) });
+        return reply.code(202).send({ accepted: true });
+      });
+    });
+  }
+  await app.listen({ host: opts.host, port: opts.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+  const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  return { url: `http://${host}:${port}`, port, close: () => app.close() };
+}

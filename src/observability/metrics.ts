@@ -1,0 +1,54 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface MetricsSources {
+  collectAgents: () => Array<{ condition: string; status: string; count: number }>;
+  collectPendingApprovals: () => number;
+}
+
+/** Prometheus metrics of one controller, on a registry of its own (tests run several side by side). */
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  readonly reconcileDuration: Histogram<"result">;
+  readonly reconcilesTotal: Counter<"result">;
+  readonly queueDepth: Gauge;
+  readonly snapshotsTotal: Counter<"outcome">;
+  readonly lastAppliedTimestamp: Gauge;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    this.reconcileDuration = new Histogram({
+      name: "ruriko_reconcile_duration_seconds",
+      help: "Time of one reconcile of one agent.",
+      labelNames: ["result"],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.reconcilesTotal = new Counter({ name: "ruriko_reconcile_total", help: "Reconciles by result.", labelNames: ["result"], registers });
+    this.queueDepth = new Gauge({ name: "ruriko_queue_depth", help: "Agents waiting for or in a reconcile.", registers });
+    this.snapshotsTotal = new Counter({ name: "ruriko_snapshots_total", help: "Snapshots from the source by outcome.", labelNames: ["outcome"], registers });
+    this.lastAppliedTimestamp = new Gauge({ name: "ruriko_last_applied_revision_timestamp_seconds", help: "When the revision in force was accepted.", registers });
+    new Gauge({
+      name: "ruriko_agents",
+      help: "Agents by condition and status.",
+      labelNames: ["condition", "status"],
+      registers,
+      collect() {
+        this.reset();
+        for (const { condition, status, count } of sources.collectAgents()) this.labels(condition, status).set(count);
+      },
+    });
+    new Gauge({
+      name: "ruriko_pending_approvals",
+      help: "Approval requests waiting for a decision.",
+      registers,
+      collect() {
+        this.set(sources.collectPendingApprovals());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,336 @@
+/**
+ * The Runtime port on a local Docker engine, through dockerode. Thin: it translates, labels and hardens;
+ * every decision is the controller's. Only objects carrying this installation's labels are ever listed
+ * or changed.
+ */
+import type Docker from "dockerode";
+import {
+  LABELS,
+  MANAGED_BY,
+  RuntimeError,
+  type ContainerSpec,
+  type ContainerState,
+  type EventSubscription,
+  type ObservedContainer,
+  type Runtime,
+  type RuntimeEvent,
+  type RuntimeEventAction,
+} from "./runtime.ts";
+
+interface Log {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface DockerRuntimeOptions {
+  docker: Docker;
+  /** This installation's id: goes into every label and name. */
+  instance: string;
+  /** Bridge network for agents; default `ruriko-<instance>`. */
+  network?: string;
+  log?: Log;
+}
+
+const EVENT_ACTIONS: ReadonlySet<string> = new Set<RuntimeEventAction>(["start", "die", "oom", "stop", "destroy", "kill", "create"]);
+const APP_USER = "65532:65532";
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | undefined)?.statusCode;
+}
+
+function isEngineDown(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ECONNREFUSED" || code === "ENOENT" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+/** Docker error messages, without anything the request carried (env values could be sensitive one day). */
+function engineMessage(error: unknown): string {
+  const json = (error as { json?: { message?: string } } | undefined)?.json;
+  if (json?.message) return json.message;
+  return error instanceof Error ? error.message.replace(/^\(HTTP code \d+\)\s*/, "") : String(error);
+}
+
+export class DockerRuntime implements Runtime {
+  private readonly docker: Docker;
+  private readonly instance: string;
+  private readonly network: string;
+  private readonly log: Log | undefined;
+
+  constructor(options: DockerRuntimeOptions) {
+    this.docker = options.docker;
+    this.instance = options.instance;
+    this.network = options.network ?? `ruriko-${options.instance}`;
+    this.log = options.log;
+  }
+
+  containerName(agent: string): string {
+    return `ruriko-${this.instance}-${agent}`;
+  }
+
+  volumeName(agent: string): string {
+    return `ruriko-${this.instance}-${agent}-data`;
+  }
+
+  private ownerLabels(agent?: string): Record<string, string> {
+    return { [LABELS.managedBy]: MANAGED_BY, [LABELS.instance]: this.instance, ...(agent ? { [LABELS.agent]: agent } : {}) };
+  }
+
+  private ownerFilter(): string {
+    return JSON.stringify({ label: [`${LABELS.managedBy}=${MANAGED_BY}`, `${LABELS.instance}=${this.instance}`] });
+  }
+
+  private fail(action: string, agent: string | undefined, error: unknown): RuntimeError {
+    if (error instanceof RuntimeError) return error;
+    if (isEngineDown(error)) return new RuntimeError(action, agent, "engine-unavailable", "the Docker engine does not answer", { cause: error });
+    if (statusCode(error) === 409) return new RuntimeError(action, agent, "conflict", engineMessage(error), { cause: error });
+    return new RuntimeError(action, agent, "failed", engineMessage(error), { cause: error });
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.docker.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private preparing: Promise<void> | undefined;
+
+  /** Idempotent, and one at a time: Docker's duplicate-name check does not hold under concurrent creates. */
+  prepare(): Promise<void> {
+    this.preparing ??= this.ensureNetwork().finally(() => {
+      this.preparing = undefined;
+    });
+    return this.preparing;
+  }
+
+  private async ensureNetwork(): Promise<void> {
+    try {
+      const existing = await this.docker.listNetworks({ filters: JSON.stringify({ name: [this.network] }) });
+      if (existing.some((n) => n.Name === this.network)) return;
+      await this.docker.createNetwork({ Name: this.network, Driver: "bridge", CheckDuplicate: true, Labels: this.ownerLabels() });
+    } catch (error) {
+      if (statusCode(error) === 409) return;
+      throw this.fail("prepare network", undefined, error);
+    }
+  }
+
+  async list(): Promise<ObservedContainer[]> {
+    let infos: Docker.ContainerInfo[];
+    try {
+      infos = await this.docker.listContainers({ all: true, filters: this.ownerFilter() });
+    } catch (error) {
+      throw this.fail("list", undefined, error);
+    }
+    const out: ObservedContainer[] = [];
+    for (const info of infos) {
+      const labels = info.Labels ?? {};
+      const agent = labels[LABELS.agent];
+      if (!agent) continue;
+      const observed: ObservedContainer = {
+        id: info.Id,
+        name: (info.Names?.[0] ?? "").replace(/^\//, ""),
+        agent,
+        image: info.Image,
+        state: info.State as ContainerState,
+        exitCode: 0,
+        oomKilled: false,
+        specDigest: labels[LABELS.specDigest] ?? "",
+        revision: labels[LABELS.revision] ?? "",
+      };
+      const published = info.Ports?.find((p) => p.IP === "127.0.0.1" && p.PublicPort);
+      if (published) observed.controlHostPort = published.PublicPort;
+      if (info.State !== "running") {
+        // Exit code, OOM kill and times are only in inspect; look only where they matter.
+        try {
+          const detail = await this.docker.getContainer(info.Id).inspect();
+          observed.exitCode = detail.State.ExitCode;
+          observed.oomKilled = detail.State.OOMKilled;
+          observed.startedAt = detail.State.StartedAt;
+          observed.finishedAt = detail.State.FinishedAt;
+        } catch (error) {
+          if (statusCode(error) === 404) continue; // removed between list and inspect
+          throw this.fail("inspect", agent, error);
+        }
+      } else {
+        observed.startedAt = new Date(info.Created * 1000).toISOString();
+      }
+      out.push(observed);
+    }
+    return out;
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (error) {
+      if (statusCode(error) === 404) return false;
+      throw this.fail("inspect image", undefined, error);
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<ObservedContainer> {
+    const labels = { ...this.ownerLabels(spec.agent), [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision };
+    const volume = this.volumeName(spec.agent);
+    try {
+      await this.docker.createVolume({ Name: volume, Labels: this.ownerLabels(spec.agent) });
+      const controlPort = spec.controlPort ? `${spec.controlPort}/tcp` : undefined;
+      const container = await this.docker.createContainer({
+        name: this.containerName(spec.agent),
+        Image: spec.image,
+        Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `RURIKO_AGENT=${spec.agent}`],
+        Labels: labels,
+        User: APP_USER,
+        ...(controlPort ? { ExposedPorts: { [controlPort]: {} } } : {}),
+        HostConfig: {
+          ReadonlyRootfs: true,
+          Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
+          CapDrop: ["ALL"],
+          SecurityOpt: ["no-new-privileges"],
+          PidsLimit: spec.pidsLimit,
+          ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
+          ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+          Mounts: [{ Type: "volume", Source: volume, Target: "/data" }],
+          NetworkMode: this.network,
+          RestartPolicy: { Name: "no" },
+          ...(controlPort ? { PortBindings: { [controlPort]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
+        },
+      });
+      return {
+        id: container.id,
+        name: this.containerName(spec.agent),
+        agent: spec.agent,
+        image: spec.image,
+        state: "created",
+        exitCode: 0,
+        oomKilled: false,
+        specDigest: spec.specDigest,
+        revision: spec.revision,
+      };
+    } catch (error) {
+      if (statusCode(error) === 404 && /image/i.test(engineMessage(error))) {
+        throw new RuntimeError("create", spec.agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`, { cause: error });
+      }
+      throw this.fail("create", spec.agent, error);
+    }
+  }
+
+  async start(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).start();
+    } catch (error) {
+      if (statusCode(error) === 304) return;
+      throw this.fail("start", undefined, error);
+    }
+  }
+
+  async stop(containerId: string, timeoutSeconds = 10): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).stop({ t: timeoutSeconds });
+    } catch (error) {
+      if (statusCode(error) === 304 || statusCode(error) === 404) return;
+      throw this.fail("stop", undefined, error);
+    }
+  }
+
+  async remove(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true });
+    } catch (error) {
+      if (statusCode(error) === 404) return;
+      // 409 "removal already in progress" means it is going away: the next observation will confirm.
+      if (statusCode(error) === 409 && /in progress/i.test(engineMessage(error))) return;
+      throw this.fail("remove", undefined, error);
+    }
+  }
+
+  async removeAgentVolume(agent: string): Promise<void> {
+    try {
+      const volume = this.docker.getVolume(this.volumeName(agent));
+      const info = await volume.inspect();
+      if (info.Labels?.[LABELS.instance] !== this.instance) return;
+      await volume.remove({ force: true });
+    } catch (error) {
+      if (statusCode(error) === 404) return;
+      throw this.fail("remove volume", agent, error);
+    }
+  }
+
+  subscribe(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): EventSubscription {
+    let closed = false;
+    let current: NodeJS.ReadableStream | undefined;
+    let attempt = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const filters = JSON.stringify({
+      type: ["container"],
+      label: [`${LABELS.managedBy}=${MANAGED_BY}`, `${LABELS.instance}=${this.instance}`],
+      event: [...EVENT_ACTIONS],
+    });
+
+    const scheduleReconnect = () => {
+      if (closed || timer) return;
+      attempt++;
+      const delay = Math.min(500 * 2 ** (attempt - 1), 30_000) * (0.8 + 0.4 * Math.random());
+      this.log?.warn({ attempt, retryInMs: Math.round(delay) }, "Docker event stream lost; reconnecting");
+      timer = setTimeout(() => {
+        timer = undefined;
+        void connect(true);
+      }, delay);
+      timer.unref();
+    };
+
+    const connect = async (isReconnect: boolean) => {
+      if (closed) return;
+      try {
+        const stream = (await this.docker.getEvents({ filters })) as NodeJS.ReadableStream;
+        if (closed) {
+          (stream as unknown as { destroy?: () => void }).destroy?.();
+          return;
+        }
+        current = stream;
+        attempt = 0;
+        if (isReconnect) onReconnect?.();
+        let buffered = "";
+        stream.on("data", (chunk: Buffer) => {
+          buffered += chunk.toString("utf8");
+          let newline: number;
+          while ((newline = buffered.indexOf("\n")) !== -1) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (!line) continue;
+            try {
+              const raw = JSON.parse(line) as { Action?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+              const action = (raw.Action ?? "").split(":")[0]!;
+              const agent = raw.Actor?.Attributes?.[LABELS.agent];
+              if (!agent || !EVENT_ACTIONS.has(action)) continue;
+              const exitCode = raw.Actor?.Attributes?.exitCode;
+              onEvent({ agent, containerId: raw.Actor?.ID ?? raw.id ?? "", action: action as RuntimeEventAction, ...(exitCode !== undefined ? { exitCode: Number(exitCode) } : {}) });
+            } catch {
+              this.log?.debug({}, "unparseable Docker event line skipped");
+            }
+          }
+        });
+        const lost = () => {
+          if (current === stream) current = undefined;
+          scheduleReconnect();
+        };
+        stream.on("end", lost);
+        stream.on("error", lost);
+        stream.on("close", lost);
+      } catch {
+        scheduleReconnect();
+      }
+    };
+    void connect(false);
+    return {
+      close: () => {
+        closed = true;
+        if (timer) clearTimeout(timer);
+        (current as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+      },
+    };
+  }
+}
