@@ -115,8 +115,14 @@ export class ApprovalStore {
   list(filter: { status?: ApprovalStatus; agent?: string; limit?: number } = {}): ApprovalRequest[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (filter.status) (where.push("status = ?"), args.push(filter.status));
-    if (filter.agent) (where.push("agent = ?"), args.push(filter.agent));
+    if (filter.status) {
+      where.push("status = ?");
+      args.push(filter.status);
+    }
+    if (filter.agent) {
+      where.push("agent = ?");
+      args.push(filter.agent);
+    }
     const sql = `SELECT * FROM approvals ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id LIMIT ?`;
     return (this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[]).map(fromRow);
   }
