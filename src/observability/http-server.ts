@@ -38,6 +38,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   if (webhook) {
     app.register(async (scope) => {
       // The signature covers the exact bytes sent, so the body is kept raw.
+      scope.removeAllContentTypeParsers();
       scope.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
       scope.post("/api/v1/webhooks/git", async (req, reply) => {
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

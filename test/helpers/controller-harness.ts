@@ -60,7 +60,7 @@ export async function startTestController(overrides: Partial<ControllerOptions> 
   await ensureAgentImage(docker);
   const { stateDir, instance } = newStateDir();
   const state = openState(stateDir);
-  const logger = createLogger({ level: process.env.RURIKO_TEST_LOG_LEVEL ?? "warn", pretty: false });
+  const logger = createLogger({ level: process.env.RURIKO_TEST_LOG_LEVEL ?? "error", pretty: false });
   const runtime = new DockerRuntime({ docker, instance, log: logger });
   const controller = new Controller({ runtime, stores: state, logger, concurrency: 4, approvalPollMs: 200, backoffBaseMs: 200, backoffMaxMs: 2000, ...overrides });
   controller.start();

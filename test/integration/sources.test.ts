@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { simpleGit } from "simple-git";
+import type { Snapshot } from "../../src/api/snapshot.ts";
+import { DirectorySource } from "../../src/sources/directory-source.ts";
+import { GitSource, historyOf } from "../../src/sources/git-source.ts";
+import { waitFor } from "../helpers/controller-harness.ts";
+import { writeTree } from "../helpers/manifest-tree.ts";
+
+const gosuto = (name: string, comment = "") => `${comment}apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const temp: string[] = [];
+after(() => temp.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe("directory source", () => {
+  test("delivers on content changes only, once per burst, with errors", async () => {
+    const dir = writeTree({ "a.yaml": gosuto("a") });
+    const got: Snapshot[] = [];
+    const source = new DirectorySource({ root: dir, debounceMs: 150 });
+    await source.start((s) => got.push(s));
+    try {
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.objects.size, 1);
+
+      writeFileSync(join(dir, "b.yaml"), gosuto("b"));
+      await waitFor(() => got.length === 2, "a snapshot after adding a file", 10_000);
+      assert.equal(got[1]!.objects.size, 2);
+      assert.notEqual(got[1]!.digest, got[0]!.digest);
+
+      writeFileSync(join(dir, "b.yaml"), gosuto("b", "# only a comment\n"));
+      await sleep(1000);
+      assert.equal(got.length, 2, "a comment-only edit delivers nothing");
+
+      for (let i = 0; i < 10; i++) {
+        writeFileSync(join(dir, "c.yaml"), gosuto(`c${i}`));
+        await sleep(10);
+      }
+      await waitFor(() => got.length >= 3, "a snapshot after the burst", 10_000);
+      await sleep(800);
+      assert.ok(got.length <= 4, `a burst of 10 edits gave ${got.length - 2} snapshots`);
+      assert.ok(got.at(-1)!.objects.has("Gosuto/c9"));
+
+      writeFileSync(join(dir, "bad.yaml"), "apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: Bad}\nspec: {}\n");
+      await waitFor(() => got.at(-1)!.errors.length > 0, "a snapshot with the error", 10_000);
+      assert.ok(got.at(-1)!.errors.some((e) => e.file === "bad.yaml" && e.path === "metadata.name"));
+    } finally {
+      await source.stop();
+    }
+  });
+});
+
+describe("git source", () => {
+  async function repoWith(files: Record<string, string>) {
+    const base = mkdtempSync(join(tmpdir(), "ruriko-git-"));
+    temp.push(base);
+    const bare = join(base, "origin.git");
+    const work = join(base, "work");
+    await simpleGit().init(true, [bare, "--initial-branch=main"]);
+    await simpleGit().clone(bare, work);
+    const git = simpleGit(work);
+    await git.addConfig("user.name", "Test Author").addConfig("user.email", "author@example.org").checkoutLocalBranch("main");
+    const commit = async (changes: Record<string, string | null>, message: string) => {
+      for (const [path, content] of Object.entries(changes)) {
+        if (content === null) rmSync(join(work, path));
+        else {
+          mkdirSync(join(work, path, ".."), { recursive: true });
+          writeFileSync(join(work, path), content);
+        }
+      }
+      await git.add(["-A"]).commit(message);
+      await git.push("origin", "main");
+      return (await git.revparse(["HEAD"])).trim();
+    };
+    const first = await commit(files, "initial manifests");
+    return { bare, work, commit, first, stateDir: join(base, "state") };
+  }
+
+  test("follows a branch and a sub-path; each new commit is a revision", async () => {
+    const repo = await repoWith({ "deploy/gosutos/a.yaml": gosuto("a"), "README.md": "docs" });
+    const got: Snapshot[] = [];
+    const source = new GitSource({ url: `file://${repo.bare}`, branch: "main", path: "deploy", workDir: join(repo.stateDir, "git"), intervalMs: 60_000 });
+    await source.start((s) => got.push(s));
+    try {
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.revision, repo.first);
+      assert.ok(got[0]!.objects.has("Gosuto/a"));
+
+      const second = await repo.commit({ "deploy/gosutos/b.yaml": gosuto("b") }, "add b");
+      await source.refresh("test");
+      assert.equal(got.length, 2);
+      assert.equal(got[1]!.revision, second);
+      assert.ok(got[1]!.objects.has("Gosuto/b"));
+
+      await source.refresh("nothing new");
+      assert.equal(got.length, 2, "no new commit, no new snapshot");
+
+      const history = await historyOf(source.checkoutDir, ["deploy/gosutos/b.yaml"]);
+      assert.deepEqual(history.map((c) => [c.sha, c.subject, c.author]), [[second, "add b", "Test Author"]]);
+      const all = await historyOf(source.checkoutDir, ["deploy"]);
+      assert.deepEqual(all.map((c) => c.sha), [second, repo.first]);
+    } finally {
+      await source.stop();
+    }
+  });
+
+  test("a missing sub-path is an error in the snapshot, never an empty desired state", async () => {
+    const repo = await repoWith({ "gosutos/a.yaml": gosuto("a") });
+    const got: Snapshot[] = [];
+    const source = new GitSource({ url: repo.bare, path: "nowhere", workDir: join(repo.stateDir, "git") });
+    await source.start((s) => got.push(s));
+    await source.stop();
+    assert.equal(got.length, 1);
+    assert.equal(got[0]!.errors[0]!.code, "io");
+    assert.match(got[0]!.errors[0]!.message, /does not exist/);
+  });
+});
