@@ -1,7 +1,8 @@
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import type { ManifestError } from "./errors.ts";
-import { DEFAULT_PARSE_LIMITS, parseManifestFile, type LoadedObject, type ParseLimits } from "./parse.ts";
+import { DEFAULT_PARSE_LIMITS, parseManifestFile, type LoadedObject, type ParsedFile, type ParseLimits } from "./parse.ts";
 import { buildSnapshot, type Snapshot } from "./snapshot.ts";
 
 export interface LoadOptions {
@@ -35,25 +36,26 @@ export async function loadSnapshotFromDirectory(root: string, options: LoadOptio
     errors.push({ code: "too-many-files", file: ".", line: 1, column: 1, path: "", message: `${files.length} manifest files, over the limit of ${maxFiles}` });
     return buildSnapshot({ objects, errors, files: [], ...revisionOf(options) });
   }
+  // Synchronous reads: for many small files they cost a fraction of promise-based I/O, and a snapshot is
+  // read rarely (a change, a commit), not on a hot path.
   for (const file of files) {
-    const absolute = join(root, file);
-    const size = (await lstat(absolute)).size;
-    if (size > limits.maxFileBytes) {
-      errors.push({ code: "too-large", file, line: 1, column: 1, path: "", message: `file is ${size} bytes, over the limit of ${limits.maxFileBytes} bytes` });
-      continue;
-    }
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(absolute);
-    } catch (error) {
-      errors.push({ code: "io", file, line: 1, column: 1, path: "", message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
-      continue;
-    }
-    const parsed = parseManifestFile(file, bytes, limits);
-    objects.push(...parsed.objects);
-    errors.push(...parsed.errors);
+    const result = readAndParse(root, file, limits);
+    objects.push(...result.objects);
+    errors.push(...result.errors);
   }
   return buildSnapshot({ objects, errors, files, ...revisionOf(options) });
+}
+
+function readAndParse(root: string, file: string, limits: ParseLimits): ParsedFile {
+  const fileError = (code: ManifestError["code"], message: string): ParsedFile => ({ objects: [], errors: [{ code, file, line: 1, column: 1, path: "", message }] });
+  try {
+    const path = join(root, file);
+    const { size } = statSync(path);
+    if (size > limits.maxFileBytes) return fileError("too-large", `file is ${size} bytes, over the limit of ${limits.maxFileBytes} bytes`);
+    return parseManifestFile(file, readFileSync(path), limits);
+  } catch (error) {
+    return fileError("io", `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
 }
 
 function revisionOf(options: LoadOptions): { revision?: string } {

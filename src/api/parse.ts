@@ -1,3 +1,4 @@
+import { CORE_SCHEMA, loadAll } from "js-yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from "yaml";
 import { digestOf } from "./digest.ts";
 import { formatJsonPath, type ManifestError, type ManifestErrorCode, type SourcePosition } from "./errors.ts";
@@ -18,11 +19,11 @@ export interface LoadedObject {
 
 export interface ObjectSource {
   file: string;
-  /** Where the document starts. */
-  line: number;
-  column: number;
-  /** Positions of the fields other checks point at (references, the name). */
-  positions: Partial<Record<string, SourcePosition>>;
+  /**
+   * Where a field (dotted path, e.g. `spec.gosuto`) or, without a path, the document starts. Only errors
+   * need positions, so for documents that took the fast path they are computed on first use.
+   */
+  locate(path?: string): SourcePosition;
 }
 
 export interface ParseLimits {
@@ -42,8 +43,11 @@ export const DEFAULT_PARSE_LIMITS: ParseLimits = {
   maxDocumentsPerFile: 1000,
 };
 
-/** Fields whose position is kept after parsing, so that cross-object checks can point at them. */
-const TRACKED_PATHS = ["metadata.name", "spec.gosuto", "spec.agent", "spec.secret", "spec.env"] as const;
+/**
+ * Anchors and aliases send a file down the slow path, which counts alias expansions (the fast parser
+ * would hand back a shared graph whose traversal an alias bomb makes exponential).
+ */
+const MAY_USE_ALIASES = /(^|[\s[{,:-])[&*][^\s,\]}"']/m;
 
 export interface ParsedFile {
   objects: LoadedObject[];
@@ -55,10 +59,7 @@ export interface ParsedFile {
  * ManifestError with a position; a document with errors yields no object, the others still do.
  */
 export function parseManifestFile(file: string, bytes: Uint8Array, limits: ParseLimits = DEFAULT_PARSE_LIMITS): ParsedFile {
-  const fileError = (code: ManifestErrorCode, message: string, at: SourcePosition = { line: 1, column: 1 }): ParsedFile => ({
-    objects: [],
-    errors: [{ code, file, ...at, path: "", message }],
-  });
+  const fileError = (code: ManifestErrorCode, message: string, at?: SourcePosition) => wholeFileError(file, code, message, at);
   if (bytes.length > limits.maxFileBytes) {
     return fileError("too-large", `file is ${bytes.length} bytes, over the limit of ${limits.maxFileBytes} bytes`);
   }
@@ -68,6 +69,69 @@ export function parseManifestFile(file: string, bytes: Uint8Array, limits: Parse
   if (invalid !== -1) return fileError("encoding", "invalid UTF-8; manifests must be UTF-8 text", positionOfByteOffset(bytes, invalid));
 
   const text = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
+  return (!MAY_USE_ALIASES.test(text) && parseFast(file, text, limits)) || parseWithPositions(file, text, limits);
+}
+
+/**
+ * The fast path: a plain parse, validation and digests, with no source positions. It gives up (returns
+ * undefined) on the first sign of any problem, and the file is parsed again with positions so that every
+ * error can say where it is. Most files in a healthy tree never need the slow path.
+ */
+function parseFast(file: string, text: string, limits: ParseLimits): ParsedFile | undefined {
+  let documents: unknown[];
+  try {
+    documents = loadAll(text, null, { schema: CORE_SCHEMA, json: false });
+  } catch {
+    return undefined;
+  }
+  if (documents.length > limits.maxDocumentsPerFile) return undefined;
+  let positions: ((kind: string, name: string, path?: string) => SourcePosition) | undefined;
+  const locate = (kind: string, name: string, path?: string) => {
+    positions ??= positionLocator(file, text, limits);
+    return positions(kind, name, path);
+  };
+  const objects: LoadedObject[] = [];
+  for (const raw of documents) {
+    if (raw === null || raw === undefined) continue;
+    if (typeof raw !== "object" || Array.isArray(raw) || depthExceeds(raw, limits.maxDepth)) return undefined;
+    const value = raw as Record<string, unknown>;
+    if (value.apiVersion !== API_VERSION || !isKind(value.kind)) return undefined;
+    const kind = value.kind;
+    if (!validatorFor(kind)(value)) return undefined;
+    const object = value as unknown as ManifestObject;
+    const name = object.metadata.name;
+    objects.push({ key: objectKey(kind, name), kind, name, object, digest: digestOf(object), source: { file, locate: (path) => locate(kind, name, path) } });
+  }
+  return { objects, errors: [] };
+}
+
+function wholeFileError(file: string, code: ManifestErrorCode, message: string, at: SourcePosition = { line: 1, column: 1 }): ParsedFile {
+  return { objects: [], errors: [{ code, file, ...at, path: "", message }] };
+}
+
+function depthExceeds(root: unknown, maxDepth: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== "object") continue;
+    if (depth > maxDepth) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** Positions in a file that passed the fast path, found by parsing it once more with positions. */
+function positionLocator(file: string, text: string, limits: ParseLimits): (kind: string, name: string, path?: string) => SourcePosition {
+  const parsed = parseWithPositions(file, text, limits);
+  return (kind, name, path) => {
+    const found = parsed.objects.find((o) => o.kind === kind && o.name === name);
+    return found ? found.source.locate(path) : { line: 1, column: 1 };
+  };
+}
+
+/** The slow path: a parse that keeps every node's position, for exact error locations. */
+function parseWithPositions(file: string, text: string, limits: ParseLimits): ParsedFile {
+  const fileError = (code: ManifestErrorCode, message: string, at?: SourcePosition) => wholeFileError(file, code, message, at);
   const lineCounter = new LineCounter();
   let documents: Document.Parsed[];
   try {
@@ -168,21 +232,15 @@ function parseDocument(
   }
   const object = raw as unknown as ManifestObject;
   const name = object.metadata.name;
-  const positions: ObjectSource["positions"] = {};
-  for (const path of TRACKED_PATHS) {
-    const at = locate(contents, path.split("."));
-    if (at !== undefined) positions[path] = pos(at);
-  }
-  return {
-    object: {
-      key: objectKey(rawKind, name),
-      kind: rawKind,
-      name,
-      object,
-      digest: digestOf(object),
-      source: { file, ...docStart, positions },
+  const source: ObjectSource = {
+    file,
+    locate: (path) => {
+      if (!path) return docStart;
+      const at = locate(contents, path.split("."));
+      return at === undefined ? docStart : pos(at);
     },
   };
+  return { object: { key: objectKey(rawKind, name), kind: rawKind, name, object, digest: digestOf(object), source } };
 }
 
 function firstLine(message: string): string {

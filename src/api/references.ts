@@ -50,7 +50,7 @@ export function checkAcrossObjects(objects: readonly LoadedObject[]): ManifestEr
 }
 
 function positionOf(obj: LoadedObject, path: string): SourcePosition {
-  return obj.source.positions[path] ?? { line: obj.source.line, column: obj.source.column };
+  return obj.source.locate(path);
 }
 
 function where(obj: LoadedObject, path: string): string {

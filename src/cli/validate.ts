@@ -14,7 +14,7 @@ export function validationReport(snapshot: Snapshot) {
       kind: o.kind,
       name: o.name,
       file: o.source.file,
-      line: o.source.line,
+      line: o.source.locate().line,
       digest: o.digest,
     })),
     errors: snapshot.errors.map((e) => ({ ...e, text: formatManifestError(e) })),

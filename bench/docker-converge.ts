@@ -1,0 +1,123 @@
+/**
+ * Ruriko against raw Docker, 20 agents, same image, same container options, same concurrency, same run:
+ *  - start-to-all-Ready vs creating and starting the containers directly;
+ *  - edit-to-converged (every agent's env changed) vs removing and re-creating them directly;
+ *  - container killed → Ready again (median, p95), beside a bare `docker start` of a stopped container.
+ * Figures are ratios to the baseline measured in the same run: these machines are shared and noisy.
+ */
+import Docker from "dockerode";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import PQueue from "p-queue";
+import { containerSpecFor } from "../src/controller/container-spec.ts";
+import type { AgentManifest } from "../src/api/generated/types.ts";
+import { DockerRuntime } from "../src/runtime/docker-runtime.ts";
+import { isReady, removeInstanceResources, startTestController, TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
+import { writeTree } from "../test/helpers/manifest-tree.ts";
+
+const AGENTS = 20;
+const CONCURRENCY = 4;
+const KILL_ROUNDS = 15;
+
+const manifest = (name: string, tz: string) =>
+  `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec:\n  image: ${TEST_AGENT_IMAGE}\n  gosuto: ${name}\n  env: {TZ: ${tz}}\n  resources: {memory: 128Mi}\n`;
+
+const names = Array.from({ length: AGENTS }, (_, i) => `bench-${i}`);
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** The baseline: the same containers through the same runtime adapter, without the controller. */
+async function rawRun(docker: Docker, tz: string, instance: string): Promise<number> {
+  const runtime = new DockerRuntime({ docker, instance });
+  await runtime.prepare();
+  const queue = new PQueue({ concurrency: CONCURRENCY });
+  const started = performance.now();
+  await Promise.all(
+    names.map((name) =>
+      queue.add(async () => {
+        const agent = { apiVersion: "ruriko.dev/v1alpha1", kind: "Agent", metadata: { name }, spec: { image: TEST_AGENT_IMAGE, gosuto: name, env: { TZ: tz }, resources: { memory: "128Mi" } } } as AgentManifest;
+        const existing = (await runtime.list()).find((c) => c.agent === name);
+        if (existing) await runtime.remove(existing.id);
+        const c = await runtime.create(containerSpecFor(agent, "raw"));
+        await runtime.start(c.id);
+      }),
+    ),
+  );
+  return performance.now() - started;
+}
+
+async function waitAll(check: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export async function benchDocker() {
+  const docker = new Docker();
+  const rawInstance = `braw${Date.now().toString(36)}`;
+  try {
+    // Warm the image and the page cache once, outside every measurement.
+    await rawRun(docker, "UTC", rawInstance);
+    await removeInstanceResources(docker, rawInstance);
+
+    const rawStartMs = await rawRun(docker, "UTC", rawInstance);
+    const rawEditMs = await rawRun(docker, "Europe/Paris", rawInstance);
+    await removeInstanceResources(docker, rawInstance);
+
+    const h = await startTestController({ concurrency: CONCURRENCY });
+    const files: Record<string, string> = {};
+    for (const n of names) files[`${n}.yaml`] = manifest(n, "UTC");
+    const dir = writeTree(files);
+    try {
+      let t = performance.now();
+      await h.offer(dir);
+      await waitAll(() => names.every((n) => isReady(h.state.status.get(n))));
+      const rurikoStartMs = performance.now() - t;
+
+      for (const n of names) writeFileSync(join(dir, `${n}.yaml`), manifest(n, "Europe/Paris"));
+      const before = new Map(names.map((n) => [n, h.state.status.get(n)!.containerId]));
+      t = performance.now();
+      await h.offer(dir);
+      await waitAll(() => names.every((n) => { const s = h.state.status.get(n); return isReady(s) && s!.containerId !== before.get(n); }));
+      const rurikoEditMs = performance.now() - t;
+
+      const healMs: number[] = [];
+      const bareStartMs: number[] = [];
+      for (let i = 0; i < KILL_ROUNDS; i++) {
+        const name = names[i % AGENTS]!;
+        const id = h.state.status.get(name)!.containerId!;
+        // Baseline: a stopped container started by hand.
+        await docker.getContainer(id).kill();
+        await waitAll(() => h.state.status.get(name)?.containerState !== "running" || false, 10_000).catch(() => {});
+        await waitAll(() => isReady(h.state.status.get(name)) && h.state.status.get(name)!.containerState === "running");
+        const killedAt = performance.now();
+        const stampBefore = h.state.status.get(name)!.updatedAt;
+        await docker.getContainer(id).kill();
+        await waitAll(() => { const s = h.state.status.get(name); return !!s && s.updatedAt !== stampBefore && isReady(s) && s.containerState === "running"; });
+        healMs.push(performance.now() - killedAt);
+        const spare = await docker.createContainer({ Image: TEST_AGENT_IMAGE, HostConfig: { ReadonlyRootfs: true, Tmpfs: { "/tmp": "" } } });
+        const s0 = performance.now();
+        await spare.start();
+        bareStartMs.push(performance.now() - s0);
+        await spare.remove({ force: true });
+      }
+      return {
+        agents: AGENTS,
+        concurrency: CONCURRENCY,
+        startToReady: { rurikoMs: rurikoStartMs, rawDockerMs: rawStartMs, ratio: rurikoStartMs / rawStartMs },
+        editToConverged: { rurikoMs: rurikoEditMs, rawDockerMs: rawEditMs, ratio: rurikoEditMs / rawEditMs },
+        killToReady: { rounds: KILL_ROUNDS, medianMs: percentile(healMs, 50), p95Ms: percentile(healMs, 95), bareDockerStartMedianMs: percentile(bareStartMs, 50) },
+      };
+    } finally {
+      await h.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  } finally {
+    await removeInstanceResources(docker, rawInstance);
+  }
+}

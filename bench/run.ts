@@ -1,0 +1,42 @@
+/**
+ * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
+ *   node bench/run.ts [--only plan|docker]
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { benchDocker } from "./docker-converge.ts";
+
+const { values } = parseArgs({ options: { only: { type: "string" } } });
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+};
+
+if (!values.only || values.only === "plan") {
+  const plan: Array<Record<string, number>> = [];
+  for (const n of [100, 1000, 10_000]) {
+    // Each size in its own process, so that peak memory is that size's alone.
+    const out = execFileSync(process.execPath, [join(import.meta.dirname, "plan-scale.ts"), String(n)], { encoding: "utf8", maxBuffer: 1 << 20 });
+    const r = JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, number>;
+    plan.push({ ...r, msPerAgent: r.totalMs! / n });
+    console.log(`plan ${n} agents: ${r.totalMs!.toFixed(0)} ms (load+validate ${r.loadValidateMs!.toFixed(0)}, plan ${r.planMs!.toFixed(0)}), ${(r.totalMs! / n).toFixed(3)} ms/agent, peak RSS ${r.peakRssMb!.toFixed(0)} MB`);
+  }
+  results.plan = plan;
+}
+
+if (!values.only || values.only === "docker") {
+  const d = await benchDocker();
+  results.docker = d;
+  console.log(`start → all Ready, ${d.agents} agents: Ruriko ${d.startToReady.rurikoMs.toFixed(0)} ms vs raw Docker ${d.startToReady.rawDockerMs.toFixed(0)} ms = ${d.startToReady.ratio.toFixed(2)}×`);
+  console.log(`edit → converged, ${d.agents} agents: Ruriko ${d.editToConverged.rurikoMs.toFixed(0)} ms vs raw Docker ${d.editToConverged.rawDockerMs.toFixed(0)} ms = ${d.editToConverged.ratio.toFixed(2)}×`);
+  console.log(`killed → Ready: median ${d.killToReady.medianMs.toFixed(0)} ms, p95 ${d.killToReady.p95Ms.toFixed(0)} ms (bare docker start median ${d.killToReady.bareDockerStartMedianMs.toFixed(0)} ms)`);
+}
+
+const dir = join(import.meta.dirname, "results");
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `${String(results.date).replace(/[:.]/g, "-")}.json`);
+writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+console.log(`results in ${file}`);
