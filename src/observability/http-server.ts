@@ -3,6 +3,9 @@ import { verifyGitHubSignature, webhookBranch } from "../sources/webhook.ts";
 import type { Logger } from "./logger.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 
+/** Largest request body accepted (the git webhook is the only route with one). */
+const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+
 export interface HttpServerOptions {
   host: string;
   port: number;
@@ -22,7 +25,23 @@ export interface HttpServer {
 
 /** Health, readiness, metrics, status and the git webhook. Read-only except for "fetch now". */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: WEBHOOK_BODY_LIMIT });
+  // Access log: debug level only, and only the method, path (no query string) and status; never headers or bodies.
+  app.addHook("onResponse", async (req, reply) => {
+    opts.logger.debug(
+      { method: req.method, path: req.url.split("?", 1)[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      "http request",
+    );
+  });
+  // Error answers carry a short message only; a failure of our own is logged and answered generically.
+  app.setErrorHandler(async (err: { statusCode?: number; message?: string }, req, reply) => {
+    const code = typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
+    if (code >= 500) {
+      opts.logger.error({ err, method: req.method, path: req.url.split("?", 1)[0] }, "http handler failed");
+      return reply.code(code).send({ error: "internal error" });
+    }
+    return reply.code(code).send({ error: err.message ?? "bad request" });
+  });
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const r = opts.ready();
@@ -40,7 +59,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       // The signature covers the exact bytes sent, so the body is kept raw.
       scope.removeAllContentTypeParsers();
       scope.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
-      scope.post("/api/v1/webhooks/git", async (req, reply) => {
+      scope.post("/api/v1/webhooks/git", { bodyLimit: WEBHOOK_BODY_LIMIT }, async (req, reply) => {
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         const signature = req.headers["x-hub-signature-256"];
         if (!verifyGitHubSignature(webhook.secret, raw, typeof signature === "string" ? signature : undefined)) {

@@ -13,6 +13,10 @@ export class ControllerMetrics {
   readonly queueDepth: Gauge;
   readonly snapshotsTotal: Counter<"outcome">;
   readonly lastAppliedTimestamp: Gauge;
+  /** Filled at scrape time from `collectAgents`. */
+  readonly agentsByCondition: Gauge<"condition" | "status">;
+  /** Filled at scrape time from `collectPendingApprovals`. */
+  readonly pendingApprovals: Gauge;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -27,7 +31,7 @@ export class ControllerMetrics {
     this.queueDepth = new Gauge({ name: "ruriko_queue_depth", help: "Agents waiting for or in a reconcile.", registers });
     this.snapshotsTotal = new Counter({ name: "ruriko_snapshots_total", help: "Snapshots from the source by outcome.", labelNames: ["outcome"], registers });
     this.lastAppliedTimestamp = new Gauge({ name: "ruriko_last_applied_revision_timestamp_seconds", help: "When the revision in force was accepted.", registers });
-    new Gauge({
+    this.agentsByCondition = new Gauge({
       name: "ruriko_agents",
       help: "Agents by condition and status.",
       labelNames: ["condition", "status"],
@@ -37,7 +41,7 @@ export class ControllerMetrics {
         for (const { condition, status, count } of sources.collectAgents()) this.labels(condition, status).set(count);
       },
     });
-    new Gauge({
+    this.pendingApprovals = new Gauge({
       name: "ruriko_pending_approvals",
       help: "Approval requests waiting for a decision.",
       registers,
