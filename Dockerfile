@@ -1,6 +1,6 @@
 # Production image of Ruriko and of the Gitai agent runtime (one image, two entry points).
-# Where no registry is reachable, `node scripts/build-agent-image.ts` assembles the same layout
-# for the agent from the local Node 24 instead.
+# Where no registry is reachable, `npm run agent-image` assembles the same layout for the agent
+# from the local Node 24 instead (see docs/acp.md).
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -16,6 +16,9 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/package.json ./
+# The agent's data volume mounts here; a fresh named volume takes this directory's owner.
+RUN mkdir /data && chown 65532:65532 /data
+VOLUME /data
 USER 65532:65532
 EXPOSE 8765
 ENTRYPOINT ["node", "/app/dist/src/cli/gitai.js", "serve"]

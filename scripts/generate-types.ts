@@ -52,6 +52,20 @@ export async function generateTypes(): Promise<string> {
     });
     parts.push(`// --- ${file}\n${ts.trim()}\n`);
   }
+  // The ACP bodies: each definition of acp.schema.json becomes one exported type.
+  const acp = readSchema("acp.schema.json");
+  const acpDefs = acp.$defs as Record<string, Record<string, unknown>>;
+  for (const [name, def] of Object.entries(acpDefs)) {
+    if (!/^Acp/.test(name)) continue;
+    const ts = await compile({ ...def, $defs: acpDefs, title: name } as JSONSchema, name, {
+      bannerComment: "",
+      additionalProperties: false,
+      declareExternallyReferenced: true,
+      format: false,
+      strictIndexSignatures: true,
+    });
+    parts.push(`// --- acp.schema.json#/$defs/${name}\n${ts.trim()}\n`);
+  }
   // Shared definitions appear once per kind; keep one copy of each, and refuse two different ones.
   const seen = new Map<string, string>();
   const declarations = parts

@@ -3,7 +3,8 @@
  *
  * Rules of the house (DESIGN.md §2.4): deleting an agent always needs approval, whatever the policies say;
  * repairing drift is judged by the agent's `drift` mode, not by the policies (it restores what was already
- * applied); everything else follows the first matching rule of the first policy, in name order, that has one.
+ * applied); granting a secret needs approval unless a rule says `require: none`; everything else follows the
+ * first matching rule of the first policy, in name order, that has one.
  */
 import type { ApprovalPolicyManifest } from "../api/generated/types.ts";
 import type { Kind } from "../api/kinds.ts";
@@ -79,6 +80,10 @@ export function evaluateGate(subject: GateSubject, policies: readonly ApprovalPo
     if (!rule) continue;
     if (rule.require === "none") return { required: false, why: `policy ${policy.metadata.name} exempts it` };
     return requirement(policy, `policy ${policy.metadata.name} requires approval for ${describeMatch(rule)}`);
+  }
+  if (subject.kind === "SecretBinding" && subject.operation === "grant") {
+    // Handing a secret to an agent is risky by default: only an explicit `require: none` rule exempts it.
+    return requirement(ordered[0], "granting a secret needs approval unless a policy exempts it");
   }
   return { required: false, why: "no policy rule matches" };
 }

@@ -42,6 +42,7 @@ program
   .option("--git-interval <seconds>", "git fetch interval", (v) => Number(v), 60)
   .option("--allow-empty", "allow a revision with no agents to prune every agent", false)
   .option("--log-level <level>", "trace|debug|info|warn|error", process.env.RURIKO_LOG_LEVEL ?? "info")
+  .option("--master-key-file <file>", "master key file (default: RURIKO_MASTER_KEY, else <state-dir>/master.key, generated on first start)")
   .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
     const { serve } = await import("./serve.ts");
     await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });
@@ -101,4 +102,78 @@ for (const decision of ["approve", "deny"] as const) {
     });
 }
 
-await program.parseAsync(process.argv);
+const masterKeyOption = () => new Option("--master-key-file <file>", "master key file (default: RURIKO_MASTER_KEY, else <state-dir>/master.key)");
+const secret = program.command("secret").description("the encrypted secret store (values never on the command line, never printed)");
+for (const [command, rotate, description] of [
+  ["set", false, "create a secret or store a new version (value from --from-file, stdin, or a prompt that does not echo)"],
+  ["rotate", true, "store a new version of an existing secret; bound agents get it without a restart"],
+] as const) {
+  secret
+    .command(command)
+    .description(description)
+    .argument("<name>", "secret name")
+    .option("--from-file <file>", "read the value from a file")
+    .addOption(stateDirOption())
+    .addOption(masterKeyOption())
+    .action(async (name: string, opts: { stateDir: string; masterKeyFile?: string; fromFile?: string }) => {
+      const { secretSet } = await import("./secret.ts");
+      process.exitCode = await secretSet(name, { ...opts, rotate });
+    });
+}
+secret
+  .command("list")
+  .description("names, versions and times (no values)")
+  .addOption(stateDirOption())
+  .addOption(masterKeyOption())
+  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+  .action(async (opts: { stateDir: string; masterKeyFile?: string; output: "text" | "json" }) => {
+    const { secretList } = await import("./secret.ts");
+    process.exitCode = secretList(opts);
+  });
+secret
+  .command("info")
+  .argument("<name>", "secret name")
+  .description("one secret's metadata (no value)")
+  .addOption(stateDirOption())
+  .addOption(masterKeyOption())
+  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+  .action(async (name: string, opts: { stateDir: string; masterKeyFile?: string; output: "text" | "json" }) => {
+    const { secretInfo } = await import("./secret.ts");
+    process.exitCode = secretInfo(name, opts);
+  });
+secret
+  .command("delete")
+  .argument("<name>", "secret name")
+  .description("delete a secret: parked behind an approval, carried out once approved")
+  .addOption(stateDirOption())
+  .addOption(masterKeyOption())
+  .action(async (name: string, opts: { stateDir: string; masterKeyFile?: string }) => {
+    const { secretDelete } = await import("./secret.ts");
+    process.exitCode = secretDelete(name, opts);
+  });
+secret
+  .command("rekey")
+  .description("re-encrypt every secret and agent token under a new master key")
+  .option("--new-key-file <file>", "the new master key (or RURIKO_NEW_MASTER_KEY)")
+  .addOption(stateDirOption())
+  .addOption(masterKeyOption())
+  .action(async (opts: { stateDir: string; masterKeyFile?: string; newKeyFile?: string }) => {
+    const { secretRekey } = await import("./secret.ts");
+    process.exitCode = secretRekey(opts);
+  });
+secret
+  .command("keygen")
+  .description("print a new random master key (base64)")
+  .action(async () => {
+    const { secretKeygen } = await import("./secret.ts");
+    process.exitCode = secretKeygen();
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // Errors of Ruriko's own carry their context in the message; a stack helps nobody at the terminal.
+  console.error(`ruriko: ${error instanceof Error ? error.message : String(error)}`);
+  if (process.env.RURIKO_DEBUG && error instanceof Error) console.error(error.stack);
+  process.exitCode = 1;
+}

@@ -10,6 +10,7 @@ import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
+import { openVault, type Vault } from "../secrets/vault.ts";
 import { openState } from "../store/state.ts";
 
 export interface ServeOptions {
@@ -24,6 +25,7 @@ export interface ServeOptions {
   gitIntervalSeconds: number;
   allowEmpty: boolean;
   logLevel: string;
+  masterKeyFile?: string;
 }
 
 export function parseHostPort(text: string): { host: string; port: number } {
@@ -37,7 +39,15 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (!opts.manifests === !opts.git) throw new Error("give exactly one of --manifests DIR or --git URL");
   const logger: Logger = createLogger({ level: opts.logLevel });
   const state = openState(opts.stateDir);
-  logger.info({ instance: state.instance, stateDir: opts.stateDir }, "ruriko starting");
+  let vault: Vault;
+  try {
+    vault = openVault(state, { stateDir: opts.stateDir, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
+  } catch (error) {
+    state.close();
+    throw error;
+  }
+  logger.info({ instance: state.instance, stateDir: opts.stateDir, masterKey: { id: vault.key.id, from: vault.origin } }, "ruriko starting");
+  if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
 
   const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance, log: logger.child({ component: "runtime" }) });
   if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
@@ -60,6 +70,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const controller = new Controller({
     runtime,
     stores: state,
+    vault,
     logger,
     concurrency: opts.concurrency,
     resyncIntervalMs: opts.resyncSeconds * 1000,

@@ -4,19 +4,24 @@
  * event stream resyncs everything), a periodic jittered resync, and approval decisions and expiries
  * (found by polling the state database, which the CLI and the Matrix bot write to).
  */
+import { AcpClient } from "../acp/client.ts";
 import { formatManifestError, type ManifestError } from "../api/errors.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
+import { applySecretDeletion } from "../secrets/secret-deletion.ts";
 import type { EventSubscription, Runtime } from "../runtime/runtime.ts";
 import type { RevisionStore } from "../store/revision-store.ts";
-import type { ReconcilerStores } from "./reconciler.ts";
-import { Reconciler, type StatusTransition } from "./reconciler.ts";
+import { Reconciler, type ReconcilerStores, type ReconcilerVault, type StatusTransition } from "./reconciler.ts";
 import { WorkQueue } from "./work-queue.ts";
 
 export interface ControllerOptions {
   runtime: Runtime;
   stores: ReconcilerStores & { revisions: RevisionStore };
+  vault: ReconcilerVault;
+  acp?: AcpClient;
   logger: Logger;
+  /** How often to ask each Ready agent for its /status (drift inside the agent). */
+  agentPollMs?: number;
   concurrency?: number;
   /** Look at every agent this often even without events; jittered ±10%. */
   resyncIntervalMs?: number;
@@ -45,13 +50,17 @@ export class Controller {
   private subscription: EventSubscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
+  private secretsFingerprint = "";
 
   constructor(options: ControllerOptions) {
     this.o = options;
     this.reconciler = new Reconciler({
       runtime: options.runtime,
       stores: options.stores,
+      vault: options.vault,
+      acp: options.acp ?? new AcpClient(),
       desired: () => this.current,
+      ...(options.agentPollMs !== undefined ? { agentPollMs: options.agentPollMs } : {}),
       logger: options.logger,
       ...(options.stallAfterFailures !== undefined ? { stallAfterFailures: options.stallAfterFailures } : {}),
       ...(options.resyncIntervalMs !== undefined ? { resyncAfterMs: options.resyncIntervalMs } : {}),
@@ -104,7 +113,11 @@ export class Controller {
       this.timers[0] = t;
     };
     scheduleResync();
-    const poll = setInterval(() => this.pollApprovals(), this.o.approvalPollMs ?? 2000);
+    this.secretsFingerprint = this.o.vault.secrets.fingerprint();
+    const poll = setInterval(() => {
+      this.pollApprovals();
+      this.pollSecrets();
+    }, this.o.approvalPollMs ?? 2000);
     poll.unref();
     this.timers.push(poll);
   }
@@ -171,6 +184,25 @@ export class Controller {
     for (const name of [...names].sort()) this.queue.add(name, traceId, { urgent });
   }
 
+  /**
+   * `ruriko secret set|rotate|delete` writes from another process: when the store changed, every agent with
+   * a binding is looked at again, so a rotation reaches every bound agent in its next reconcile.
+   */
+  private pollSecrets(): void {
+    if (this.stopped || !this.current) return;
+    try {
+      const fingerprint = this.o.vault.secrets.fingerprint();
+      if (fingerprint === this.secretsFingerprint) return;
+      this.secretsFingerprint = fingerprint;
+      const traceId = newTraceId();
+      const bound = new Set(objectsOfKind(this.current, "SecretBinding").map((b) => b.object.spec.agent));
+      this.o.logger.info({ traceId, agents: [...bound].sort() }, "secret store changed: reconciling bound agents");
+      for (const agent of [...bound].sort()) this.queue.add(agent, traceId, { urgent: true });
+    } catch (error) {
+      this.o.logger.warn({ err: error instanceof Error ? error.message : String(error) }, "secret store poll failed");
+    }
+  }
+
   private pollApprovals(): void {
     if (this.stopped) return;
     const { approvals, audit } = this.o.stores;
@@ -179,7 +211,11 @@ export class Controller {
         audit.append({ traceId: expired.traceId, actor: "controller", action: "approval.expired", target: `approval/${expired.id}`, payload: { agent: expired.agent, summary: expired.summary }, result: "info" });
         this.queue.add(expired.agent, expired.traceId, { urgent: true });
       }
-      for (const approved of approvals.list({ status: "approved", limit: 1000 })) this.queue.add(approved.agent, approved.traceId, { urgent: true });
+      for (const approved of approvals.list({ status: "approved", limit: 1000 })) {
+        if (approved.objectKey.startsWith("Secret/")) {
+          applySecretDeletion({ secrets: this.o.vault.secrets, approvals, audit }, approved, "controller", approved.traceId);
+        } else this.queue.add(approved.agent, approved.traceId, { urgent: true });
+      }
       for (const denied of approvals.list({ status: "denied", limit: 50 })) {
         const status = this.o.stores.status.get(denied.agent);
         if (status && status.conditions.some((c) => c.type === "AwaitingApproval" && c.status === "True" && c.message.includes(denied.id))) {

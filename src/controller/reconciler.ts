@@ -4,16 +4,21 @@
  * (inventory, approvals), plans, lets risky actions wait behind approvals, carries out the rest, and writes
  * the agent's status once at the end. Running it twice in a row does nothing the second time.
  */
-import type { AgentManifest, ApprovalPolicyManifest } from "../api/generated/types.ts";
+import { AcpError, type AcpClient, type AcpEndpoint } from "../acp/client.ts";
+import { ACP_TOKEN_FILE } from "../acp/protocol.ts";
+import type { AcpStatus, AgentManifest, ApprovalPolicyManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
-import { evaluateGate } from "../approvals/policy.ts";
+import { evaluateGate, type GateDecision } from "../approvals/policy.ts";
 import { withTrace, type Logger } from "../observability/logger.ts";
 import { RuntimeError, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
 import type { AgentStatus, AgentStatusStore, Condition } from "../store/agent-status-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
+import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
+import type { SecretStore } from "../store/secret-store.ts";
+import { desiredBindingsOf, desiredGosutoOf, secretsDigestOf, type DesiredBinding, type SecretVersion } from "./agent-config.ts";
 import { conditionOf, setCondition } from "./conditions.ts";
 import { containerSpecFor } from "./container-spec.ts";
 import { planAgent, type Action, type AgentPlan } from "./planner.ts";
@@ -33,9 +38,21 @@ export interface StatusTransition {
   previous?: Condition;
 }
 
+/** The encrypted parts of the state: secret values and agents' ACP tokens. */
+export interface ReconcilerVault {
+  secrets: SecretStore;
+  tokens: AgentTokenStore;
+}
+
 export interface ReconcilerOptions {
   runtime: Runtime;
   stores: ReconcilerStores;
+  vault: ReconcilerVault;
+  acp: AcpClient;
+  /** How often to ask a Ready agent for its /status, to catch drift inside it. */
+  agentPollMs?: number;
+  /** How long a started agent may take to answer ACP before that is an error. */
+  agentStartGraceMs?: number;
   /** The snapshot in force (the last good one), or undefined before the first. */
   desired: () => Snapshot | undefined;
   logger: Logger;
@@ -75,15 +92,23 @@ interface Outcome {
   observed?: ObservedContainer;
   converged: boolean;
   desired?: AgentManifest;
+  /** What the agent holds, as it reported (or as just pushed). */
+  agentReport?: { gosutoDigest: string | null; secretsDigest: string | null };
+  /** The agent refused the Gosuto: its own words. */
+  refused?: string;
+  /** Bound secrets that are not in the store. */
+  missingSecrets: string[];
 }
 
 export class Reconciler {
   private readonly o: Required<Omit<ReconcilerOptions, "onTransition">> & Pick<ReconcilerOptions, "onTransition">;
   private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
+  /** Since when a running agent has not answered ACP. */
+  private readonly unanswered = new Map<string, number>();
   private prepared = false;
 
   constructor(options: ReconcilerOptions) {
-    this.o = { stallAfterFailures: 5, resyncAfterMs: 5 * 60_000, now: () => new Date(), ...options };
+    this.o = { stallAfterFailures: 5, resyncAfterMs: 5 * 60_000, agentPollMs: 30_000, agentStartGraceMs: 60_000, now: () => new Date(), ...options };
   }
 
   async reconcile(agent: string, traceId: string): Promise<ReconcileResult> {
@@ -97,10 +122,12 @@ export class Reconciler {
       if (!outcome.desired && outcome.converged) {
         this.o.stores.status.delete(agent);
         this.crashes.delete(agent);
+        this.unanswered.delete(agent);
         return {};
       }
       this.writeStatus(agent, snapshot, outcome, previous, traceId, undefined);
       if (outcome.requeueAfterMs !== undefined) return { requeueAfterMs: outcome.requeueAfterMs };
+      if (outcome.agentReport) return { requeueAfterMs: Math.min(this.o.agentPollMs, this.o.resyncAfterMs) };
       return outcome.converged ? { requeueAfterMs: this.o.resyncAfterMs } : {};
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -119,7 +146,7 @@ export class Reconciler {
   private async converge(agent: string, snapshot: Snapshot, traceId: string, log: Logger): Promise<Outcome> {
     const manifest = snapshot.objects.get(objectKey("Agent", agent))?.object as AgentManifest | undefined;
     const policies = Reconciler.policiesOf(snapshot);
-    const outcome: Outcome = { executed: [], parked: [], blocked: [], reported: [], waiting: [], converged: false, ...(manifest ? { desired: manifest } : {}) };
+    const outcome: Outcome = { executed: [], parked: [], blocked: [], reported: [], waiting: [], converged: false, missingSecrets: [], ...(manifest ? { desired: manifest } : {}) };
     for (let pass = 0; pass < MAX_PASSES; pass++) {
       const observed = (await this.o.runtime.list()).filter((c) => c.agent === agent);
       const inventory = this.o.stores.inventory.get(agent);
@@ -137,6 +164,10 @@ export class Reconciler {
       const runnable = this.gate(plan, manifest, policies, snapshot.revision, traceId, outcome);
       if (runnable.length === 0) {
         outcome.converged = plan.actions.length === 0;
+        const running = outcome.observed?.state === "running";
+        if (outcome.converged && manifest && running && manifest.spec.state !== "Stopped") {
+          await this.configureAgent(manifest, snapshot, outcome.observed!, policies, traceId, log, outcome);
+        }
         return outcome;
       }
       for (const { action, approval } of runnable) {
@@ -163,7 +194,7 @@ export class Reconciler {
     traceId: string,
     outcome: Outcome,
   ): Array<{ action: Action; approval?: ApprovalRequest }> {
-    const { approvals, audit } = this.o.stores;
+    const { approvals } = this.o.stores;
     const runnable: Array<{ action: Action; approval?: ApprovalRequest }> = [];
     const gated = plan.actions.map((action) => ({
       action,
@@ -174,9 +205,7 @@ export class Reconciler {
     }));
     // A pending request for a change no longer planned was overtaken by the desired state: never apply it.
     const keep = gated.filter((g) => g.gate.required).map((g) => g.action);
-    for (const superseded of approvals.supersedePending(plan.agent, keep, this.o.now())) {
-      audit.append({ traceId, actor: "controller", action: "approval.superseded", target: `approval/${superseded.id}`, payload: { agent: plan.agent, summary: superseded.summary }, result: "info" });
-    }
+    this.supersede(plan.agent, keep, (r) => r.operation !== "grant", traceId);
     for (const { action, gate } of gated) {
       if (!gate.required) {
         runnable.push({ action });
@@ -187,40 +216,192 @@ export class Reconciler {
       else if (existing?.status === "pending") outcome.parked.push(existing);
       else if (existing?.status === "denied" || existing?.status === "expired") outcome.blocked.push(existing);
       else {
-        const now = this.o.now();
-        const expiresAt = new Date(now.getTime() + gate.ttlMs);
-        const remindAt = new Date(expiresAt.getTime() - gate.remindBeforeMs);
-        const request = approvals.create(
-          {
-            agent: plan.agent,
-            objectKey: objectKey("Agent", plan.agent),
-            operation: action.operation,
-            fromDigest: action.fromDigest,
-            toDigest: action.toDigest,
-            revision,
-            summary: `Agent/${plan.agent}: ${action.reason}`,
-            policy: gate.policy,
-            room: gate.room,
-            approvers: gate.approvers,
-            quorum: gate.quorum,
-            expiresAt: expiresAt.toISOString(),
-            remindAt: remindAt > now ? remindAt.toISOString() : null,
-            traceId,
-          },
-          now,
+        outcome.parked.push(
+          this.park(plan.agent, { objectKey: objectKey("Agent", plan.agent), operation: action.operation, fromDigest: action.fromDigest, toDigest: action.toDigest, summary: `Agent/${plan.agent}: ${action.reason}` }, gate, revision, traceId),
         );
-        audit.append({
-          traceId,
-          actor: "controller",
-          action: "approval.requested",
-          target: `approval/${request.id}`,
-          payload: { agent: plan.agent, operation: action.operation, summary: request.summary, why: gate.why, policy: gate.policy, quorum: gate.quorum, revision },
-          result: "parked",
-        });
-        outcome.parked.push(request);
       }
     }
     return runnable;
+  }
+
+  private supersede(agent: string, keep: ReadonlyArray<{ operation: string; fromDigest: string; toDigest: string }>, among: (r: ApprovalRequest) => boolean, traceId: string): void {
+    // A pending request for a change no longer planned was overtaken by the desired state: never apply it.
+    for (const superseded of this.o.stores.approvals.supersedePending(agent, keep, this.o.now(), among)) {
+      this.o.stores.audit.append({ traceId, actor: "controller", action: "approval.superseded", target: `approval/${superseded.id}`, payload: { agent, summary: superseded.summary }, result: "info" });
+    }
+  }
+
+  /** Parks one change behind a new approval request, bound to exactly that change. */
+  private park(
+    agent: string,
+    change: { objectKey: string; operation: string; fromDigest: string; toDigest: string; summary: string },
+    gate: Extract<GateDecision, { required: true }>,
+    revision: string,
+    traceId: string,
+  ): ApprovalRequest {
+    const now = this.o.now();
+    const expiresAt = new Date(now.getTime() + gate.ttlMs);
+    const remindAt = new Date(expiresAt.getTime() - gate.remindBeforeMs);
+    const request = this.o.stores.approvals.create(
+      {
+        agent,
+        ...change,
+        revision,
+        policy: gate.policy,
+        room: gate.room,
+        approvers: gate.approvers,
+        quorum: gate.quorum,
+        expiresAt: expiresAt.toISOString(),
+        remindAt: remindAt > now ? remindAt.toISOString() : null,
+        traceId,
+      },
+      now,
+    );
+    this.o.stores.audit.append({
+      traceId,
+      actor: "controller",
+      action: "approval.requested",
+      target: `approval/${request.id}`,
+      payload: { agent, operation: change.operation, summary: request.summary, why: gate.why, policy: gate.policy, quorum: gate.quorum, revision },
+      result: "parked",
+    });
+    return request;
+  }
+
+  /**
+   * Bindings whose grant may go ahead: exempted by policy, or approved. A grant waiting for people is parked
+   * and its secret withheld; the agent's other secrets are delivered meanwhile.
+   */
+  private gateGrants(agent: string, bindings: readonly DesiredBinding[], policies: ApprovalPolicyManifest[], revision: string, traceId: string, outcome: Outcome): Array<{ binding: DesiredBinding; approval?: ApprovalRequest }> {
+    const { approvals } = this.o.stores;
+    const granted: Array<{ binding: DesiredBinding; approval?: ApprovalRequest }> = [];
+    const gated = bindings.map((binding) => ({
+      binding,
+      change: { operation: "grant", fromDigest: "none", toDigest: binding.digest },
+      gate: evaluateGate({ kind: "SecretBinding", name: binding.binding, operation: "grant", fields: [], drift: false }, policies),
+    }));
+    this.supersede(agent, gated.filter((g) => g.gate.required).map((g) => g.change), (r) => r.operation === "grant", traceId);
+    for (const { binding, change, gate } of gated) {
+      if (!gate.required) {
+        granted.push({ binding });
+        continue;
+      }
+      const existing = approvals.findForChange(agent, change.operation, change.fromDigest, change.toDigest);
+      // A grant stays granted once applied, for as long as the binding is unchanged.
+      if (existing?.status === "approved" || existing?.status === "applied") granted.push({ binding, approval: existing });
+      else if (existing?.status === "pending") outcome.parked.push(existing);
+      else if (existing?.status === "denied" || existing?.status === "expired") outcome.blocked.push(existing);
+      else {
+        outcome.parked.push(
+          this.park(agent, { objectKey: objectKey("SecretBinding", binding.binding), ...change, summary: `SecretBinding/${binding.binding}: grant secret ${binding.secret} to agent ${agent}` }, gate, revision, traceId),
+        );
+      }
+    }
+    return granted;
+  }
+
+  /** Gives the agent a new ACP token: sealed in the state database, written as a file into its data volume. */
+  private async handOverToken(agent: string, containerId: string, traceId: string): Promise<string> {
+    const token = this.o.vault.tokens.issue(agent, this.o.now());
+    await this.o.runtime.writeAgentFile(containerId, ACP_TOKEN_FILE, Buffer.from(token, "utf8"));
+    this.o.stores.audit.append({ traceId, actor: "controller", action: "agent.token.issued", target: `Agent/${agent}`, payload: { containerId }, result: "ok" });
+    return token;
+  }
+
+  /** The agent's /status; hands over a new token once when the agent does not accept the one on record. */
+  private async agentStatus(endpoint: AcpEndpoint, containerId: string, traceId: string): Promise<AcpStatus> {
+    try {
+      return await this.o.acp.status(endpoint, traceId);
+    } catch (error) {
+      if (!(error instanceof AcpError && error.code === "unauthorized")) throw error;
+      endpoint.token = await this.handOverToken(endpoint.agent, containerId, traceId);
+      return await this.o.acp.status(endpoint, traceId);
+    }
+  }
+
+  /**
+   * Once the container runs: make the agent hold the desired Gosuto and exactly its granted secrets,
+   * pushing over ACP only what differs from what the agent reports. Never recreates the container.
+   */
+  private async configureAgent(
+    manifest: AgentManifest,
+    snapshot: Snapshot,
+    observed: ObservedContainer,
+    policies: ApprovalPolicyManifest[],
+    traceId: string,
+    log: Logger,
+    outcome: Outcome,
+  ): Promise<void> {
+    const agent = manifest.metadata.name;
+    const { acp, vault } = this.o;
+    const { audit, approvals } = this.o.stores;
+    const gosuto = desiredGosutoOf(snapshot, manifest);
+    if (!gosuto) throw new ReconcileError(agent, "configure", `Gosuto ${manifest.spec.gosuto} is not in the revision in force`);
+    if (!observed.controlHostPort) throw new ReconcileError(agent, "configure", "the container's control port is not published");
+    const endpoint: AcpEndpoint = { agent, baseUrl: `http://127.0.0.1:${observed.controlHostPort}`, token: vault.tokens.get(agent) ?? (await this.handOverToken(agent, observed.id, traceId)) };
+
+    let report: AcpStatus;
+    try {
+      report = await this.agentStatus(endpoint, observed.id, traceId);
+      this.unanswered.delete(agent);
+    } catch (error) {
+      if (!(error instanceof AcpError && (error.code === "unreachable" || error.code === "timeout"))) throw error;
+      const now = this.o.now().getTime();
+      const since = this.unanswered.get(agent) ?? now;
+      this.unanswered.set(agent, since);
+      if (now - since > this.o.agentStartGraceMs) throw error;
+      // Just started: Gitai takes a moment to listen.
+      outcome.converged = false;
+      outcome.waiting.push("waiting for the agent to answer on its control port");
+      outcome.requeueAfterMs = 250;
+      return;
+    }
+
+    let gosutoDigest = report.gosutoDigest;
+    if (report.gosutoDigest !== gosuto.digest) {
+      try {
+        await acp.putConfig(endpoint, { gosuto: gosuto.yaml, digest: gosuto.digest }, traceId);
+        gosutoDigest = gosuto.digest;
+        log.info({ gosuto: gosuto.name, from: report.gosutoDigest, to: gosuto.digest }, `configure ${agent}: Gosuto ${gosuto.name} applied`);
+        audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest, revision: snapshot.revision }, result: "ok" });
+      } catch (error) {
+        if (!(error instanceof AcpError && error.code === "refused")) throw error;
+        outcome.refused = error.details.length > 0 ? error.details.join("; ") : error.message;
+        log.warn({ gosuto: gosuto.name, refusal: outcome.refused }, `configure ${agent}: the agent refused Gosuto ${gosuto.name}`);
+        audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, toDigest: gosuto.digest, error: outcome.refused }, result: "error" });
+      }
+    }
+
+    const granted = this.gateGrants(agent, desiredBindingsOf(snapshot, agent), policies, snapshot.revision, traceId, outcome);
+    const wanted = new Map<string, SecretVersion>();
+    for (const { binding } of granted) {
+      const info = vault.secrets.info(binding.secret);
+      if (info) wanted.set(info.name, info);
+      else if (!outcome.missingSecrets.includes(binding.secret)) outcome.missingSecrets.push(binding.secret);
+    }
+    let secretsDigest = report.secretsDigest;
+    if (report.secretsDigest !== secretsDigestOf([...wanted.values()])) {
+      const values: Record<string, string> = {};
+      const versions: Record<string, number> = {};
+      const delivered: SecretVersion[] = [];
+      for (const name of wanted.keys()) {
+        const revealed = vault.secrets.reveal(name);
+        if (!revealed) continue; // deleted this very moment: the next reconcile sees it missing
+        values[name] = revealed.value.toString("utf8");
+        versions[name] = revealed.info.version;
+        delivered.push(revealed.info);
+      }
+      // The digest of what is actually sent (a rotation between listing and reading moves it on).
+      const digest = secretsDigestOf(delivered);
+      await acp.putSecrets(endpoint, { secrets: values, versions, digest }, traceId);
+      secretsDigest = digest;
+      const revoked = report.secrets.map((s) => s.name).filter((n) => !(n in values));
+      const summary = delivered.map((d) => ({ name: d.name, version: d.version }));
+      log.info({ delivered: summary, revoked }, `configure ${agent}: secrets delivered`);
+      audit.append({ traceId, actor: "controller", action: "agent.secrets", target: `Agent/${agent}`, payload: { delivered: summary, revoked, digest }, result: "ok" });
+      for (const { approval } of granted) if (approval?.status === "approved") approvals.markApplied(approval.id, this.o.now());
+    }
+    outcome.agentReport = { gosutoDigest, secretsDigest };
   }
 
   /** Crash-loop backoff for restarts of a container that keeps exiting. */
@@ -274,6 +455,8 @@ export class Reconciler {
             created = existing;
           }
           inventory.record(action.agent, { containerId: created.id, spec: action.spec });
+          // Before the first start, so Gitai finds its token as it comes up.
+          await this.handOverToken(action.agent, created.id, traceId);
           payload.containerId = created.id;
           payload.specDigest = action.spec.specDigest;
           payload.image = action.spec.image;
@@ -295,6 +478,7 @@ export class Reconciler {
           if (action.operation === "delete") {
             await runtime.removeAgentVolume(action.agent);
             inventory.forget(action.agent);
+            this.o.vault.tokens.forget(action.agent);
           }
           break;
       }
@@ -340,8 +524,11 @@ export class Reconciler {
         awaiting ? "ApprovalRequired" : "NoPendingApproval",
         outcome.parked.map((r) => `approval ${r.id}: ${r.summary} (${r.quorum} of ${r.approvers.length > 0 ? r.approvers.join(", ") : "the local operator"}, expires ${r.expiresAt})`).join("; "),
       );
-      set("Stalled", "False", "Progressing", "");
-      if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && outcome.parked.length === 0) {
+      set("Stalled", outcome.refused ? "True" : "False", outcome.refused ? "GosutoRefused" : "Progressing", outcome.refused ? `the agent refused its Gosuto: ${outcome.refused}` : "");
+      if (outcome.refused) {
+        set("Ready", "False", "GosutoRefused", `the agent refused its Gosuto (the previous config stays in force): ${outcome.refused}`);
+        set("Reconciling", "False", "Stalled", "fix the Gosuto in the manifests");
+      } else if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && outcome.parked.length === 0 && outcome.missingSecrets.length === 0) {
         const c = outcome.observed;
         set("Ready", "True", "Converged", c ? `container ${c.state}, image ${c.image}` : "converged");
         set("Reconciling", "False", "Converged", "");
@@ -357,6 +544,10 @@ export class Reconciler {
       } else if (awaiting) {
         set("Ready", "False", "AwaitingApproval", outcome.parked.map((r) => r.summary).join("; "));
         set("Reconciling", "False", "AwaitingApproval", "");
+      } else if (outcome.missingSecrets.length > 0) {
+        const names = outcome.missingSecrets.join(", ");
+        set("Ready", "False", "SecretMissing", `bound secret${outcome.missingSecrets.length > 1 ? "s" : ""} not in the store: ${names} (ruriko secret set NAME); the others were delivered`);
+        set("Reconciling", "False", "SecretMissing", "");
       } else {
         set("Ready", "False", "Progressing", outcome.waiting.join("; ") || outcome.executed.map((a) => a.reason).join("; ") || "converging");
         set("Reconciling", "True", outcome.waiting.length > 0 ? "CrashLoopBackOff" : "Progressing", outcome.waiting.join("; "));
@@ -368,10 +559,12 @@ export class Reconciler {
       observedRevision: snapshot.revision,
       appliedRevision,
       appliedSpecDigest,
-      lastError: error ?? (outcome && outcome.blocked.length === 0 ? null : (previous?.lastError ?? null)),
+      lastError: error ?? outcome?.refused ?? (outcome && outcome.blocked.length === 0 ? null : (previous?.lastError ?? null)),
       failures,
       containerId: outcome?.observed?.id ?? previous?.containerId ?? null,
       containerState: outcome?.observed?.state ?? (outcome ? null : (previous?.containerState ?? null)),
+      gosutoDigest: outcome?.agentReport?.gosutoDigest ?? previous?.gosutoDigest ?? null,
+      secretsDigest: outcome?.agentReport?.secretsDigest ?? previous?.secretsDigest ?? null,
       updatedAt: now,
     };
     this.o.stores.status.put(status);

@@ -35,6 +35,8 @@ export function buildStatusReport(sources: StatusReportSources) {
       observedRevision: s.observedRevision,
       appliedRevision: s.appliedRevision,
       container: s.containerId ? { id: s.containerId.slice(0, 12), state: s.containerState } : null,
+      // What the agent itself reported over ACP (digests only: names and versions, never values).
+      agent: { gosutoDigest: s.gosutoDigest, secretsDigest: s.secretsDigest },
       lastError: s.lastError,
       failures: s.failures,
       updatedAt: s.updatedAt,

@@ -4,6 +4,7 @@
  * or changed.
  */
 import type Docker from "dockerode";
+import { pack } from "tar-stream";
 import {
   LABELS,
   MANAGED_BY,
@@ -33,7 +34,9 @@ export interface DockerRuntimeOptions {
 }
 
 const EVENT_ACTIONS: ReadonlySet<string> = new Set<RuntimeEventAction>(["start", "die", "oom", "stop", "destroy", "kill", "create"]);
-const APP_USER = "65532:65532";
+const APP_UID = 65532;
+const APP_USER = `${APP_UID}:${APP_UID}`;
+const DATA_DIR = "/data";
 
 function statusCode(error: unknown): number | undefined {
   return (error as { statusCode?: number } | undefined)?.statusCode;
@@ -193,7 +196,7 @@ export class DockerRuntime implements Runtime {
           PidsLimit: spec.pidsLimit,
           ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
           ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
-          Mounts: [{ Type: "volume", Source: volume, Target: "/data" }],
+          Mounts: [{ Type: "volume", Source: volume, Target: DATA_DIR }],
           NetworkMode: this.network,
           RestartPolicy: { Name: "no" },
           ...(controlPort ? { PortBindings: { [controlPort]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
@@ -215,6 +218,20 @@ export class DockerRuntime implements Runtime {
         throw new RuntimeError("create", spec.agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`, { cause: error });
       }
       throw this.fail("create", spec.agent, error);
+    }
+  }
+
+  async writeAgentFile(containerId: string, name: string, content: Buffer): Promise<void> {
+    const archive = pack();
+    archive.entry({ name, mode: 0o600, uid: APP_UID, gid: APP_UID, mtime: new Date() }, content);
+    archive.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of archive) chunks.push(chunk as Buffer);
+    try {
+      await this.docker.getContainer(containerId).putArchive(Buffer.concat(chunks), { path: DATA_DIR });
+    } catch (error) {
+      // The engine's message names the container and path only; the content is never part of it.
+      throw this.fail("write agent file", undefined, error);
     }
   }
 

@@ -75,7 +75,8 @@ function rootFilesystem(opts: LocalNodeImageOptions): Entry[] {
 }
 
 function dockerfile(opts: LocalNodeImageOptions): string {
-  const lines = ["FROM scratch", "COPY rootfs/ /", `USER ${opts.user ?? `${APP_UID}:${APP_UID}`}`];
+  // ADD of a local tar keeps the archive's owners (COPY would make everything root's): /data must be the app user's.
+  const lines = ["FROM scratch", "ADD rootfs.tar /", `USER ${opts.user ?? `${APP_UID}:${APP_UID}`}`];
   if (opts.workdir) lines.push(`WORKDIR ${opts.workdir}`);
   for (const env of opts.env ?? []) lines.push(`ENV ${env.replace("=", "=\"")}"`);
   for (const port of opts.exposedPorts ?? []) lines.push(`EXPOSE ${port}`);
@@ -96,19 +97,25 @@ export async function buildLocalNodeImage(docker: Docker, opts: LocalNodeImageOp
   const existing = await docker.getImage(opts.tag).inspect().catch(() => undefined);
   if (existing?.Config?.Labels?.[INPUTS_LABEL] === inputs) return { tag: opts.tag, id: existing.Id, reused: true };
 
-  const tar = pack();
-  tar.entry({ name: "Dockerfile", mode: 0o644 }, file);
+  const rootfs = pack();
   const dirs = new Set<string>();
   for (const e of entries) {
     const parts = e.path.split("/").filter(Boolean);
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
   }
-  for (const dir of [...dirs].sort()) if (!entries.some((e) => e.type === "directory" && e.path === `/${dir}`)) tar.entry({ name: `rootfs/${dir}/`, type: "directory", mode: 0o755 });
+  for (const dir of [...dirs].sort()) if (!entries.some((e) => e.type === "directory" && e.path === `/${dir}`)) rootfs.entry({ name: `${dir}/`, type: "directory", mode: 0o755 });
   for (const e of entries) {
-    const name = `rootfs${e.path}`;
-    if (e.type === "directory") tar.entry({ name: `${name}/`, type: "directory", mode: e.mode, uid: e.uid ?? 0, gid: e.uid ?? 0 });
-    else tar.entry({ name, mode: e.mode, uid: e.uid ?? 0, gid: e.uid ?? 0 }, e.data!);
+    const name = e.path.slice(1);
+    if (e.type === "directory") rootfs.entry({ name: `${name}/`, type: "directory", mode: e.mode, uid: e.uid ?? 0, gid: e.uid ?? 0 });
+    else rootfs.entry({ name, mode: e.mode, uid: e.uid ?? 0, gid: e.uid ?? 0 }, e.data!);
   }
+  rootfs.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of rootfs) chunks.push(chunk as Buffer);
+
+  const tar = pack();
+  tar.entry({ name: "Dockerfile", mode: 0o644 }, file);
+  tar.entry({ name: "rootfs.tar", mode: 0o644 }, Buffer.concat(chunks));
   tar.finalize();
 
   const stream: NodeJS.ReadableStream = await docker.buildImage(tar as unknown as NodeJS.ReadableStream, {

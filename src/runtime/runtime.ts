@@ -75,6 +75,12 @@ export interface Runtime {
   /** Creates (does not start) the agent's container with the hardened defaults; returns it as observed. */
   create(spec: ContainerSpec): Promise<ObservedContainer>;
   start(containerId: string): Promise<void>;
+  /**
+   * Writes a file into the agent's data volume (mounted at /data), readable only by the agent's user.
+   * How secrets-bearing files reach an agent without passing through its configuration: unlike env
+   * vars or labels, file contents never show in `docker inspect`. Works on created and running containers.
+   */
+  writeAgentFile(containerId: string, name: string, content: Buffer): Promise<void>;
   /** Graceful stop: SIGTERM, then SIGKILL after `timeoutSeconds`. A stopped container is not an error. */
   stop(containerId: string, timeoutSeconds?: number): Promise<void>;
   /** Force-removes the container. A missing container is not an error. */

@@ -22,6 +22,10 @@ export interface AgentStatus {
   failures: number;
   containerId: string | null;
   containerState: string | null;
+  /** The Gosuto digest the agent reported over ACP, once it answered. */
+  gosutoDigest: string | null;
+  /** The secrets digest the agent reported (names and versions, never values). */
+  secretsDigest: string | null;
   updatedAt: string;
 }
 
@@ -35,6 +39,8 @@ interface Row {
   failures: number;
   container_id: string | null;
   container_state: string | null;
+  gosuto_digest: string | null;
+  secrets_digest: string | null;
   updated_at: string;
 }
 
@@ -48,6 +54,8 @@ const fromRow = (r: Row): AgentStatus => ({
   failures: r.failures,
   containerId: r.container_id,
   containerState: r.container_state,
+  gosutoDigest: r.gosuto_digest,
+  secretsDigest: r.secrets_digest,
   updatedAt: r.updated_at,
 });
 
@@ -69,11 +77,12 @@ export class AgentStatusStore {
   put(status: AgentStatus): void {
     this.db
       .prepare(
-        `INSERT INTO agent_status (agent, conditions, observed_revision, applied_revision, applied_spec_digest, last_error, failures, container_id, container_state, updated_at)
-         VALUES (@agent, @conditions, @observedRevision, @appliedRevision, @appliedSpecDigest, @lastError, @failures, @containerId, @containerState, @updatedAt)
+        `INSERT INTO agent_status (agent, conditions, observed_revision, applied_revision, applied_spec_digest, last_error, failures, container_id, container_state, gosuto_digest, secrets_digest, updated_at)
+         VALUES (@agent, @conditions, @observedRevision, @appliedRevision, @appliedSpecDigest, @lastError, @failures, @containerId, @containerState, @gosutoDigest, @secretsDigest, @updatedAt)
          ON CONFLICT (agent) DO UPDATE SET conditions = excluded.conditions, observed_revision = excluded.observed_revision,
            applied_revision = excluded.applied_revision, applied_spec_digest = excluded.applied_spec_digest, last_error = excluded.last_error,
-           failures = excluded.failures, container_id = excluded.container_id, container_state = excluded.container_state, updated_at = excluded.updated_at`,
+           failures = excluded.failures, container_id = excluded.container_id, container_state = excluded.container_state,
+           gosuto_digest = excluded.gosuto_digest, secrets_digest = excluded.secrets_digest, updated_at = excluded.updated_at`,
       )
       .run({ ...status, conditions: JSON.stringify(status.conditions) });
   }

@@ -201,10 +201,12 @@ export class ApprovalStore {
   }
 
   /** Compare-and-set from pending; returns the requests that moved. */
-  supersedePending(agent: string, keep: ReadonlyArray<{ operation: string; fromDigest: string; toDigest: string }>, now = new Date()): ApprovalRequest[] {
+  /** `among` limits which pending requests are considered (container changes and secret grants are gated apart). */
+  supersedePending(agent: string, keep: ReadonlyArray<{ operation: string; fromDigest: string; toDigest: string }>, now = new Date(), among: (r: ApprovalRequest) => boolean = () => true): ApprovalRequest[] {
     return this.db.transaction(() => {
       const moved: ApprovalRequest[] = [];
       for (const request of this.list({ agent, status: "pending", limit: 1000 })) {
+        if (!among(request)) continue;
         if (keep.some((k) => request.operation === k.operation && request.fromDigest === k.fromDigest && request.toDigest === k.toDigest)) continue;
         if (this.setStatus(request.id, "superseded", now, null, "the desired state changed before a decision")) moved.push(this.get(request.id)!);
       }
@@ -234,6 +236,11 @@ export class ApprovalStore {
   /** approved → applied, once the executor has carried the change out. */
   markApplied(id: string, now = new Date()): boolean {
     return this.db.prepare("UPDATE approvals SET status = 'applied', decided_at = COALESCE(decided_at, ?) WHERE id = ? AND status = 'approved'").run(now.toISOString(), id).changes === 1;
+  }
+
+  /** An approved change that can no longer be applied as approved (the object moved on): never apply it later. */
+  retireApproved(id: string, reason = "the object changed after approval"): boolean {
+    return this.db.prepare("UPDATE approvals SET status = 'superseded', reason = ? WHERE id = ? AND status = 'approved'").run(reason, id).changes === 1;
   }
 
   private setStatus(id: string, status: ApprovalStatus, now: Date, decidedBy: string | null, reason: string | null): boolean {

@@ -104,4 +104,46 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     `,
   },
+  {
+    version: 2,
+    name: "secrets-and-agent-config",
+    sql: `
+      -- Which master key the store is under: a sealed known text, so a wrong key is refused at start.
+      CREATE TABLE master_key_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key_id TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        tag BLOB NOT NULL
+      );
+
+      -- Secret values, AES-256-GCM; the associated data binds each ciphertext to its name and version.
+      -- revision is random per write: what agents' secret digests are made of (never the value).
+      CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        revision TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        tag BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      -- Each agent's ACP bearer token, sealed like a secret.
+      CREATE TABLE agent_tokens (
+        agent TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        tag BLOB NOT NULL,
+        created_at TEXT NOT NULL
+      );
+
+      -- What the agent itself last reported over ACP.
+      ALTER TABLE agent_status ADD COLUMN gosuto_digest TEXT;
+      ALTER TABLE agent_status ADD COLUMN secrets_digest TEXT;
+    `,
+  },
 ];

@@ -4,7 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSnapshotFromDirectory } from "../../src/api/load.ts";
 import { Controller, type ControllerOptions } from "../../src/controller/controller.ts";
+import { pino } from "pino";
 import { createLogger } from "../../src/observability/logger.ts";
+import { generateMasterKeyText } from "../../src/secrets/crypto.ts";
+import { openVault, type Vault } from "../../src/secrets/vault.ts";
 import { buildAgentImage } from "../../src/runtime/agent-image.ts";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.ts";
 import { LABELS } from "../../src/runtime/runtime.ts";
@@ -48,6 +51,11 @@ export interface TestController {
   docker: Docker;
   instance: string;
   stateDir: string;
+  vault: Vault;
+  /** The master key text the vault was opened with (as RURIKO_MASTER_KEY). */
+  masterKey: string;
+  /** The controller's log (JSON lines, debug level). */
+  logFile: string;
   /** Loads a manifest directory and offers it, as a source would. */
   offer(dir: string, revision?: string): Promise<ReturnType<Controller["offer"]>>;
   waitForStatus(agent: string, predicate: (s: AgentStatus | undefined) => boolean, what: string, timeoutMs?: number): Promise<AgentStatus | undefined>;
@@ -60,9 +68,13 @@ export async function startTestController(overrides: Partial<ControllerOptions> 
   await ensureAgentImage(docker);
   const { stateDir, instance } = newStateDir();
   const state = openState(stateDir);
-  const logger = createLogger({ level: process.env.RURIKO_TEST_LOG_LEVEL ?? "error", pretty: false });
+  const masterKey = generateMasterKeyText();
+  const vault = openVault(state, { stateDir, env: { RURIKO_MASTER_KEY: masterKey } });
+  // Everything at debug level into a file the test can read (and search for leaked secrets).
+  const logFile = join(stateDir, "ruriko.log");
+  const logger = createLogger({ level: "debug", pretty: false, destination: pino.destination({ dest: logFile, sync: true }) });
   const runtime = new DockerRuntime({ docker, instance, log: logger });
-  const controller = new Controller({ runtime, stores: state, logger, concurrency: 4, approvalPollMs: 200, backoffBaseMs: 200, backoffMaxMs: 2000, ...overrides });
+  const controller = new Controller({ runtime, stores: state, vault, logger, concurrency: 4, approvalPollMs: 200, backoffBaseMs: 200, backoffMaxMs: 2000, ...overrides });
   controller.start();
   return {
     controller,
@@ -71,6 +83,9 @@ export async function startTestController(overrides: Partial<ControllerOptions> 
     docker,
     instance,
     stateDir,
+    vault,
+    masterKey,
+    logFile,
     async offer(dir, revision) {
       return controller.offer(await loadSnapshotFromDirectory(dir, revision ? { revision } : {}));
     },

@@ -404,3 +404,79 @@ names?: ObjectNames
 fields?: ChangedFields
 }
 
+// --- acp.schema.json#/$defs/AcpHealth
+export interface AcpHealth {
+status: "ok"
+}
+
+// --- acp.schema.json#/$defs/AcpStatus
+export type Digest = string
+
+export interface AcpStatus {
+agent: string
+version: string
+startedAt: string
+/**
+ * Digest of the Gosuto in force, null before the first PUT /config.
+ */
+gosutoDigest: (Digest | null)
+/**
+ * Digest Ruriko sent with the secrets in memory, null since the process started without any.
+ */
+secretsDigest: (Digest | null)
+/**
+ * Names and versions of the secrets held; never values.
+ */
+secrets: AcpSecretVersion[]
+mcps: AcpMcpState[]
+/**
+ * Soft restarts (POST /restart) since the process started.
+ */
+restarts: number
+}
+export interface AcpSecretVersion {
+name: string
+version: number
+}
+export interface AcpMcpState {
+name: string
+state: string
+}
+
+// --- acp.schema.json#/$defs/AcpConfigRequest
+export interface AcpConfigRequest {
+/**
+ * The Gosuto document as YAML text.
+ */
+gosuto: string
+/**
+ * The digest Ruriko computed; the agent computes it again and refuses a mismatch.
+ */
+digest: string
+}
+
+// --- acp.schema.json#/$defs/AcpSecretsRequest
+export interface AcpSecretsRequest {
+/**
+ * Every secret the agent may hold, by name; anything not here is dropped.
+ */
+secrets: {
+[k: string]: string | undefined
+}
+versions: {
+[k: string]: number | undefined
+}
+digest: Digest
+}
+
+// --- acp.schema.json#/$defs/AcpApplied
+export interface AcpApplied {
+digest: Digest
+}
+
+// --- acp.schema.json#/$defs/AcpError
+export interface AcpError {
+error: string
+details?: string[]
+}
+

@@ -23,6 +23,17 @@ describe("approval policy evaluation", () => {
     assert.equal(exempt.required && exempt.policy, "default");
   });
 
+  test("granting a secret needs approval by default; only an explicit rule exempts it", () => {
+    const grant = subject({ kind: "SecretBinding", name: "newsbot-openai", operation: "grant" });
+    const byDefault = evaluateGate(grant, []);
+    assert.equal(byDefault.required, true);
+    assert.match(byDefault.why, /granting a secret/);
+    const unrelated = evaluateGate(grant, [policy("default", { rules: [{ match: { kind: "Agent" }, require: "none" }] })]);
+    assert.equal(unrelated.required && unrelated.policy, "default", "a rule about other kinds does not exempt a grant");
+    assert.equal(evaluateGate(grant, [policy("trusted", { rules: [{ match: { kind: "SecretBinding", operation: "grant" }, require: "none" }] })]).required, false);
+    assert.equal(evaluateGate(subject({ kind: "SecretBinding", name: "newsbot-openai", operation: "revoke" }), []).required, false, "taking a secret away is not risky");
+  });
+
   test("the first matching rule decides, with the policy's approvers, quorum and times", () => {
     const p = policy("default", {
       rules: [

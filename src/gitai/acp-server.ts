@@ -1,0 +1,125 @@
+/**
+ * Gitai's Agent Control Protocol server (DESIGN.md §5): health and status for anyone holding the agent's
+ * token, and the two idempotent writes Ruriko makes — the Gosuto and the secrets. Every request is logged
+ * with its trace id, never with a body or a header.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import { join } from "node:path";
+import type { AcpStatus } from "../api/generated/types.ts";
+import { ACP_BODY_LIMIT, ACP_TOKEN_FILE, ACP_TRACE_HEADER, acpBodyProblems, isAcpBody } from "../acp/protocol.ts";
+import { newTraceId, type Logger } from "../observability/logger.ts";
+import { RURIKO_VERSION } from "../version.ts";
+import { ControlToken } from "./control-token.ts";
+import { GosutoState } from "./gosuto-state.ts";
+import { SecretHolder } from "./secret-holder.ts";
+
+export interface AcpServerOptions {
+  host: string;
+  port: number;
+  agent: string;
+  /** The agent's data volume: the token file and the persisted Gosuto live here. */
+  dataDir: string;
+  logger: Logger;
+}
+
+export interface AcpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+const TRACE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    traceId: string;
+  }
+}
+
+export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer> {
+  const token = new ControlToken(join(opts.dataDir, ACP_TOKEN_FILE));
+  const gosuto = new GosutoState(opts.dataDir);
+  const secrets = new SecretHolder();
+  const startedAt = new Date().toISOString();
+  let restarts = 0;
+  const log = opts.logger;
+
+  const loaded = gosuto.load();
+  if (loaded.loaded) log.info({ gosutoDigest: gosuto.current?.digest }, "persisted Gosuto loaded");
+  else if (loaded.problem) log.warn({ problem: loaded.problem }, "persisted Gosuto ignored; waiting for Ruriko to push one");
+
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: ACP_BODY_LIMIT });
+  app.decorateRequest("traceId", "");
+  app.addHook("onRequest", async (req, reply) => {
+    const presented = req.headers[ACP_TRACE_HEADER];
+    req.traceId = typeof presented === "string" && TRACE_ID.test(presented) ? presented : newTraceId();
+    reply.header(ACP_TRACE_HEADER, req.traceId);
+    // Health is the liveness probe and says nothing but "ok"; everything else needs the token.
+    if (req.url === "/health") return;
+    if (!token.accepts(req.headers.authorization)) {
+      return reply.code(401).send({ error: "missing or wrong bearer token" });
+    }
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    log.info({ traceId: req.traceId, method: req.method, path: req.url.split("?", 1)[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "acp request");
+  });
+  app.setErrorHandler(async (err: { statusCode?: number; code?: string; message?: string }, req, reply) => {
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `body larger than ${ACP_BODY_LIMIT} bytes` });
+    const code = typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
+    if (code >= 500) {
+      log.error({ traceId: req.traceId, err: err.message }, "acp handler failed");
+      return reply.code(500).send({ error: "internal error" });
+    }
+    // Fastify's own messages (bad JSON, wrong content type) name no body content.
+    return reply.code(code).send({ error: err.message ?? "bad request" });
+  });
+
+  app.get("/health", async () => ({ status: "ok" }));
+
+  app.get("/status", async (): Promise<AcpStatus> => ({
+    agent: opts.agent,
+    version: RURIKO_VERSION,
+    startedAt,
+    gosutoDigest: gosuto.current?.digest ?? null,
+    secretsDigest: secrets.digest,
+    secrets: secrets.describe(),
+    // MCP servers are started from the Gosuto by the tool loop (a later capability); none run yet.
+    mcps: [],
+    restarts,
+  }));
+
+  app.put("/config", async (req, reply) => {
+    const problems = acpBodyProblems("AcpConfigRequest", req.body);
+    if (problems.length > 0 || !isAcpBody("AcpConfigRequest", req.body)) return reply.code(422).send({ error: "malformed config request", details: problems });
+    const verdict = gosuto.apply(req.body.gosuto, req.body.digest);
+    if (!verdict.ok) {
+      log.warn({ traceId: req.traceId, errors: verdict.errors }, "Gosuto refused; the previous config stays in force");
+      return reply.code(422).send({ error: "invalid Gosuto", details: verdict.errors });
+    }
+    log.info({ traceId: req.traceId, gosutoDigest: verdict.applied.digest }, "Gosuto applied");
+    return { digest: verdict.applied.digest };
+  });
+
+  app.put("/secrets", async (req, reply) => {
+    const problems = acpBodyProblems("AcpSecretsRequest", req.body);
+    // Problems name paths and rules only (never values): safe to answer.
+    if (problems.length > 0 || !isAcpBody("AcpSecretsRequest", req.body)) return reply.code(422).send({ error: "malformed secrets request", details: problems });
+    secrets.replace(req.body);
+    log.info({ traceId: req.traceId, secretsDigest: req.body.digest, names: Object.keys(req.body.secrets).sort() }, "secrets replaced");
+    return { digest: req.body.digest };
+  });
+
+  app.post("/restart", async (req, reply) => {
+    // A soft restart: the agent loop starts over from the persisted config; the process and its secrets stay.
+    restarts++;
+    const again = gosuto.load();
+    log.info({ traceId: req.traceId, restarts, gosutoLoaded: again.loaded }, "soft restart");
+    return reply.code(202).send({ status: "restarting" });
+  });
+
+  await app.listen({ host: opts.host, port: opts.port });
+  const address = app.server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : opts.port,
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,26 @@
+import type { AcpSecretsRequest } from "../api/generated/types.ts";
+
+/**
+ * The agent's secrets, in memory only: never written to disk, never logged, gone with the process.
+ * Each PUT replaces the whole set, so a secret no longer bound is dropped.
+ */
+export class SecretHolder {
+  private values = new Map<string, string>();
+  private versions: Record<string, number> = {};
+  private currentDigest: string | null = null;
+
+  replace(request: AcpSecretsRequest): void {
+    this.values = new Map(Object.entries(request.secrets).filter((e): e is [string, string] => e[1] !== undefined));
+    this.versions = Object.fromEntries(Object.entries(request.versions).filter((e): e is [string, number] => e[1] !== undefined));
+    this.currentDigest = request.digest;
+  }
+
+  get digest(): string | null {
+    return this.currentDigest;
+  }
+
+  /** Names and versions, for /status. */
+  describe(): Array<{ name: string; version: number }> {
+    return [...this.values.keys()].sort().map((name) => ({ name, version: this.versions[name] ?? 1 }));
+  }
+}
