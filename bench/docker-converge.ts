@@ -3,6 +3,8 @@
  *  - start-to-all-Ready vs creating and starting the containers directly;
  *  - edit-to-converged (every agent's env changed) vs removing and re-creating them directly;
  *  - container killed → Ready again (median, p95), beside a bare `docker start` of a stopped container.
+ * Every baseline counts a container done when Gitai in it answers /health: Ruriko's Ready means the agent
+ * answered and holds its Gosuto, so a bare "container started" would compare different things.
  * Figures are ratios to the baseline measured in the same run: these machines are shared and noisy.
  */
 import Docker from "dockerode";
@@ -29,7 +31,22 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** The baseline: the same containers through the same runtime adapter, without the controller. */
+/** Until the agent in the container answers GET /health on its published control port. */
+async function waitHealthy(docker: Docker, containerId: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let port: string | undefined;
+  while (Date.now() < deadline) {
+    port ??= (await docker.getContainer(containerId).inspect()).NetworkSettings.Ports?.["8765/tcp"]?.[0]?.HostPort;
+    if (port && (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false))) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`container ${containerId} never answered /health`);
+}
+
+/**
+ * The baseline: the same containers through the same runtime adapter, without the controller, each
+ * counted done when its agent answers /health (what "Ready" means to a person scripting it by hand).
+ */
 async function rawRun(docker: Docker, tz: string, instance: string): Promise<number> {
   const runtime = new DockerRuntime({ docker, instance });
   await runtime.prepare();
@@ -43,6 +60,7 @@ async function rawRun(docker: Docker, tz: string, instance: string): Promise<num
         if (existing) await runtime.remove(existing.id);
         const c = await runtime.create(containerSpecFor(agent, "raw"));
         await runtime.start(c.id);
+        await waitHealthy(docker, c.id);
       }),
     ),
   );
@@ -98,9 +116,14 @@ export async function benchDocker() {
         await waitAll(() => { const s = h.state.status.get(name); return !!s && s.updatedAt !== stampBefore && isReady(s) && s.containerState === "running"; });
         healMs.push(performance.now() - killedAt);
         // Baseline: a stopped container started by hand.
-        const spare = await docker.createContainer({ Image: TEST_AGENT_IMAGE, HostConfig: { ReadonlyRootfs: true, Tmpfs: { "/tmp": "" } } });
+        const spare = await docker.createContainer({
+          Image: TEST_AGENT_IMAGE,
+          ExposedPorts: { "8765/tcp": {} },
+          HostConfig: { ReadonlyRootfs: true, Tmpfs: { "/tmp": "" }, PortBindings: { "8765/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] } },
+        });
         const s0 = performance.now();
         await spare.start();
+        await waitHealthy(docker, spare.id);
         bareStartMs.push(performance.now() - s0);
         await spare.remove({ force: true });
       }

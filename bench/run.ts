@@ -1,12 +1,13 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker]
+ *   node bench/run.ts [--only plan|docker|acp]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { benchAcp } from "./acp-apply.ts";
 import { benchDocker } from "./docker-converge.ts";
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });
@@ -33,6 +34,13 @@ if (!values.only || values.only === "docker") {
   console.log(`start → all Ready, ${d.agents} agents: Ruriko ${d.startToReady.rurikoMs.toFixed(0)} ms vs raw Docker ${d.startToReady.rawDockerMs.toFixed(0)} ms = ${d.startToReady.ratio.toFixed(2)}×`);
   console.log(`edit → converged, ${d.agents} agents: Ruriko ${d.editToConverged.rurikoMs.toFixed(0)} ms vs raw Docker ${d.editToConverged.rawDockerMs.toFixed(0)} ms = ${d.editToConverged.ratio.toFixed(2)}×`);
   console.log(`killed → Ready: median ${d.killToReady.medianMs.toFixed(0)} ms, p95 ${d.killToReady.p95Ms.toFixed(0)} ms (bare docker start median ${d.killToReady.bareDockerStartMedianMs.toFixed(0)} ms)`);
+}
+
+if (!values.only || values.only === "acp") {
+  const a = await benchAcp();
+  results.acp = a;
+  console.log(`Gosuto edit → applied, ${a.agents} agents: per agent median ${a.editToApplied.perAgentMedianMs.toFixed(0)} ms, p95 ${a.editToApplied.perAgentP95Ms.toFixed(0)} ms; all ${a.agents} ${a.editToApplied.allAgentsMedianMs.toFixed(0)} ms`);
+  console.log(`bare ACP PUT /config: per call median ${a.bareAcpPut.perCallMedianMs.toFixed(1)} ms, p95 ${a.bareAcpPut.perCallP95Ms.toFixed(1)} ms; all ${a.agents} ${a.bareAcpPut.allAgentsMedianMs.toFixed(0)} ms`);
 }
 
 const dir = join(import.meta.dirname, "results");

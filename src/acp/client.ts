@@ -55,11 +55,12 @@ export class AcpClient {
   }
 
   health(ep: AcpEndpoint, traceId: string): Promise<AcpHealth> {
-    return this.call(ep, "GET", "/health", undefined, "AcpHealth", traceId, true);
+    return this.call(ep, "GET", "/health", undefined, "AcpHealth", traceId, true, 0);
   }
 
-  status(ep: AcpEndpoint, traceId: string): Promise<AcpStatus> {
-    return this.call(ep, "GET", "/status", undefined, "AcpStatus", traceId, true);
+  /** `retries: 0` for a probe whose caller retries on its own schedule (a container still starting). */
+  status(ep: AcpEndpoint, traceId: string, opts: { retries?: number } = {}): Promise<AcpStatus> {
+    return this.call(ep, "GET", "/status", undefined, "AcpStatus", traceId, true, opts.retries);
   }
 
   putConfig(ep: AcpEndpoint, body: AcpConfigRequest, traceId: string): Promise<AcpApplied> {
@@ -82,13 +83,14 @@ export class AcpClient {
     answer: K | undefined,
     traceId: string,
     idempotent: boolean,
+    retries = this.retries,
   ): Promise<AcpBodies[K]> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.once<K>(ep, method, path, body, answer, traceId);
       } catch (error) {
         const retriable = error instanceof AcpError && (error.code === "unreachable" || error.code === "timeout" || (error.httpStatus ?? 0) >= 500);
-        if (!idempotent || !retriable || attempt >= this.retries) throw error;
+        if (!idempotent || !retriable || attempt >= retries) throw error;
         await sleep(this.retryDelayMs * 2 ** attempt);
       }
     }

@@ -60,6 +60,7 @@ export class Controller {
       vault: options.vault,
       acp: options.acp ?? new AcpClient(),
       desired: () => this.current,
+      hasNewerTrigger: (agent) => this.queue.hasNewerTrigger(agent),
       ...(options.agentPollMs !== undefined ? { agentPollMs: options.agentPollMs } : {}),
       logger: options.logger,
       ...(options.stallAfterFailures !== undefined ? { stallAfterFailures: options.stallAfterFailures } : {}),

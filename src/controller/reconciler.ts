@@ -53,6 +53,10 @@ export interface ReconcilerOptions {
   agentPollMs?: number;
   /** How long a started agent may take to answer ACP before that is an error. */
   agentStartGraceMs?: number;
+  /** How long one reconcile waits for a starting agent to answer before handing back its worker. */
+  agentBootWaitMs?: number;
+  /** True when a newer trigger (an engine event, say) arrived for the agent: stop waiting, it runs again. */
+  hasNewerTrigger?: (agent: string) => boolean;
   /** The snapshot in force (the last good one), or undefined before the first. */
   desired: () => Snapshot | undefined;
   logger: Logger;
@@ -101,14 +105,14 @@ interface Outcome {
 }
 
 export class Reconciler {
-  private readonly o: Required<Omit<ReconcilerOptions, "onTransition">> & Pick<ReconcilerOptions, "onTransition">;
+  private readonly o: Required<Omit<ReconcilerOptions, "onTransition" | "hasNewerTrigger">> & Pick<ReconcilerOptions, "onTransition" | "hasNewerTrigger">;
   private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
   /** Since when a running agent has not answered ACP. */
   private readonly unanswered = new Map<string, number>();
   private prepared = false;
 
   constructor(options: ReconcilerOptions) {
-    this.o = { stallAfterFailures: 5, resyncAfterMs: 5 * 60_000, agentPollMs: 30_000, agentStartGraceMs: 60_000, now: () => new Date(), ...options };
+    this.o = { stallAfterFailures: 5, resyncAfterMs: 5 * 60_000, agentPollMs: 30_000, agentStartGraceMs: 60_000, agentBootWaitMs: 3000, now: () => new Date(), ...options };
   }
 
   async reconcile(agent: string, traceId: string): Promise<ReconcileResult> {
@@ -148,7 +152,7 @@ export class Reconciler {
     const policies = Reconciler.policiesOf(snapshot);
     const outcome: Outcome = { executed: [], parked: [], blocked: [], reported: [], waiting: [], converged: false, missingSecrets: [], ...(manifest ? { desired: manifest } : {}) };
     for (let pass = 0; pass < MAX_PASSES; pass++) {
-      const observed = (await this.o.runtime.list()).filter((c) => c.agent === agent);
+      const observed = (await this.o.runtime.list(agent)).filter((c) => c.agent === agent);
       const inventory = this.o.stores.inventory.get(agent);
       const plan: AgentPlan = planAgent({
         agent,
@@ -157,6 +161,7 @@ export class Reconciler {
         ...(manifest ? { desired: { manifest, spec: containerSpecFor(manifest, snapshot.revision) } } : {}),
       });
       outcome.observed = observed[0];
+      log.debug({ pass, observed: observed.map((c) => ({ id: c.id.slice(0, 12), state: c.state, port: c.controlHostPort })), actions: plan.actions.map((a) => a.type) }, "planned");
       outcome.reported = plan.reported.map((r) => r.message);
       outcome.parked = [];
       outcome.blocked = [];
@@ -309,9 +314,16 @@ export class Reconciler {
   }
 
   /** The agent's /status; hands over a new token once when the agent does not accept the one on record. */
-  private async agentStatus(endpoint: AcpEndpoint, containerId: string, traceId: string): Promise<AcpStatus> {
+  private async agentStatus(endpoint: AcpEndpoint, containerId: string, traceId: string, bootWaitMs: number): Promise<AcpStatus> {
+    // A container that just started answers within a second or so: wait for it here, on loopback only (polling the
+    // engine instead would load it while it starts the others). Longer than that, the requeue takes over.
+    const deadline = performance.now() + bootWaitMs;
+    while (performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent)) {
+      if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
     try {
-      return await this.o.acp.status(endpoint, traceId);
+      return await this.o.acp.status(endpoint, traceId, { retries: 0 });
     } catch (error) {
       if (!(error instanceof AcpError && error.code === "unauthorized")) throw error;
       endpoint.token = await this.handOverToken(endpoint.agent, containerId, traceId);
@@ -342,7 +354,9 @@ export class Reconciler {
 
     let report: AcpStatus;
     try {
-      report = await this.agentStatus(endpoint, observed.id, traceId);
+      // Wait for boot only for a container this reconcile started: one that merely looks running may be dying.
+      const startedHere = outcome.executed.some((a) => a.type === "create" || a.type === "recreate" || a.type === "start");
+      report = await this.agentStatus(endpoint, observed.id, traceId, startedHere ? this.o.agentBootWaitMs : 0);
       this.unanswered.delete(agent);
     } catch (error) {
       if (!(error instanceof AcpError && (error.code === "unreachable" || error.code === "timeout"))) throw error;
@@ -353,7 +367,8 @@ export class Reconciler {
       // Just started: Gitai takes a moment to listen.
       outcome.converged = false;
       outcome.waiting.push("waiting for the agent to answer on its control port");
-      outcome.requeueAfterMs = 250;
+      // Soon at first (a container that just died reads as running for a moment), then less often.
+      outcome.requeueAfterMs = now - since < 1000 ? 50 : 250;
       return;
     }
 
@@ -450,7 +465,7 @@ export class Reconciler {
           } catch (error) {
             // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
             if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
-            const existing = (await runtime.list()).find((c) => c.agent === action.agent && c.specDigest === action.spec.specDigest);
+            const existing = (await runtime.list(action.agent)).find((c) => c.agent === action.agent && c.specDigest === action.spec.specDigest);
             if (!existing) throw error;
             created = existing;
           }

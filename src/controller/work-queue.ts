@@ -29,6 +29,11 @@ export class WorkQueue {
   private readonly queued = new Map<string, string>();
   private readonly active = new Set<string>();
   private readonly dirty = new Map<string, string>();
+
+  /** A trigger arrived for `key` while it is being reconciled: whatever the running reconcile waits for may be stale. */
+  hasNewerTrigger(key: string): boolean {
+    return this.dirty.has(key);
+  }
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout; traceId: string }>();
   private stopped = false;

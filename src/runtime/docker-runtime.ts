@@ -79,8 +79,8 @@ export class DockerRuntime implements Runtime {
     return { [LABELS.managedBy]: MANAGED_BY, [LABELS.instance]: this.instance, ...(agent ? { [LABELS.agent]: agent } : {}) };
   }
 
-  private ownerFilter(): string {
-    return JSON.stringify({ label: [`${LABELS.managedBy}=${MANAGED_BY}`, `${LABELS.instance}=${this.instance}`] });
+  private ownerFilter(agent?: string): string {
+    return JSON.stringify({ label: [`${LABELS.managedBy}=${MANAGED_BY}`, `${LABELS.instance}=${this.instance}`, ...(agent ? [`${LABELS.agent}=${agent}`] : [])] });
   }
 
   private fail(action: string, agent: string | undefined, error: unknown): RuntimeError {
@@ -120,10 +120,11 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async list(): Promise<ObservedContainer[]> {
+  async list(agent?: string): Promise<ObservedContainer[]> {
     let infos: Docker.ContainerInfo[];
     try {
-      infos = await this.docker.listContainers({ all: true, filters: this.ownerFilter() });
+      // Per agent when reconciling one: the engine filters, and only that agent's stopped containers get inspected.
+      infos = await this.docker.listContainers({ all: true, filters: this.ownerFilter(agent) });
     } catch (error) {
       throw this.fail("list", undefined, error);
     }

@@ -69,8 +69,8 @@ export interface EventSubscription {
 export interface Runtime {
   /** Idempotent: the network and anything else shared by all agents. */
   prepare(): Promise<void>;
-  /** Containers owned by this instance (by label), running or not. */
-  list(): Promise<ObservedContainer[]>;
+  /** Containers owned by this instance (by label), running or not; only that agent's when `agent` is given. */
+  list(agent?: string): Promise<ObservedContainer[]>;
   imageExists(image: string): Promise<boolean>;
   /** Creates (does not start) the agent's container with the hardened defaults; returns it as observed. */
   create(spec: ContainerSpec): Promise<ObservedContainer>;
