@@ -46,7 +46,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     state.close();
     throw error;
   }
-  logger.info({ instance: state.instance, stateDir: opts.stateDir, masterKey: { id: vault.key.id, from: vault.origin } }, "ruriko starting");
+  logger.info({ instance: state.instance, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
   if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
 
   const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance, log: logger.child({ component: "runtime" }) });
