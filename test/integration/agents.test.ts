@@ -14,6 +14,7 @@ import { loadSnapshotFromDirectory } from "../../src/api/load.ts";
 import { buildAgentImage } from "../../src/runtime/agent-image.ts";
 import { isAwaitingApproval, isReady, startTestController, waitFor, type TestController } from "../helpers/controller-harness.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
+import { stringify } from "yaml";
 
 const SECRET_V1 = "sk-first-9b8e41c0d5";
 const SECRET_V2 = "sk-second-27aa3f61ee";
@@ -75,6 +76,13 @@ describe("agents under control over ACP (real Docker, real Gitai)", () => {
     assert.equal(h.state.status.get("alpha")!.containerId, containerId, "not recreated");
     assert.equal((await h.containersOf("alpha")).length, 1);
 
+    // Drift inside the agent (someone PUTs another config behind Ruriko's back): found by the /status poll, undone.
+    const other = await loadSnapshotFromDirectory(writeTree({ "x.yaml": gosuto("alpha", "rogue prompt") }));
+    const rogue = other.objects.get("Gosuto/alpha")!;
+    await acp.putConfig(await endpoint("alpha"), { gosuto: stringify(rogue.object), digest: rogue.digest }, "rogue");
+    assert.equal((await agentStatus("alpha")).gosutoDigest, rogue.digest);
+    await waitFor(async () => (await agentStatus("alpha")).gosutoDigest === edited, "the drifted Gosuto put back", 30_000);
+
     // Restart the container: the Gosuto comes back from the volume, the secrets are pushed again.
     const configures = () => h.state.audit.forTarget("Agent/alpha", 500).filter((e) => e.action === "agent.configure").length;
     const configuresBefore = configures();
@@ -135,6 +143,15 @@ describe("agents under control over ACP (real Docker, real Gitai)", () => {
     assert.match(condition.message, /spec\.persona\.systemPrompt: must NOT have more than 12 characters/);
     assert.match(stalled!.lastError ?? "", /systemPrompt/);
     assert.equal((await agentStatus("beta")).gosutoDigest, applied, "the previous config stays in force");
+  });
+
+  test("Gitai stops cleanly on SIGTERM", async () => {
+    const [c] = await h.containersOf("alpha");
+    const container = h.docker.getContainer(c!.Id);
+    const exited = container.wait() as Promise<{ StatusCode: number }>;
+    await container.stop({ t: 20 });
+    assert.equal((await exited).StatusCode, 0, "exit code 0, not killed after the grace period");
+    assert.match((await container.logs({ stdout: true, stderr: true })).toString("utf8"), /"signal":"SIGTERM".*"msg":"shutting down"/);
   });
 
   test("no secret value or token anywhere: logs, state database, docker inspect, container logs, audit log", async () => {
