@@ -43,6 +43,9 @@ program
   .option("--allow-empty", "allow a revision with no agents to prune every agent", false)
   .option("--log-level <level>", "trace|debug|info|warn|error", process.env.RURIKO_LOG_LEVEL ?? "info")
   .option("--master-key-file <file>", "master key file (default: RURIKO_MASTER_KEY, else <state-dir>/master.key, generated on first start)")
+  .option("--matrix-homeserver <url>", "Matrix homeserver for the status room (token: RURIKO_MATRIX_ACCESS_TOKEN or secret matrix-access-token)")
+  .option("--matrix-user <userId>", "Ruriko's Matrix user id, e.g. @ruriko:example.org")
+  .option("--status-room <roomId>", "room that hears what Ruriko does")
   .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
     const { serve } = await import("./serve.ts");
     await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });

@@ -10,6 +10,7 @@ import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
+import { startStatusRoom, type StatusRoom } from "../matrix/status-room.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
 import { openState } from "../store/state.ts";
 
@@ -26,7 +27,13 @@ export interface ServeOptions {
   allowEmpty: boolean;
   logLevel: string;
   masterKeyFile?: string;
+  matrixHomeserver?: string;
+  matrixUser?: string;
+  statusRoom?: string;
 }
+
+/** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN is not set). */
+export const MATRIX_TOKEN_SECRET = "matrix-access-token";
 
 export function parseHostPort(text: string): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(text);
@@ -51,6 +58,17 @@ export async function serve(opts: ServeOptions): Promise<void> {
 
   const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance, log: logger.child({ component: "runtime" }) });
   if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
+
+  let statusRoom: StatusRoom | undefined;
+  if (opts.matrixHomeserver || opts.statusRoom || opts.matrixUser) {
+    if (!opts.matrixHomeserver || !opts.statusRoom || !opts.matrixUser) {
+      throw new Error("the status room needs all of --matrix-homeserver, --matrix-user and --status-room");
+    }
+    const accessToken = process.env.RURIKO_MATRIX_ACCESS_TOKEN || vault.secrets.reveal(MATRIX_TOKEN_SECRET)?.value.toString("utf8");
+    if (!accessToken) throw new Error(`no Matrix access token: set RURIKO_MATRIX_ACCESS_TOKEN or store it with \`ruriko secret set ${MATRIX_TOKEN_SECRET}\``);
+    statusRoom = startStatusRoom({ homeserverUrl: opts.matrixHomeserver, userId: opts.matrixUser, accessToken, room: opts.statusRoom, outbox: state.outbox, instance: state.instance, logger });
+    logger.info({ room: opts.statusRoom, userId: opts.matrixUser }, "reporting to the Matrix status room");
+  }
 
   let firstSnapshotSeen = false;
   const metrics = new ControllerMetrics({
@@ -84,8 +102,10 @@ export async function serve(opts: ServeOptions): Promise<void> {
       firstSnapshotSeen = true;
       metrics.snapshotsTotal.labels(event.outcome).inc();
       if (event.outcome === "applied") metrics.lastAppliedTimestamp.set(Date.now() / 1000);
+      statusRoom?.onSnapshot(event);
     },
     onTransition: (t) => {
+      statusRoom?.onTransition(t);
       const level = t.condition.type === "Stalled" && t.condition.status === "True" ? "warn" : "info";
       logger[level]({ traceId: t.traceId, agent: t.agent, condition: t.condition }, `${t.agent}: ${t.condition.type}=${t.condition.status} (${t.condition.reason})${t.condition.message ? `: ${t.condition.message}` : ""}`);
     },
@@ -134,6 +154,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
     logger.info({ signal }, "shutting down");
     await source.stop();
     await controller.stop();
+    // What was said is in the outbox already; stopping only gives delivery a last chance.
+    await statusRoom?.stop();
     await http.close();
     const summary = state.status.list().map((s) => `${s.agent}=${phaseOf(s.conditions)}`).join(" ");
     logger.info({ agents: summary }, "stopped");

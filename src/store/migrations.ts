@@ -146,4 +146,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE agent_status ADD COLUMN secrets_digest TEXT;
     `,
   },
+  {
+    version: 3,
+    name: "matrix-outbox",
+    sql: `
+      -- Chat messages are written here first and delivered in order by id, so nothing is lost while the
+      -- homeserver is away; the id doubles as the Matrix transaction id, so a resend after a crash is deduplicated.
+      CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        room TEXT NOT NULL,
+        body TEXT NOT NULL,
+        html TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        event_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+      );
+      CREATE INDEX outbox_unsent ON outbox (room, id) WHERE sent_at IS NULL;
+    `,
+  },
 ];

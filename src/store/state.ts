@@ -5,6 +5,7 @@ import { AuditLog } from "./audit-log.ts";
 import { openDatabase, type Db } from "./database.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { MetaStore } from "./meta-store.ts";
+import { OutboxStore } from "./outbox-store.ts";
 import { RevisionStore } from "./revision-store.ts";
 
 export interface StateStores {
@@ -15,6 +16,7 @@ export interface StateStores {
   revisions: RevisionStore;
   approvals: ApprovalStore;
   audit: AuditLog;
+  outbox: OutboxStore;
   /** This installation's id, used in every ownership label. */
   instance: string;
   close(): void;
@@ -34,6 +36,7 @@ export function openState(stateDir: string): StateStores {
     revisions: new RevisionStore(db),
     approvals: new ApprovalStore(db),
     audit: new AuditLog(db),
+    outbox: new OutboxStore(db),
     instance: meta.instanceId(),
     close: () => db.close(),
   };
