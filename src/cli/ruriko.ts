@@ -46,6 +46,7 @@ program
   .option("--matrix-homeserver <url>", "Matrix homeserver for the status room (token: RURIKO_MATRIX_ACCESS_TOKEN or secret matrix-access-token)")
   .option("--matrix-user <userId>", "Ruriko's Matrix user id, e.g. @ruriko:example.org")
   .option("--status-room <roomId>", "room that hears what Ruriko does")
+  .option("--matrix-operators <userIds>", "comma-separated Matrix users who may ask /ruriko queries (approvers in policies may too)", (v) => v.split(",").map((s) => s.trim()).filter(Boolean))
   .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
     const { serve } = await import("./serve.ts");
     await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });

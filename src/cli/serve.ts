@@ -10,7 +10,9 @@ import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
-import { startStatusRoom, type StatusRoom } from "../matrix/status-room.ts";
+import { objectsOfKind } from "../api/snapshot.ts";
+import { startMatrixBot, type MatrixBot } from "../matrix/matrix-bot.ts";
+import { querySourcesFor } from "../matrix/query-sources.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
 import { openState } from "../store/state.ts";
 
@@ -30,6 +32,8 @@ export interface ServeOptions {
   matrixHomeserver?: string;
   matrixUser?: string;
   statusRoom?: string;
+  /** Matrix users allowed to ask `/ruriko` queries, besides the approvers named by policies. */
+  matrixOperators?: string[];
 }
 
 /** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN is not set). */
@@ -59,14 +63,32 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance, log: logger.child({ component: "runtime" }) });
   if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
 
-  let statusRoom: StatusRoom | undefined;
+  const gitWorkDir = join(opts.stateDir, "sources", "git");
+  // The bot starts before the controller exists (it must hear about the first snapshot), so it reads it late.
+  const late: { controller?: Controller } = {};
+  const policiesInForce = () => (late.controller?.snapshot ? objectsOfKind(late.controller.snapshot, "ApprovalPolicy").map((o) => o.object) : []);
+  let statusRoom: MatrixBot | undefined;
   if (opts.matrixHomeserver || opts.statusRoom || opts.matrixUser) {
     if (!opts.matrixHomeserver || !opts.statusRoom || !opts.matrixUser) {
       throw new Error("the status room needs all of --matrix-homeserver, --matrix-user and --status-room");
     }
     const accessToken = process.env.RURIKO_MATRIX_ACCESS_TOKEN || vault.secrets.reveal(MATRIX_TOKEN_SECRET)?.value.toString("utf8");
     if (!accessToken) throw new Error(`no Matrix access token: set RURIKO_MATRIX_ACCESS_TOKEN or store it with \`ruriko secret set ${MATRIX_TOKEN_SECRET}\``);
-    statusRoom = startStatusRoom({ homeserverUrl: opts.matrixHomeserver, userId: opts.matrixUser, accessToken, room: opts.statusRoom, outbox: state.outbox, instance: state.instance, logger });
+    statusRoom = startMatrixBot({
+      homeserverUrl: opts.matrixHomeserver,
+      userId: opts.matrixUser,
+      accessToken,
+      room: opts.statusRoom,
+      outbox: state.outbox,
+      instance: state.instance,
+      logger,
+      queries: {
+        sources: querySourcesFor({ state, snapshot: () => late.controller?.snapshot, runtime, ...(opts.git ? { git: { workDir: gitWorkDir, path: opts.path } } : {}) }),
+        seen: state.seenEvents,
+        rooms: () => new Set(policiesInForce().map((p) => p.spec.room)),
+        senders: () => new Set([...(opts.matrixOperators ?? []), ...policiesInForce().flatMap((p) => p.spec.approvers)]),
+      },
+    });
     logger.info({ room: opts.statusRoom, userId: opts.matrixUser }, "reporting to the Matrix status room");
   }
 
@@ -111,12 +133,14 @@ export async function serve(opts: ServeOptions): Promise<void> {
     },
   });
 
+  late.controller = controller;
+
   const source: Source = opts.git
     ? new GitSource({
         url: opts.git,
         branch: opts.branch,
         path: opts.path,
-        workDir: join(opts.stateDir, "sources", "git"),
+        workDir: gitWorkDir,
         intervalMs: opts.gitIntervalSeconds * 1000,
         log: logger.child({ component: "source" }),
       })

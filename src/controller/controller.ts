@@ -101,7 +101,8 @@ export class Controller {
       },
       () => {
         logger.info("engine event stream reconnected: resyncing every agent");
-        this.enqueueAll(newTraceId(), false);
+        // Urgent: the engine being back is exactly what the agents backing off after its outage wait for.
+        this.enqueueAll(newTraceId(), true);
       },
     );
     const resync = this.o.resyncIntervalMs ?? 5 * 60_000;

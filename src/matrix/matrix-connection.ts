@@ -4,8 +4,8 @@
  * resend), and turns failures into MatrixSendError values naming the room. The access token never appears
  * in an error or a log line.
  */
-import { createClient, Method, type MatrixClient } from "matrix-js-sdk";
-import { logger as sdkLogger } from "matrix-js-sdk/lib/logger.js";
+import { ClientEvent, createClient, Method, RoomEvent, type MatrixClient } from "matrix-js-sdk";
+import type { Logger as SdkLogger } from "matrix-js-sdk/lib/logger.js";
 
 export interface MatrixConnectionOptions {
   homeserverUrl: string;
@@ -13,6 +13,15 @@ export interface MatrixConnectionOptions {
   accessToken: string;
   /** Per-request timeout. */
   timeoutMs?: number;
+  /** Where the SDK's own warnings go (at debug level: they are the SDK's, not Ruriko's). */
+  log?: { debug(obj: object, msg?: string): void };
+}
+
+/** The SDK's logger, quieted: its chatter (sync details, unsupported endpoints) goes to our debug level. */
+function sdkLoggerFor(log: MatrixConnectionOptions["log"], namespace = "matrix-js-sdk"): SdkLogger {
+  const forward = (...msg: unknown[]) => log?.debug({ sdk: namespace }, msg.map((m) => (m instanceof Error ? m.message : String(m))).join(" ").slice(0, 500));
+  const ignore = () => {};
+  return { trace: ignore, debug: ignore, info: ignore, warn: forward, error: forward, getChild: (child: string) => sdkLoggerFor(log, `${namespace}:${child}`) };
 }
 
 export class MatrixSendError extends Error {
@@ -35,7 +44,12 @@ export type NoticeContent = {
   formatted_body: string;
 } & Record<`dev.ruriko.${string}`, unknown>;
 
-let sdkQuiet = false;
+export interface IncomingMessage {
+  room: string;
+  eventId: string;
+  sender: string;
+  body: string;
+}
 
 export class MatrixConnection {
   readonly userId: string;
@@ -43,14 +57,9 @@ export class MatrixConnection {
   private readonly timeoutMs: number;
 
   constructor(options: MatrixConnectionOptions) {
-    if (!sdkQuiet) {
-      // The SDK logs at debug to the console by default; Ruriko logs through pino.
-      (sdkLogger as unknown as { setLevel(level: string): void }).setLevel("warn");
-      sdkQuiet = true;
-    }
     this.userId = options.userId;
     this.timeoutMs = options.timeoutMs ?? 15_000;
-    this.client = createClient({ baseUrl: options.homeserverUrl, accessToken: options.accessToken, userId: options.userId, localTimeoutMs: this.timeoutMs });
+    this.client = createClient({ baseUrl: options.homeserverUrl, accessToken: options.accessToken, userId: options.userId, localTimeoutMs: this.timeoutMs, logger: sdkLoggerFor(options.log) });
   }
 
   /** Sends a message event with a caller-chosen transaction id; returns the event id. */
@@ -64,6 +73,36 @@ export class MatrixConnection {
       const detail = e.errcode ? `${e.errcode} (HTTP ${e.httpStatus})` : e.name === "ConnectionError" || !e.httpStatus ? "the homeserver does not answer" : `HTTP ${e.httpStatus}`;
       throw new MatrixSendError(room, detail, e.httpStatus);
     }
+  }
+
+  /**
+   * Live text messages from others, once syncing: events from before the start, and Ruriko's own, never
+   * reach `handler`. The SDK's sync loop retries a homeserver that went away by itself.
+   */
+  onRoomMessage(handler: (message: IncomingMessage) => void): void {
+    this.client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, _removed, data) => {
+      if (toStartOfTimeline || !data?.liveEvent || !room) return;
+      if (event.getType() !== "m.room.message" || event.getSender() === this.userId) return;
+      const content = event.getContent() as { body?: unknown };
+      const eventId = event.getId();
+      if (typeof content.body !== "string" || !eventId) return;
+      handler({ room: room.roomId, eventId, sender: event.getSender() ?? "", body: content.body });
+    });
+  }
+
+  /** Starts syncing; resolves once the first sync is done (or failed, and retries go on). */
+  async startSync(): Promise<void> {
+    const ready = new Promise<void>((resolve) => {
+      const onSync = (state: string) => {
+        if (state === "PREPARED" || state === "SYNCING" || state === "ERROR") {
+          this.client.off(ClientEvent.Sync, onSync);
+          resolve();
+        }
+      };
+      this.client.on(ClientEvent.Sync, onSync);
+    });
+    await this.client.startClient({ initialSyncLimit: 0, lazyLoadMembers: true });
+    await ready;
   }
 
   async joinRoom(room: string): Promise<string> {

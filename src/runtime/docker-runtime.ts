@@ -291,7 +291,8 @@ export class DockerRuntime implements Runtime {
     const scheduleReconnect = () => {
       if (closed || timer) return;
       attempt++;
-      const delay = Math.min(500 * 2 ** (attempt - 1), 30_000) * (0.8 + 0.4 * Math.random());
+      // A local engine restarts in seconds: a short cap notices it soon after it is back.
+      const delay = Math.min(500 * 2 ** (attempt - 1), 5_000) * (0.8 + 0.4 * Math.random());
       this.log?.warn({ attempt, retryInMs: Math.round(delay) }, "Docker event stream lost; reconnecting");
       timer = setTimeout(() => {
         timer = undefined;

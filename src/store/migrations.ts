@@ -167,4 +167,12 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX outbox_unsent ON outbox (room, id) WHERE sent_at IS NULL;
     `,
   },
+  {
+    version: 4,
+    name: "matrix-seen-events",
+    sql: `
+      -- Chat events Ruriko acted on, so that a restart (and the homeserver resending a sync) never acts twice.
+      CREATE TABLE matrix_seen_events (event_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+    `,
+  },
 ];

@@ -6,6 +6,7 @@ import { openDatabase, type Db } from "./database.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { MetaStore } from "./meta-store.ts";
 import { OutboxStore } from "./outbox-store.ts";
+import { SeenEventsStore } from "./seen-events-store.ts";
 import { RevisionStore } from "./revision-store.ts";
 
 export interface StateStores {
@@ -17,6 +18,7 @@ export interface StateStores {
   approvals: ApprovalStore;
   audit: AuditLog;
   outbox: OutboxStore;
+  seenEvents: SeenEventsStore;
   /** This installation's id, used in every ownership label. */
   instance: string;
   close(): void;
@@ -37,6 +39,7 @@ export function openState(stateDir: string): StateStores {
     approvals: new ApprovalStore(db),
     audit: new AuditLog(db),
     outbox: new OutboxStore(db),
+    seenEvents: new SeenEventsStore(db),
     instance: meta.instanceId(),
     close: () => db.close(),
   };

@@ -21,7 +21,7 @@ metadata: {name: ${name}}
 spec:
   image: ${TEST_AGENT_IMAGE}
   gosuto: ${name}
-  resources: {memory: 64Mi, cpus: 0.25}
+  resources: {memory: 128Mi, cpus: 0.5}
 ${extra}`;
 const POLICY = `apiVersion: ruriko.dev/v1alpha1
 kind: ApprovalPolicy
@@ -68,7 +68,7 @@ describe("controller against a real Docker engine", () => {
       const info = await h.docker.getContainer(c.Id).inspect();
       assert.equal(info.HostConfig.ReadonlyRootfs, true);
       assert.deepEqual(info.HostConfig.CapDrop, ["ALL"]);
-      assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
+      assert.equal(info.HostConfig.Memory, 128 * 1024 * 1024);
       assert.equal(info.Config.User, "65532:65532");
     }
     const audit = h.state.audit.tail(50).filter((e) => e.action === "agent.create");
@@ -170,7 +170,7 @@ describe("controller against a real Docker engine", () => {
 
   test("an invalid revision changes nothing running and its error is recorded", async () => {
     const before = (await h.containersOf()).map((c) => c.Id);
-    writeFileSync(join(dir, "agents/alpha.yaml"), AGENT("alpha").replace("memory: 64Mi", "memory: lots"));
+    writeFileSync(join(dir, "agents/alpha.yaml"), AGENT("alpha").replace("memory: 128Mi", "memory: lots"));
     const event = await h.offer(dir, "rev-bad");
     assert.equal(event.outcome, "rejected");
     const latest = h.state.revisions.latest()!;

@@ -20,7 +20,7 @@ after(async () => {
 
 const gosuto = (name: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n`;
 const agent = (name: string, env = "UTC") =>
-  `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec:\n  image: ${TEST_AGENT_IMAGE}\n  gosuto: ${name}\n  env: {TZ: ${env}}\n  resources: {memory: 64Mi}\n`;
+  `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec:\n  image: ${TEST_AGENT_IMAGE}\n  gosuto: ${name}\n  env: {TZ: ${env}}\n  resources: {memory: 128Mi}\n`;
 
 async function containers(instance: string, all = true) {
   return docker.listContainers({ all, filters: JSON.stringify({ label: [`${LABELS.instance}=${instance}`] }) });
@@ -80,7 +80,7 @@ describe("ruriko serve", () => {
     const forged = await fetch(`${serve.url}/api/v1/webhooks/git`, { method: "POST", headers: { "x-github-event": "push", "x-hub-signature-256": "sha256=00" }, body });
     assert.equal(forged.status, 401);
 
-    const bad = await commit({ "fleet/agents/g1.yaml": agent("g1").replace("memory: 64Mi", "memory: plenty") }, "broken edit");
+    const bad = await commit({ "fleet/agents/g1.yaml": agent("g1").replace("memory: 128Mi", "memory: plenty") }, "broken edit");
     await fetch(`${serve.url}/api/v1/webhooks/git`, {
       method: "POST",
       headers: { "x-github-event": "push", "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}` },

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createClient, Direction, type MatrixClient } from "matrix-js-sdk";
 import { logger as sdkLogger } from "matrix-js-sdk/lib/logger.js";
-import { startStatusRoom, type StatusRoom } from "../../src/matrix/status-room.ts";
+import { startMatrixBot, type MatrixBot } from "../../src/matrix/matrix-bot.ts";
 import { generateMasterKeyText } from "../../src/secrets/crypto.ts";
 import { isReady, newStateDir, removeInstanceResources, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
 import { startServe } from "../helpers/serve-process.ts";
@@ -33,7 +33,7 @@ describe("status room (real Synapse)", () => {
   let synapse: SynapseHandle;
   let h: TestController;
   let room: string;
-  let statusRoom: StatusRoom;
+  let statusRoom: MatrixBot;
   let alice: MatrixClient;
   let botUserId: string;
   let dir: string;
@@ -62,7 +62,7 @@ describe("status room (real Synapse)", () => {
       onSnapshot: (e) => statusRoom.onSnapshot(e),
       onTransition: (t) => statusRoom.onTransition(t),
     });
-    statusRoom = startStatusRoom({ homeserverUrl: synapse.baseUrl, userId: bot.userId, accessToken: bot.accessToken, room, outbox: h.state.outbox, instance: h.instance, logger: (await import("../../src/observability/logger.ts")).createLogger({ level: "error", pretty: false }), coalesceMs: 300 });
+    statusRoom = startMatrixBot({ homeserverUrl: synapse.baseUrl, userId: bot.userId, accessToken: bot.accessToken, room, outbox: h.state.outbox, instance: h.instance, logger: (await import("../../src/observability/logger.ts")).createLogger({ level: "error", pretty: false }), coalesceMs: 300 });
     dir = writeTree({ "alpha.yaml": agentDoc("alpha"), "beta.yaml": agentDoc("beta") });
   });
   after(async () => {

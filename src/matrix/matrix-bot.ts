@@ -1,18 +1,21 @@
 /**
- * The status room, wired: Ruriko's Matrix connection, the reporter that decides what to say, and the
- * deliverer that drains the outbox. Joining the room is retried in the background: a homeserver that is
- * away at start delays messages, never Ruriko.
+ * Ruriko in Matrix, wired: one connection, the status reporter that decides what to say, the deliverer
+ * that drains the outbox, and the chat listener that answers queries. Joining rooms and syncing are retried
+ * in the background: a homeserver that is away at start delays messages, never Ruriko.
  */
 import type { SnapshotEvent } from "../controller/controller.ts";
 import type { StatusTransition } from "../controller/reconciler.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
+import type { SeenEventsStore } from "../store/seen-events-store.ts";
+import { ChatListener } from "./chat-listener.ts";
+import type { QuerySources } from "./queries.ts";
 import { MatrixConnection } from "./matrix-connection.ts";
 import { OutboxDeliverer } from "./outbox-deliverer.ts";
 import { describeSnapshot, describeTransition } from "./status-messages.ts";
 import { StatusReporter } from "./status-reporter.ts";
 
-export interface StatusRoomOptions {
+export interface MatrixBotOptions {
   homeserverUrl: string;
   userId: string;
   accessToken: string;
@@ -21,20 +24,43 @@ export interface StatusRoomOptions {
   instance: string;
   logger: Logger;
   coalesceMs?: number;
+  /** Answer `/ruriko` queries: in the status room and `rooms()`, from `senders()`. */
+  queries?: {
+    sources: QuerySources;
+    seen: SeenEventsStore;
+    rooms: () => ReadonlySet<string>;
+    senders: () => ReadonlySet<string>;
+  };
 }
 
-export interface StatusRoom {
+export interface MatrixBot {
   onSnapshot(event: SnapshotEvent): void;
   onTransition(transition: StatusTransition): void;
   stop(): Promise<void>;
 }
 
-export function startStatusRoom(opts: StatusRoomOptions): StatusRoom {
+export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   const log = opts.logger.child({ component: "matrix" });
-  const connection = new MatrixConnection({ homeserverUrl: opts.homeserverUrl, userId: opts.userId, accessToken: opts.accessToken });
+  const connection = new MatrixConnection({ homeserverUrl: opts.homeserverUrl, userId: opts.userId, accessToken: opts.accessToken, log });
   const deliverer = new OutboxDeliverer({ outbox: opts.outbox, connection, logger: log, instance: opts.instance });
   const reporter = new StatusReporter({ room: opts.room, outbox: opts.outbox, onEnqueued: () => deliverer.notify(), ...(opts.coalesceMs !== undefined ? { coalesceMs: opts.coalesceMs } : {}) });
   let stopped = false;
+
+  const queries = opts.queries;
+  if (queries) {
+    const listener = new ChatListener({
+      sources: queries.sources,
+      rooms: () => new Set([opts.room, ...queries.rooms()]),
+      senders: queries.senders,
+      outbox: opts.outbox,
+      seen: queries.seen,
+      onEnqueued: () => deliverer.notify(),
+      logger: log,
+    });
+    connection.onRoomMessage((message) => {
+      listener.handle(message).catch((error: unknown) => log.warn({ err: (error as Error).message, eventId: message.eventId }, "query failed"));
+    });
+  }
 
   const join = async (attempt: number): Promise<void> => {
     if (stopped) return;
@@ -42,6 +68,7 @@ export function startStatusRoom(opts: StatusRoomOptions): StatusRoom {
       await connection.joinRoom(opts.room);
       log.info({ room: opts.room, userId: opts.userId }, "joined the status room");
       deliverer.start();
+      if (queries) await connection.startSync();
     } catch (error) {
       const delay = Math.min(1000 * 2 ** attempt, 60_000);
       if (attempt === 0) log.warn({ room: opts.room, err: (error as Error).message, retryInMs: delay }, "cannot join the status room yet; retrying with backoff");
