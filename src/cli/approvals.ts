@@ -72,7 +72,7 @@ export function approvalsDecide(stateDir: string, id: string, decision: "approve
       return 1;
     }
     const actor = localActor();
-    const result = state.approvals.vote(request.id, { approver: actor, decision, source: "cli", override: true });
+    const result = state.approvals.vote(request.id, { approver: actor, decision, source: "cli", override: true, ...(opts.reason ? { reason: opts.reason } : {}) });
     const traceId = request.traceId || newTraceId();
     if (result.outcome === "ignored") {
       state.audit.append({ traceId, actor, action: `approval.${decision}`, target: `approval/${request.id}`, payload: { ignored: result.reason }, result: "refused" });

@@ -88,6 +88,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
         rooms: () => new Set(policiesInForce().map((p) => p.spec.room)),
         senders: () => new Set([...(opts.matrixOperators ?? []), ...policiesInForce().flatMap((p) => p.spec.approvers)]),
       },
+      approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, seen: state.seenEvents },
     });
     logger.info({ room: opts.statusRoom, userId: opts.matrixUser }, "reporting to the Matrix status room");
   }

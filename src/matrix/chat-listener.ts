@@ -6,7 +6,7 @@
 import { newTraceId, type Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { SeenEventsStore } from "../store/seen-events-store.ts";
-import type { IncomingMessage } from "./matrix-connection.ts";
+import type { IncomingMessage } from "./incoming-events.ts";
 import { answerQuery, parseQuery, type QuerySources } from "./queries.ts";
 
 export interface ChatListenerOptions {

@@ -8,6 +8,10 @@ import type { StatusTransition } from "../controller/reconciler.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { SeenEventsStore } from "../store/seen-events-store.ts";
+import type { ApprovalPostStore } from "../store/approval-post-store.ts";
+import type { ApprovalStore } from "../store/approval-store.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import { ApprovalRoom } from "./approval-room.ts";
 import { ChatListener } from "./chat-listener.ts";
 import type { QuerySources } from "./queries.ts";
 import { MatrixConnection } from "./matrix-connection.ts";
@@ -30,6 +34,15 @@ export interface MatrixBotOptions {
     seen: SeenEventsStore;
     rooms: () => ReadonlySet<string>;
     senders: () => ReadonlySet<string>;
+  };
+  /** Post parked changes to their policy rooms and take decisions by reaction or reply. */
+  approvals?: {
+    approvals: ApprovalStore;
+    posts: ApprovalPostStore;
+    audit: AuditLog;
+    seen: SeenEventsStore;
+    /** How often to look for new requests, outcomes and reminders. */
+    pollMs?: number;
   };
 }
 
@@ -62,13 +75,55 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     });
   }
 
+  let approvalRoom: ApprovalRoom | undefined;
+  let approvalTimer: NodeJS.Timeout | undefined;
+  if (opts.approvals) {
+    const joined = new Set<string>();
+    approvalRoom = new ApprovalRoom({
+      ...opts.approvals,
+      outbox: opts.outbox,
+      ensureJoined: async (room) => {
+        if (joined.has(room)) return;
+        await connection.joinRoom(room);
+        joined.add(room);
+      },
+      onEnqueued: () => deliverer.notify(),
+      report: (line) => reporter.report(line),
+      logger: log,
+    });
+    const room = approvalRoom;
+    connection.onReaction((reaction) => room.handleReaction(reaction));
+    connection.onRoomMessage((message) => room.handleMessage(message));
+    connection.onResumed(() => void catchUpApprovals("the homeserver is reachable again"));
+  }
+  const catchUpApprovals = async (why: string) => {
+    if (stopped || !approvalRoom) return;
+    try {
+      const handled = await approvalRoom.catchUp((room, eventId, limit) => connection.eventsSince(room, eventId, limit), opts.userId);
+      log.debug({ handled, why }, "caught up on approval rooms");
+    } catch (error) {
+      log.warn({ err: (error as Error).message, why }, "could not catch up on approval rooms; live events still count");
+    }
+  };
+  const tickApprovals = () => {
+    if (stopped || !approvalRoom) return;
+    approvalRoom
+      .tick()
+      .catch((error: unknown) => log.warn({ err: (error as Error).message }, "approval posting failed; retrying"))
+      .finally(() => {
+        if (!stopped) approvalTimer = setTimeout(tickApprovals, opts.approvals?.pollMs ?? 1000).unref();
+      });
+  };
+
   const join = async (attempt: number): Promise<void> => {
     if (stopped) return;
     try {
       await connection.joinRoom(opts.room);
       log.info({ room: opts.room, userId: opts.userId }, "joined the status room");
       deliverer.start();
-      if (queries) await connection.startSync();
+      if (queries || approvalRoom) await connection.startSync();
+      await catchUpApprovals("start");
+      tickApprovals();
     } catch (error) {
       const delay = Math.min(1000 * 2 ** attempt, 60_000);
       if (attempt === 0) log.warn({ room: opts.room, err: (error as Error).message, retryInMs: delay }, "cannot join the status room yet; retrying with backoff");
@@ -82,6 +137,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     onTransition: (t) => reporter.report(describeTransition(t)),
     async stop() {
       stopped = true;
+      if (approvalTimer) clearTimeout(approvalTimer);
       reporter.flush();
       await deliverer.stop();
       connection.stop();

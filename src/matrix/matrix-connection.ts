@@ -4,8 +4,9 @@
  * resend), and turns failures into MatrixSendError values naming the room. The access token never appears
  * in an error or a log line.
  */
-import { ClientEvent, createClient, Method, RoomEvent, type MatrixClient } from "matrix-js-sdk";
-import type { Logger as SdkLogger } from "matrix-js-sdk/lib/logger.js";
+import { ClientEvent, createClient, Direction, Method, RoomEvent, type MatrixClient } from "matrix-js-sdk";
+import { logger as sdkRootLogger, type Logger as SdkLogger } from "matrix-js-sdk/lib/logger.js";
+import { messageOf, reactionOf, type IncomingMessage, type IncomingReaction, type RawEvent } from "./incoming-events.ts";
 
 export interface MatrixConnectionOptions {
   homeserverUrl: string;
@@ -23,6 +24,19 @@ function sdkLoggerFor(log: MatrixConnectionOptions["log"], namespace = "matrix-j
   const ignore = () => {};
   return { trace: ignore, debug: ignore, info: ignore, warn: forward, error: forward, getChild: (child: string) => sdkLoggerFor(log, `${namespace}:${child}`) };
 }
+
+/**
+ * Parts of the SDK (MatrixRTC sessions, for one) log to its root logger, not to the client's, and that one
+ * writes to the console, which would interleave with our JSON lines. Its children copy its method factory
+ * when they are made, so replacing it once, at load, quiets them all; warnings go to the last connection's
+ * debug log.
+ */
+let rootLogSink: MatrixConnectionOptions["log"];
+const rootLogger = sdkRootLogger as unknown as { methodFactory: (method: string) => (...args: unknown[]) => void; rebuild(): void };
+rootLogger.methodFactory = (method) => (...args) => {
+  if (method === "warn" || method === "error") rootLogSink?.debug({ sdk: "matrix-js-sdk" }, args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ").slice(0, 500));
+};
+rootLogger.rebuild();
 
 export class MatrixSendError extends Error {
   readonly room: string;
@@ -42,14 +56,10 @@ export type NoticeContent = {
   body: string;
   format: "org.matrix.custom.html";
   formatted_body: string;
+  /** Replies and edits (of Ruriko's own request posts). */
+  "m.relates_to"?: Record<string, unknown>;
+  "m.new_content"?: Record<string, unknown>;
 } & Record<`dev.ruriko.${string}`, unknown>;
-
-export interface IncomingMessage {
-  room: string;
-  eventId: string;
-  sender: string;
-  body: string;
-}
 
 export class MatrixConnection {
   readonly userId: string;
@@ -59,6 +69,7 @@ export class MatrixConnection {
   constructor(options: MatrixConnectionOptions) {
     this.userId = options.userId;
     this.timeoutMs = options.timeoutMs ?? 15_000;
+    if (options.log) rootLogSink = options.log;
     this.client = createClient({ baseUrl: options.homeserverUrl, accessToken: options.accessToken, userId: options.userId, localTimeoutMs: this.timeoutMs, logger: sdkLoggerFor(options.log) });
   }
 
@@ -77,17 +88,48 @@ export class MatrixConnection {
 
   /**
    * Live text messages from others, once syncing: events from before the start, and Ruriko's own, never
-   * reach `handler`. The SDK's sync loop retries a homeserver that went away by itself.
+   * reach `handler` (see eventsSince for catching up). The SDK's sync loop retries a homeserver that went away.
    */
   onRoomMessage(handler: (message: IncomingMessage) => void): void {
     this.client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, _removed, data) => {
       if (toStartOfTimeline || !data?.liveEvent || !room) return;
-      if (event.getType() !== "m.room.message" || event.getSender() === this.userId) return;
-      const content = event.getContent() as { body?: unknown };
-      const eventId = event.getId();
-      if (typeof content.body !== "string" || !eventId) return;
-      handler({ room: room.roomId, eventId, sender: event.getSender() ?? "", body: content.body });
+      const message = messageOf(room.roomId, event.getEffectiveEvent() as RawEvent, this.userId);
+      if (message) handler(message);
     });
+  }
+
+  /** Live reactions from others, once syncing (same rules as onRoomMessage). */
+  onReaction(handler: (reaction: IncomingReaction) => void): void {
+    this.client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, _removed, data) => {
+      if (toStartOfTimeline || !data?.liveEvent || !room) return;
+      const reaction = reactionOf(room.roomId, event.getEffectiveEvent() as RawEvent, this.userId);
+      if (reaction) handler(reaction);
+    });
+  }
+
+  /** Called when sync resumes after the homeserver was unreachable (events in the gap may have been skipped). */
+  onResumed(handler: () => void): void {
+    this.client.on(ClientEvent.Sync, (state, previous) => {
+      if (state === "SYNCING" && (previous === "ERROR" || previous === "RECONNECTING")) handler();
+    });
+  }
+
+  /**
+   * The room's events after `eventId`, oldest first, at most `limit`: to catch up on what was said while
+   * Ruriko was away. Raw events; the caller parses them.
+   */
+  async eventsSince(room: string, eventId: string, limit: number): Promise<RawEvent[]> {
+    const path = `/rooms/${encodeURIComponent(room)}/context/${encodeURIComponent(eventId)}`;
+    const context = await this.client.http.authedRequest<{ end?: string }>(Method.Get, path, { limit: "0" });
+    const events: RawEvent[] = [];
+    let from = context.end ?? null;
+    while (from && events.length < limit) {
+      const page = await this.client.createMessagesRequest(room, from, Math.min(100, limit - events.length), Direction.Forward);
+      events.push(...(page.chunk as RawEvent[]));
+      if (page.chunk.length === 0 || !page.end || page.end === from) break;
+      from = page.end;
+    }
+    return events;
   }
 
   /** Starts syncing; resolves once the first sync is done (or failed, and retries go on). */

@@ -65,6 +65,7 @@ export class OutboxDeliverer {
     let sentAny = false;
     for (const message of heads) {
       const content: NoticeContent = {
+        ...(message.extra as Partial<NoticeContent> | null),
         msgtype: "m.notice",
         body: message.body,
         format: "org.matrix.custom.html",

@@ -171,7 +171,7 @@ export class ApprovalStore {
    * Records one approver's decision. `override` is the local operator's break-glass path (`ruriko approvals
    * approve` on the host): it decides at once, whoever the policy lists.
    */
-  vote(id: string, vote: { approver: string; decision: Decision; source: string; override?: boolean }, now = new Date()): VoteOutcome {
+  vote(id: string, vote: { approver: string; decision: Decision; source: string; override?: boolean; reason?: string }, now = new Date()): VoteOutcome {
     return this.db.transaction((): VoteOutcome => {
       const request = this.get(id);
       if (!request) return { outcome: "ignored", reason: "unknown-request" };
@@ -187,7 +187,7 @@ export class ApprovalStore {
       if (inserted.changes === 0) return { outcome: "ignored", reason: "duplicate", request };
 
       if (vote.decision === "deny") {
-        this.setStatus(id, "denied", now, vote.approver, null);
+        this.setStatus(id, "denied", now, vote.approver, vote.reason?.slice(0, 500) ?? null);
         return { outcome: "decided", request: this.get(id)! };
       }
       const approvals = this.votes(id).filter((v) => v.decision === "approve").length;
@@ -200,8 +200,10 @@ export class ApprovalStore {
     })();
   }
 
-  /** Compare-and-set from pending; returns the requests that moved. */
-  /** `among` limits which pending requests are considered (container changes and secret grants are gated apart). */
+  /**
+   * Compare-and-set from pending; returns the requests that moved. `among` limits which pending requests
+   * are considered (container changes and secret grants are gated apart).
+   */
   supersedePending(agent: string, keep: ReadonlyArray<{ operation: string; fromDigest: string; toDigest: string }>, now = new Date(), among: (r: ApprovalRequest) => boolean = () => true): ApprovalRequest[] {
     return this.db.transaction(() => {
       const moved: ApprovalRequest[] = [];

@@ -175,4 +175,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE matrix_seen_events (event_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
     `,
   },
+  {
+    version: 5,
+    name: "matrix-approvals",
+    sql: `
+      -- Extra content keys of a chat message (JSON), e.g. the namespaced approval key of a request post.
+      ALTER TABLE outbox ADD COLUMN extra TEXT;
+      CREATE INDEX outbox_event ON outbox (event_id);
+
+      -- Approval requests posted to their policy room: the post is an outbox message, its event id arrives on delivery.
+      CREATE TABLE approval_posts (
+        request_id TEXT PRIMARY KEY REFERENCES approvals (id),
+        room TEXT NOT NULL,
+        outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+        -- The outcome already announced in the room (NULL while pending).
+        announced_status TEXT
+      );
+    `,
+  },
 ];

@@ -11,6 +11,8 @@ export interface OutboxMessage {
   eventId: string | null;
   attempts: number;
   lastError: string | null;
+  /** Extra content keys (namespaced), merged into the event content. */
+  extra: Record<string, unknown> | null;
 }
 
 interface Row {
@@ -24,6 +26,7 @@ interface Row {
   event_id: string | null;
   attempts: number;
   last_error: string | null;
+  extra: string | null;
 }
 
 const fromRow = (r: Row): OutboxMessage => ({
@@ -37,6 +40,7 @@ const fromRow = (r: Row): OutboxMessage => ({
   eventId: r.event_id,
   attempts: r.attempts,
   lastError: r.last_error,
+  extra: r.extra ? (JSON.parse(r.extra) as Record<string, unknown>) : null,
 });
 
 /** Messages to chat rooms, durable before they are sent. */
@@ -46,12 +50,17 @@ export class OutboxStore {
     this.db = db;
   }
 
-  enqueue(message: { room: string; body: string; html: string; traceId: string }, now = new Date()): number {
+  enqueue(message: { room: string; body: string; html: string; traceId: string; extra?: Record<string, unknown> }, now = new Date()): number {
     return Number(
       this.db
-        .prepare("INSERT INTO outbox (room, body, html, trace_id, created_at) VALUES (?, ?, ?, ?, ?)")
-        .run(message.room, message.body, message.html, message.traceId, now.toISOString()).lastInsertRowid,
+        .prepare("INSERT INTO outbox (room, body, html, trace_id, created_at, extra) VALUES (?, ?, ?, ?, ?, ?)")
+        .run(message.room, message.body, message.html, message.traceId, now.toISOString(), message.extra ? JSON.stringify(message.extra) : null).lastInsertRowid,
     );
+  }
+
+  get(id: number): OutboxMessage | undefined {
+    const row = this.db.prepare("SELECT * FROM outbox WHERE id = ?").get(id) as Row | undefined;
+    return row && fromRow(row);
   }
 
   /** The oldest unsent message of each room: delivery is in order per room, so only a head may go. */

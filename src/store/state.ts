@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { AgentStatusStore } from "./agent-status-store.ts";
+import { ApprovalPostStore } from "./approval-post-store.ts";
 import { ApprovalStore } from "./approval-store.ts";
 import { AuditLog } from "./audit-log.ts";
 import { openDatabase, type Db } from "./database.ts";
@@ -19,6 +20,7 @@ export interface StateStores {
   audit: AuditLog;
   outbox: OutboxStore;
   seenEvents: SeenEventsStore;
+  approvalPosts: ApprovalPostStore;
   /** This installation's id, used in every ownership label. */
   instance: string;
   close(): void;
@@ -40,6 +42,7 @@ export function openState(stateDir: string): StateStores {
     audit: new AuditLog(db),
     outbox: new OutboxStore(db),
     seenEvents: new SeenEventsStore(db),
+    approvalPosts: new ApprovalPostStore(db),
     instance: meta.instanceId(),
     close: () => db.close(),
   };

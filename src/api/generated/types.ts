@@ -124,8 +124,14 @@ export type AllowedRooms = string[]
  */
 export type AllowedSenders = string[]
 export type RequireEndToEndEncryption = boolean
+/**
+ * A room id (room versions 12+ have no server part) or an alias.
+ */
 export type AdminRoom = string
 export type MatrixUserId = string
+/**
+ * A room id (room versions 12+ have no server part) or an alias.
+ */
 export type MatrixRoomId = string
 /**
  * Other agents this one cooperates with.

@@ -63,6 +63,19 @@ describe("documents", () => {
     assert.equal(s.objects.size, 0);
   });
 
+  test("approval rooms: classic and room-version-12 ids and aliases pass; a bare name is refused at its line", () => {
+    const policy = (room: string) =>
+      `apiVersion: ruriko.dev/v1alpha1\nkind: ApprovalPolicy\nmetadata: {name: p}\nspec:\n  room: "${room}"\n  approvers: ["@a:example.org"]\n  rules: []\n`;
+    for (const room of ["!abc:example.org", "!tUs1PMBqqj504ajpujmqzydxekXokDHns027fHH6yLY", "#ops:example.org:8448"]) {
+      assert.deepEqual(snapshotOf({ "p.yaml": policy(room) }).errors, [], room);
+    }
+    for (const room of ["ops", "#ops", "!a b:example.org"]) {
+      const [error] = snapshotOf({ "p.yaml": policy(room) }).errors;
+      assert.equal(error?.path, "spec.room", room);
+      assert.equal(error?.line, 5, room);
+    }
+  });
+
   test("duplicate keys in a mapping are a syntax error", () => {
     const s = snapshotOf({ "a.yaml": "apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nkind: Agent\nmetadata: {name: x}\nspec: {}\n" });
     assert.equal(s.errors.length, 1);

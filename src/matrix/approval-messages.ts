@@ -1,0 +1,116 @@
+/** What approvers read in the policy room: the request, its reminder, its outcome. Pure. */
+import type { ApprovalRequest } from "../store/approval-store.ts";
+import { escapeHtml } from "./status-messages.ts";
+
+/** The namespaced content key of a request post (after Mjolnir/Draupnir): which request, bound to which change. */
+export const APPROVAL_KEY = "dev.ruriko.approval";
+
+const who = (r: ApprovalRequest) => (r.approvers.length > 0 ? r.approvers.join(", ") : "the local operator (ruriko approvals)");
+
+export interface PostContent {
+  body: string;
+  html: string;
+  extra: Record<string, unknown>;
+}
+
+export function requestMessage(r: ApprovalRequest): PostContent {
+  const lines = [
+    `Approval needed ${r.id}: ${r.summary}`,
+    `Approvers: ${who(r)}; ${r.quorum} needed; expires ${r.expiresAt}.`,
+    `React ✅ to approve or ❌ to deny, or reply "approve ${r.id}" / "deny ${r.id} REASON".`,
+  ];
+  return {
+    body: lines.join("\n"),
+    html: `<b>Approval needed</b> <code>${r.id}</code>: ${escapeHtml(r.summary)}<br>Approvers: ${escapeHtml(who(r))}; <b>${r.quorum}</b> needed; expires ${escapeHtml(r.expiresAt)}.<br>React ✅ to approve or ❌ to deny, or reply <code>approve ${r.id}</code> / <code>deny ${r.id} REASON</code>.`,
+    extra: { [APPROVAL_KEY]: approvalKeyContent(r) },
+  };
+}
+
+const approvalKeyContent = (r: ApprovalRequest) => ({ id: r.id, object: r.objectKey, operation: r.operation, from: r.fromDigest, to: r.toDigest, revision: r.revision, status: r.status });
+
+/**
+ * The outcome, as a reply to the request post: clients show it threaded under the request, with the request quoted.
+ */
+export function outcomeReply(r: ApprovalRequest, postEventId: string, text: string): PostContent {
+  return { body: text, html: escapeHtml(text), extra: { "m.relates_to": { "m.in_reply_to": { event_id: postEventId } } } };
+}
+
+/**
+ * An edit (m.replace) of the request post that states its outcome, so the request itself reads as decided and
+ * nobody reacts to a closed request. The namespaced key is kept, with the new status.
+ */
+export function annotatedRequest(r: ApprovalRequest, postEventId: string, outcome: string): PostContent {
+  const body = `[${r.status.toUpperCase()}] Approval ${r.id}: ${r.summary}\n${outcome}`;
+  const html = `<b>[${escapeHtml(r.status.toUpperCase())}]</b> Approval <code>${r.id}</code>: ${escapeHtml(r.summary)}<br>${escapeHtml(outcome)}`;
+  const key = { [APPROVAL_KEY]: approvalKeyContent(r) };
+  return {
+    body: `* ${body}`,
+    html: `* ${html}`,
+    extra: {
+      ...key,
+      "m.new_content": { msgtype: "m.notice", body, format: "org.matrix.custom.html", formatted_body: html, ...key },
+      "m.relates_to": { rel_type: "m.replace", event_id: postEventId },
+    },
+  };
+}
+
+export function reminderMessage(r: ApprovalRequest): string {
+  return `Reminder: approval ${r.id} expires at ${r.expiresAt}: ${r.summary}`;
+}
+
+/** Undefined for a status nobody needs told (pending). */
+export function outcomeMessage(r: ApprovalRequest): string | undefined {
+  switch (r.status) {
+    case "approved":
+      return `Approval ${r.id} approved by ${r.decidedBy ?? "?"}: ${r.summary}`;
+    case "applied":
+      return `Approval ${r.id}: the change was applied: ${r.summary}`;
+    case "denied":
+      return `Approval ${r.id} denied by ${r.decidedBy ?? "?"}${r.reason ? ` (${r.reason})` : ""}: ${r.summary}`;
+    case "expired":
+      return `Approval ${r.id} expired without a decision: ${r.summary}`;
+    case "superseded":
+      return `Approval ${r.id} superseded: the desired state changed before a decision, nothing was applied: ${r.summary}`;
+    default:
+      return undefined;
+  }
+}
+
+/** ✅ 👍 approve, ❌ deny; compared by first code point, so 👍️ (with a variation selector) counts. */
+export function decisionOfReaction(key: string): "approve" | "deny" | undefined {
+  const first = String.fromCodePoint(key.codePointAt(0) ?? 0);
+  if (first === "✅" || first === "👍" || first === "✔") return "approve";
+  if (first === "❌" || first === "👎") return "deny";
+  return undefined;
+}
+
+/**
+ * `approve 3f2a…` / `deny 3f2a… too risky` → the decision. A reply to a request post (`repliedTo` is its
+ * request id) may leave the id out: `approve`, `deny too risky`. Anything else → undefined.
+ */
+export function decisionOfReply(body: string, repliedTo?: string): { decision: "approve" | "deny"; id: string; reason?: string } | undefined {
+  // A reply may quote the message it answers ("> <@ruriko…> …"): only the reply's own text counts.
+  const text = body
+    .split("\n")
+    .filter((l) => !l.startsWith(">"))
+    .join(" ")
+    .trim();
+  const match = /^(approve|deny)\b\s*(.*)$/is.exec(text);
+  if (!match) return undefined;
+  const decision = match[1]!.toLowerCase() as "approve" | "deny";
+  const words = match[2]!.trim();
+  const [first = "", ...others] = words.split(/\s+/);
+  const firstIsId = /^[0-9a-f]{4,32}$/i.test(first);
+  let id: string;
+  let reason: string;
+  if (repliedTo !== undefined) {
+    // A hex-looking first word is this request's id only if it is a prefix of it; otherwise it is the reason.
+    const named = firstIsId && repliedTo.startsWith(first.toLowerCase());
+    [id, reason] = [repliedTo, named ? others.join(" ") : words];
+  } else if (firstIsId) {
+    [id, reason] = [first.toLowerCase(), others.join(" ")];
+  } else {
+    return undefined;
+  }
+  return { decision, id, ...(reason ? { reason } : {}) };
+}

@@ -1,0 +1,162 @@
+/**
+ * Approvals over Matrix. Parked changes are posted to their policy's room; approvers decide with a reaction
+ * on that post (✅/👍 approve, ❌ deny) or a reply `approve ID` / `deny ID reason`. Only reactions on
+ * Ruriko's own request posts count, only listed approvers count, each once; the decision itself is the
+ * approval store's compare-and-set, so the first decision wins and later reactions change nothing. Outcomes,
+ * reminders, expiries and supersessions are posted back to the room and told in the status room.
+ */
+import type { Logger } from "../observability/logger.ts";
+import type { ApprovalPostStore } from "../store/approval-post-store.ts";
+import type { ApprovalStore, Decision } from "../store/approval-store.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import type { OutboxStore } from "../store/outbox-store.ts";
+import type { SeenEventsStore } from "../store/seen-events-store.ts";
+import { annotatedRequest, decisionOfReaction, decisionOfReply, outcomeMessage, outcomeReply, reminderMessage, requestMessage, type PostContent } from "./approval-messages.ts";
+import { messageOf, reactionOf, type IncomingMessage, type IncomingReaction, type RawEvent } from "./incoming-events.ts";
+import { escapeHtml, type StatusLine } from "./status-messages.ts";
+
+/** How far back one catch-up reads per room. */
+const CATCH_UP_LIMIT = 1000;
+const JOIN_RETRY_BASE_MS = 5000;
+const JOIN_RETRY_MAX_MS = 10 * 60_000;
+
+export interface ApprovalRoomOptions {
+  approvals: ApprovalStore;
+  posts: ApprovalPostStore;
+  outbox: OutboxStore;
+  audit: AuditLog;
+  seen: SeenEventsStore;
+  /** Ruriko must be in a room before it can post there. */
+  ensureJoined: (room: string) => Promise<void>;
+  onEnqueued: () => void;
+  /** The status room hears about requests and outcomes too. */
+  report: (line: StatusLine) => void;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class ApprovalRoom {
+  private readonly o: ApprovalRoomOptions;
+  /** Policy rooms Ruriko could not join: when to try again, and how many times it failed. */
+  private readonly joinFailures = new Map<string, { retryAt: number; failures: number }>();
+
+  constructor(options: ApprovalRoomOptions) {
+    this.o = options;
+  }
+
+  /** Posts new requests, announces outcomes and sends due reminders. Idempotent; called on a timer. */
+  async tick(): Promise<void> {
+    const { approvals, posts } = this.o;
+    for (const id of posts.unposted()) {
+      const request = approvals.get(id);
+      if (!request?.room || !(await this.joined(request.room, request.traceId))) continue;
+      const outboxId = this.post(request.room, requestMessage(request), request.traceId);
+      posts.record(request.id, request.room, outboxId);
+      this.o.report({ text: `approval ${request.id} requested in ${request.room}: ${request.summary}`, traceId: request.traceId });
+      this.o.onEnqueued();
+    }
+    for (const post of posts.unannounced()) {
+      const request = approvals.get(post.requestId);
+      const text = request && outcomeMessage(request);
+      if (!request || !text || !post.eventId) continue;
+      this.post(post.room, annotatedRequest(request, post.eventId, text), request.traceId);
+      this.post(post.room, outcomeReply(request, post.eventId, text), request.traceId);
+      posts.markAnnounced(request.id, request.status);
+      this.o.report({ text, traceId: request.traceId });
+    }
+    for (const request of approvals.takeDueReminders()) {
+      const post = posts.get(request.id);
+      if (post && request.status === "pending") this.say(post.room, reminderMessage(request), request.traceId);
+    }
+  }
+
+  /**
+   * Joins a policy room before posting there. A room Ruriko cannot join (not invited, say) is retried with
+   * backoff, and the status room is told (rate-limited), while requests for other rooms go on.
+   */
+  private async joined(room: string, traceId: string): Promise<boolean> {
+    const now = this.o.now?.() ?? Date.now();
+    const failed = this.joinFailures.get(room);
+    if (failed && now < failed.retryAt) return false;
+    try {
+      await this.o.ensureJoined(room);
+      this.joinFailures.delete(room);
+      return true;
+    } catch (error) {
+      const failures = (failed?.failures ?? 0) + 1;
+      this.joinFailures.set(room, { failures, retryAt: now + Math.min(JOIN_RETRY_BASE_MS * 2 ** (failures - 1), JOIN_RETRY_MAX_MS) });
+      const reason = (error as Error).message;
+      this.o.logger.warn({ room, failures, err: reason }, "cannot join an approval room; requests for it wait");
+      this.o.report({ key: `approval-room|${room}`, text: `cannot post approval requests to ${room}: ${reason} (invite Ruriko to the room)`, traceId });
+      return false;
+    }
+  }
+
+  handleReaction(reaction: IncomingReaction): void {
+    const post = this.o.posts.byEventId(reaction.relatesTo);
+    // Reactions count only on Ruriko's own request posts, in the room they were posted to.
+    if (!post || post.room !== reaction.room) return;
+    const decision = decisionOfReaction(reaction.key);
+    if (!decision || !this.o.seen.firstSighting(reaction.eventId)) return;
+    this.decide(post.requestId, reaction.sender, decision, reaction.eventId, post.room);
+  }
+
+  handleMessage(message: IncomingMessage): void {
+    const repliedPost = message.inReplyTo ? this.o.posts.byEventId(message.inReplyTo) : undefined;
+    const reply = decisionOfReply(message.body, repliedPost?.requestId);
+    if (!reply) return;
+    const request = this.o.approvals.resolve(reply.id);
+    const post = request && this.o.posts.get(request.id);
+    if (!request || !post || post.room !== message.room) return;
+    if (!this.o.seen.firstSighting(message.eventId)) return;
+    this.decide(request.id, message.sender, reply.decision, message.eventId, post.room, reply.reason);
+  }
+
+  /**
+   * Reads what was said in each room since its oldest pending request was posted: reactions and replies
+   * made while Ruriko was stopped or cut off count too. Events already acted on are skipped (seen store).
+   */
+  async catchUp(eventsSince: (room: string, eventId: string, limit: number) => Promise<RawEvent[]>, self: string): Promise<number> {
+    const oldest = new Map<string, string>();
+    for (const post of this.o.posts.pendingDelivered()) if (!oldest.has(post.room)) oldest.set(post.room, post.eventId!);
+    let handled = 0;
+    for (const [room, eventId] of oldest) {
+      for (const event of await eventsSince(room, eventId, CATCH_UP_LIMIT)) {
+        const reaction = reactionOf(room, event, self);
+        if (reaction) this.handleReaction(reaction);
+        const message = messageOf(room, event, self);
+        if (message) this.handleMessage(message);
+        if (reaction || message) handled++;
+      }
+    }
+    return handled;
+  }
+
+  private decide(requestId: string, approver: string, decision: Decision, eventId: string, room: string, reason?: string): void {
+    const result = this.o.approvals.vote(requestId, { approver, decision, source: `matrix:${eventId}`, ...(reason ? { reason } : {}) });
+    const request = result.request ?? this.o.approvals.get(requestId);
+    const traceId = request?.traceId ?? "-";
+    this.o.audit.append({
+      traceId,
+      actor: approver,
+      action: `approval.${decision}`,
+      target: `approval/${requestId}`,
+      payload: { eventId, room, outcome: result.outcome, ...(result.outcome === "ignored" ? { ignored: result.reason } : {}), ...(reason ? { reason } : {}) },
+      result: result.outcome === "ignored" ? "refused" : "ok",
+    });
+    this.o.logger.info({ traceId, requestId, approver, decision, eventId, outcome: result.outcome, ...(result.outcome === "ignored" ? { ignored: result.reason } : {}) }, "approval vote from Matrix");
+    if (result.outcome === "recorded" && request) {
+      this.say(room, `Approval ${requestId}: ${approver} approves (${result.approvals} of ${request.quorum}).`, traceId);
+    }
+  }
+
+  private say(room: string, text: string, traceId: string): void {
+    this.post(room, { body: text, html: escapeHtml(text), extra: {} }, traceId);
+  }
+
+  private post(room: string, content: PostContent, traceId: string): number {
+    const id = this.o.outbox.enqueue({ room, ...content, traceId });
+    this.o.onEnqueued();
+    return id;
+  }
+}
