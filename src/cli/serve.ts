@@ -127,6 +127,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       if (event.outcome === "applied") metrics.lastAppliedTimestamp.set(Date.now() / 1000);
       statusRoom?.onSnapshot(event);
     },
+    onChange: (c) => statusRoom?.onChange(c),
     onTransition: (t) => {
       statusRoom?.onTransition(t);
       const level = t.condition.type === "Stalled" && t.condition.status === "True" ? "warn" : "info";

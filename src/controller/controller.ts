@@ -11,7 +11,7 @@ import { newTraceId, type Logger } from "../observability/logger.ts";
 import { applySecretDeletion } from "../secrets/secret-deletion.ts";
 import type { EventSubscription, Runtime } from "../runtime/runtime.ts";
 import type { RevisionStore } from "../store/revision-store.ts";
-import { Reconciler, type ReconcilerStores, type ReconcilerVault, type StatusTransition } from "./reconciler.ts";
+import { Reconciler, type AppliedChange, type ReconcilerStores, type ReconcilerVault, type StatusTransition } from "./reconciler.ts";
 import { WorkQueue } from "./work-queue.ts";
 
 export interface ControllerOptions {
@@ -33,6 +33,7 @@ export interface ControllerOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   onTransition?: (t: StatusTransition) => void;
+  onChange?: (change: AppliedChange) => void;
   onSnapshot?: (event: SnapshotEvent) => void;
   onReconcile?: (agent: string, result: "success" | "error", durationMs: number) => void;
 }
@@ -66,6 +67,7 @@ export class Controller {
       ...(options.stallAfterFailures !== undefined ? { stallAfterFailures: options.stallAfterFailures } : {}),
       ...(options.resyncIntervalMs !== undefined ? { resyncAfterMs: options.resyncIntervalMs } : {}),
       ...(options.onTransition ? { onTransition: options.onTransition } : {}),
+      ...(options.onChange ? { onChange: options.onChange } : {}),
     });
     this.queue = new WorkQueue({
       concurrency: options.concurrency ?? 4,

@@ -38,6 +38,15 @@ export interface StatusTransition {
   previous?: Condition;
 }
 
+/**
+ * Something Ruriko changed for an agent, for people to hear about (the status room): a container action,
+ * a Gosuto pushed to a running agent, or a change in the secrets it holds. Names and versions, never values.
+ */
+export type AppliedChange =
+  | { agent: string; traceId: string; what: "container"; action: Action["type"]; reason: string; drift: boolean; approval?: string }
+  | { agent: string; traceId: string; what: "gosuto"; gosuto: string; digest: string }
+  | { agent: string; traceId: string; what: "secrets"; delivered: Array<{ name: string; version: number }>; revoked: string[] };
+
 /** The encrypted parts of the state: secret values and agents' ACP tokens. */
 export interface ReconcilerVault {
   secrets: SecretStore;
@@ -65,6 +74,7 @@ export interface ReconcilerOptions {
   /** How often to look again at a Ready agent even without events. */
   resyncAfterMs?: number;
   onTransition?: (transition: StatusTransition) => void;
+  onChange?: (change: AppliedChange) => void;
   now?: () => Date;
 }
 
@@ -105,7 +115,7 @@ interface Outcome {
 }
 
 export class Reconciler {
-  private readonly o: Required<Omit<ReconcilerOptions, "onTransition" | "hasNewerTrigger">> & Pick<ReconcilerOptions, "onTransition" | "hasNewerTrigger">;
+  private readonly o: Required<Omit<ReconcilerOptions, "onTransition" | "onChange" | "hasNewerTrigger">> & Pick<ReconcilerOptions, "onTransition" | "onChange" | "hasNewerTrigger">;
   private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
   /** Since when a running agent has not answered ACP. */
   private readonly unanswered = new Map<string, number>();
@@ -379,6 +389,8 @@ export class Reconciler {
         gosutoDigest = gosuto.digest;
         log.info({ gosuto: gosuto.name, from: report.gosutoDigest, to: gosuto.digest }, `configure ${agent}: Gosuto ${gosuto.name} applied`);
         audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest, revision: snapshot.revision }, result: "ok" });
+        // A first Gosuto is part of bringing the agent up; an edit reaching a running agent is news.
+        if (report.gosutoDigest !== null) this.o.onChange?.({ agent, traceId, what: "gosuto", gosuto: gosuto.name, digest: gosuto.digest });
       } catch (error) {
         if (!(error instanceof AcpError && error.code === "refused")) throw error;
         outcome.refused = error.details.length > 0 ? error.details.join("; ") : error.message;
@@ -414,6 +426,8 @@ export class Reconciler {
       const summary = delivered.map((d) => ({ name: d.name, version: d.version }));
       log.info({ delivered: summary, revoked }, `configure ${agent}: secrets delivered`);
       audit.append({ traceId, actor: "controller", action: "agent.secrets", target: `Agent/${agent}`, payload: { delivered: summary, revoked, digest }, result: "ok" });
+      // After a restart the agent holds nothing and gets everything again: only a change of what it held is news.
+      if (report.secretsDigest !== null) this.o.onChange?.({ agent, traceId, what: "secrets", delivered: summary, revoked });
       for (const { approval } of granted) if (approval?.status === "approved") approvals.markApplied(approval.id, this.o.now());
     }
     outcome.agentReport = { gosutoDigest, secretsDigest };
@@ -499,6 +513,7 @@ export class Reconciler {
       }
       if (approval) approvals.markApplied(approval.id, this.o.now());
       audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
+      this.o.onChange?.({ agent: action.agent, traceId, what: "container", action: action.type, reason: action.reason, drift: action.drift, ...(approval ? { approval: approval.id } : {}) });
     } catch (error) {
       // The shared network may have been removed behind our back: make sure of it again next time.
       this.prepared = false;

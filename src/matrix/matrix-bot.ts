@@ -4,7 +4,7 @@
  * in the background: a homeserver that is away at start delays messages, never Ruriko.
  */
 import type { SnapshotEvent } from "../controller/controller.ts";
-import type { StatusTransition } from "../controller/reconciler.ts";
+import type { AppliedChange, StatusTransition } from "../controller/reconciler.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { SeenEventsStore } from "../store/seen-events-store.ts";
@@ -16,7 +16,7 @@ import { ChatListener } from "./chat-listener.ts";
 import type { QuerySources } from "./queries.ts";
 import { MatrixConnection } from "./matrix-connection.ts";
 import { OutboxDeliverer } from "./outbox-deliverer.ts";
-import { describeSnapshot, describeTransition } from "./status-messages.ts";
+import { describeChange, describeSnapshot, describeTransition } from "./status-messages.ts";
 import { StatusReporter } from "./status-reporter.ts";
 
 export interface MatrixBotOptions {
@@ -49,6 +49,7 @@ export interface MatrixBotOptions {
 export interface MatrixBot {
   onSnapshot(event: SnapshotEvent): void;
   onTransition(transition: StatusTransition): void;
+  onChange(change: AppliedChange): void;
   stop(): Promise<void>;
 }
 
@@ -135,6 +136,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   return {
     onSnapshot: (event) => reporter.report(describeSnapshot(event)),
     onTransition: (t) => reporter.report(describeTransition(t)),
+    onChange: (c) => reporter.report(describeChange(c)),
     async stop() {
       stopped = true;
       if (approvalTimer) clearTimeout(approvalTimer);

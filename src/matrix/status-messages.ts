@@ -3,7 +3,7 @@
  * to one message (plain body and HTML). Deciding *when* to say it is status-reporter.ts's job.
  */
 import type { SnapshotEvent } from "../controller/controller.ts";
-import type { StatusTransition } from "../controller/reconciler.ts";
+import type { AppliedChange, StatusTransition } from "../controller/reconciler.ts";
 import { formatManifestError } from "../api/errors.ts";
 
 export interface StatusLine {
@@ -46,6 +46,39 @@ export function describeTransition(t: StatusTransition): StatusLine | undefined 
     return { key: `${agent}|NotReady|${condition.reason}`, text: `${agent} is not Ready (${condition.reason}): ${condition.message}`, traceId: t.traceId };
   }
   return undefined;
+}
+
+const PAST: Record<Extract<AppliedChange, { what: "container" }>["action"], string> = {
+  create: "created",
+  recreate: "recreated",
+  start: "started",
+  stop: "stopped",
+  remove: "removed",
+};
+
+/** "container exited with code 137: start" → "container exited with code 137": the verb is said apart. */
+const why = (reason: string) => reason.replace(/: (create|recreate|recreate as applied|start|stop|remove)$/, "");
+
+/**
+ * What Ruriko did, in words: these lines, coalesced with the revision that caused them, are the summary
+ * of a revision's actions. A repaired drift is told as healed, once per window (a crash loop is one story).
+ */
+export function describeChange(change: AppliedChange): StatusLine {
+  const { agent, traceId } = change;
+  switch (change.what) {
+    case "container": {
+      const approved = change.approval ? `, approval ${change.approval}` : "";
+      if (change.drift) return { key: `${agent}|healed`, text: `${agent} healed after drift: ${PAST[change.action]} (${why(change.reason)}${approved})`, traceId };
+      return { text: `${PAST[change.action]} ${agent} (${why(change.reason)}${approved})`, traceId };
+    }
+    case "gosuto":
+      return { text: `${agent}: Gosuto ${change.gosuto} applied (${short(change.digest)})`, traceId };
+    case "secrets": {
+      const held = change.delivered.length > 0 ? change.delivered.map((d) => `${d.name} v${d.version}`).join(", ") : "none";
+      const revoked = change.revoked.length > 0 ? `; revoked ${change.revoked.join(", ")}` : "";
+      return { text: `${agent}: secrets updated, holds ${held}${revoked}`, traceId };
+    }
+  }
 }
 
 export function escapeHtml(text: string): string {

@@ -61,6 +61,7 @@ describe("status room (real Synapse)", () => {
     h = await startTestController({
       onSnapshot: (e) => statusRoom.onSnapshot(e),
       onTransition: (t) => statusRoom.onTransition(t),
+      onChange: (c) => statusRoom.onChange(c),
     });
     statusRoom = startMatrixBot({ homeserverUrl: synapse.baseUrl, userId: bot.userId, accessToken: bot.accessToken, room, outbox: h.state.outbox, instance: h.instance, logger: (await import("../../src/observability/logger.ts")).createLogger({ level: "error", pretty: false }), coalesceMs: 300 });
     dir = writeTree({ "alpha.yaml": agentDoc("alpha"), "beta.yaml": agentDoc("beta") });
@@ -83,6 +84,8 @@ describe("status room (real Synapse)", () => {
     }, "both agents told Ready", 30_000);
     const text = said.map((n) => n.body).join("\n");
     assert.match(text, /revision [0-9a-f]{12} applied \(4 objects\)/);
+    assert.match(text, /created alpha \(new agent\)/, "the revision's actions are summarised");
+    assert.match(text, /created beta \(new agent\)/);
     assert.match(text, /alpha is Ready/);
     assert.match(text, /beta is Ready/);
     assert.ok(said.length < 4, `a burst is coalesced (${said.length} messages)`);
@@ -91,6 +94,18 @@ describe("status room (real Synapse)", () => {
       assert.ok(n.body.includes(`[trace ${n.traceId}]`));
       assert.match(n.html, /<sub>trace /);
     }
+  });
+
+  test("a container killed behind Ruriko's back is told healed; a Gosuto edit is told applied", async () => {
+    const before = (await notices()).length;
+    const [alpha] = await h.containersOf("alpha");
+    await h.docker.getContainer(alpha!.Id).kill();
+    await waitFor(async () => (await notices()).slice(before).some((n) => /alpha healed after drift: started \(container exited with code 137\)/.test(n.body)), "the heal told", 30_000);
+    writeFileSync(join(dir, "beta.yaml"), agentDoc("beta").replace("spec: {}", "spec: {persona: {systemPrompt: terse}}"));
+    await h.offer(dir);
+    await waitFor(async () => (await notices()).slice(before).some((n) => /beta: Gosuto beta applied \([0-9a-f]{12}\)/.test(n.body)), "the Gosuto edit told", 30_000);
+    const said = (await notices()).slice(before).map((n) => n.body).join("\n");
+    assert.doesNotMatch(said, /recreated beta/, "a Gosuto edit reaches the running agent without recreating it");
   });
 
   test("ruriko serve reports to the status room, with its token from the secret store", async () => {
@@ -149,6 +164,7 @@ describe("status room (real Synapse)", () => {
     assert.ok(said.length > before);
     const later = said.slice(before).map((n) => n.body).join("\n");
     assert.match(later, /refused, nothing changed: .*alpha\.yaml:4:\d+: Agent\/alpha: spec/);
+    assert.match(later, /recreated alpha \(env changed: TZ\)/);
     assert.match(later, /alpha is Ready/);
     assert.match(later, /beta is Ready/);
   });

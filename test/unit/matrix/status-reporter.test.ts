@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { describeTransition } from "../../../src/matrix/status-messages.ts";
+import { describeChange, describeTransition } from "../../../src/matrix/status-messages.ts";
 import { StatusReporter } from "../../../src/matrix/status-reporter.ts";
 import type { Condition } from "../../../src/store/agent-status-store.ts";
 import { openState } from "../../../src/store/state.ts";
@@ -67,5 +67,16 @@ describe("status reporter", () => {
     reporter.flush();
     assert.equal(state.outbox.list().length, 3, "said again after the window");
     state.close();
+  });
+
+  test("what Ruriko did, in words: actions with their reason, drift told as healed, secrets by name and version", () => {
+    const c = { agent: "a", traceId: "t" };
+    assert.equal(describeChange({ ...c, what: "container", action: "create", reason: "new agent: create", drift: false }).text, "created a (new agent)");
+    assert.equal(describeChange({ ...c, what: "container", action: "recreate", reason: "image changed x:1 → x:2", drift: false, approval: "abc123" }).text, "recreated a (image changed x:1 → x:2, approval abc123)");
+    const healed = describeChange({ ...c, what: "container", action: "start", reason: "container exited with code 137: start", drift: true });
+    assert.equal(healed.text, "a healed after drift: started (container exited with code 137)");
+    assert.equal(healed.key, "a|healed", "a crash loop is told once per window, like any repeated fact");
+    assert.equal(describeChange({ ...c, what: "gosuto", gosuto: "g", digest: `sha256:${"ab".repeat(32)}` }).text, "a: Gosuto g applied (abababababab)");
+    assert.equal(describeChange({ ...c, what: "secrets", delivered: [{ name: "k", version: 2 }], revoked: ["old"] }).text, "a: secrets updated, holds k v2; revoked old");
   });
 });
