@@ -3,7 +3,7 @@
  * retry is safe (every call but POST /restart is a read or a whole-document PUT). Answers are checked
  * against the protocol schema; an error names the agent and the call, never the token or a secret.
  */
-import type { AcpApplied, AcpConfigRequest, AcpHealth, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
+import type { AcpApplied, AcpConfigRequest, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
 import { ACP_TRACE_HEADER, acpBodyProblems, type AcpBodies } from "./protocol.ts";
 
 export type AcpErrorCode = "unreachable" | "timeout" | "unauthorized" | "refused" | "too-large" | "protocol" | "agent-error";
@@ -69,6 +69,10 @@ export class AcpClient {
 
   putSecrets(ep: AcpEndpoint, body: AcpSecretsRequest, traceId: string): Promise<AcpApplied> {
     return this.call(ep, "PUT", "/secrets", body, "AcpApplied", traceId, true);
+  }
+
+  putMatrix(ep: AcpEndpoint, body: AcpMatrixRequest, traceId: string): Promise<AcpApplied> {
+    return this.call(ep, "PUT", "/matrix", body, "AcpApplied", traceId, true);
   }
 
   async restart(ep: AcpEndpoint, traceId: string): Promise<void> {

@@ -318,10 +318,15 @@ function schemaErrorsToManifestErrors(
   docStart: SourcePosition,
 ): ManifestError[] {
   const hasSpecific = schemaErrors.some((e) => !WRAPPER_KEYWORDS.has(e.keyword));
+  // Where a schema gives its own message for a value, and one it refers to does too, the outer one (reported
+  // last) speaks for both: one mistake, one message.
+  const customAt = new Map<string, SchemaError>();
+  for (const e of schemaErrors) if (e.keyword === "errorMessage") customAt.set(e.instancePath, e);
   const seen = new Set<string>();
   const errors: ManifestError[] = [];
   for (const e of schemaErrors) {
     if (hasSpecific && WRAPPER_KEYWORDS.has(e.keyword)) continue;
+    if (e.keyword === "errorMessage" && customAt.get(e.instancePath) !== e) continue;
     const segments = pointerToSegments(e.instancePath, raw);
     let message = e.message ?? "is invalid";
     let target = segments;

@@ -47,6 +47,7 @@ program
   .option("--matrix-user <userId>", "Ruriko's Matrix user id, e.g. @ruriko:example.org")
   .option("--status-room <roomId>", "room that hears what Ruriko does")
   .option("--matrix-operators <userIds>", "comma-separated Matrix users who may ask /ruriko queries (approvers in policies may too)", (v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+  .option("--agent-matrix-homeserver <url>", "the homeserver URL as agents reach it from their containers (default: --matrix-homeserver); provisioning accounts needs RURIKO_MATRIX_REGISTRATION_SECRET or secret matrix-registration-secret")
   .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
     const { serve } = await import("./serve.ts");
     await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });

@@ -34,10 +34,14 @@ export interface ServeOptions {
   statusRoom?: string;
   /** Matrix users allowed to ask `/ruriko` queries, besides the approvers named by policies. */
   matrixOperators?: string[];
+  /** The homeserver URL as agents reach it (default: matrixHomeserver). */
+  agentMatrixHomeserver?: string;
 }
 
 /** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN is not set). */
 export const MATRIX_TOKEN_SECRET = "matrix-access-token";
+/** Secret-store name of Synapse's registration_shared_secret (when RURIKO_MATRIX_REGISTRATION_SECRET is not set). */
+export const MATRIX_REGISTRATION_SECRET = "matrix-registration-secret";
 
 export function parseHostPort(text: string): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(text);
@@ -89,6 +93,16 @@ export async function serve(opts: ServeOptions): Promise<void> {
         senders: () => new Set([...(opts.matrixOperators ?? []), ...policiesInForce().flatMap((p) => p.spec.approvers)]),
       },
       approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, seen: state.seenEvents },
+      accounts: {
+        // Read when needed: it may be stored after Ruriko started.
+        registrationSecret: () => process.env.RURIKO_MATRIX_REGISTRATION_SECRET || vault.secrets.reveal(MATRIX_REGISTRATION_SECRET)?.value.toString("utf8"),
+        accounts: state.matrixAccounts,
+        secrets: vault.secrets,
+        audit: state.audit,
+        desired: () => late.controller?.snapshot,
+        stillRunning: (agent) => state.inventory.get(agent) !== undefined,
+        onAccountChanged: (agent, traceId) => late.controller?.queue.add(agent, traceId, { urgent: true }),
+      },
     });
     logger.info({ room: opts.statusRoom, userId: opts.matrixUser }, "reporting to the Matrix status room");
   }
@@ -115,6 +129,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     logger,
     concurrency: opts.concurrency,
     resyncIntervalMs: opts.resyncSeconds * 1000,
+    ...(opts.matrixHomeserver ? { agentMatrixHomeserver: opts.agentMatrixHomeserver ?? opts.matrixHomeserver } : {}),
     allowEmpty: opts.allowEmpty,
     onReconcile: (_agent, result, ms) => {
       metrics.reconcileDuration.labels(result).observe(ms / 1000);

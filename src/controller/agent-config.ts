@@ -1,11 +1,11 @@
 /**
- * What an agent should hold inside (its Gosuto and its secrets), derived from the snapshot, and the
+ * What an agent should hold inside (its Gosuto, its secrets and its Matrix identity), derived from the snapshot, and the
  * digests that say whether it holds it. Pure: the reconciler compares these with what the agent reports
  * over ACP and pushes only on a difference.
  */
 import { stringify } from "yaml";
 import { digestOf } from "../api/digest.ts";
-import type { AgentManifest } from "../api/generated/types.ts";
+import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 
@@ -52,4 +52,68 @@ export function desiredBindingsOf(snapshot: Snapshot, agent: string): DesiredBin
 export function secretsDigestOf(secrets: readonly SecretVersion[]): string {
   const entries = [...secrets].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((s) => [s.name, s.version, s.revision]);
   return digestOf({ secrets: entries });
+}
+
+/** Secret-store names of an agent's Matrix credentials: written by Ruriko for a provisioned account, by the operator for an existing one. */
+export const agentMatrixTokenSecret = (agent: string) => `agent.${agent}.matrix-token`;
+export const agentMatrixPasswordSecret = (agent: string) => `agent.${agent}.matrix-password`;
+
+/** Rooms a provisioned agent is joined to: those its Gosuto trusts by id or alias, and its admin room (never `*`). */
+export function trustedRoomsOf(gosuto: GosutoManifest | undefined): string[] {
+  const trust = gosuto?.spec.trust;
+  const rooms = new Set((trust?.allowedRooms ?? []).filter((r) => r !== "*"));
+  if (trust?.adminRoom) rooms.add(trust.adminRoom);
+  return [...rooms].sort();
+}
+
+/** Why an agent that should have a Matrix identity does not (yet): the reason is a condition reason. */
+export interface MatrixProblem {
+  reason: "MatrixUnavailable" | "MatrixAccountPending" | "MatrixAccountFailed" | "MatrixTokenMissing";
+  message: string;
+}
+
+export interface DesiredMatrix {
+  /** What the agent should hold; null when nothing (then whatever it holds is dropped). */
+  identity: { homeserver: string; userId: string; tokenSecret: string; digest: string } | null;
+  problem?: MatrixProblem;
+}
+
+/**
+ * The Matrix identity an agent should hold, from its manifest and what Ruriko knows: the homeserver URL
+ * agents use (undefined when Ruriko runs without Matrix), its provisioned account, and its token's metadata.
+ */
+export function desiredMatrixOf(
+  manifest: AgentManifest,
+  known: { homeserver: string | undefined; account: { state: string; userId: string | null; lastError: string | null } | undefined; token: SecretVersion | undefined },
+): DesiredMatrix {
+  const spec = manifest.spec.matrix;
+  const agent = manifest.metadata.name;
+  if (!spec?.provision && !spec?.userId) return { identity: null };
+  if (!known.homeserver) return { identity: null, problem: { reason: "MatrixUnavailable", message: "spec.matrix is set but this Ruriko runs without --matrix-homeserver: the agent gets no Matrix identity" } };
+  const { account, token } = known;
+  let userId: string;
+  if (spec.provision) {
+    if (account?.state !== "active" || !account.userId) {
+      return { identity: null, problem: account?.lastError ? { reason: "MatrixAccountFailed", message: `its Matrix account cannot be created: ${account.lastError}` } : { reason: "MatrixAccountPending", message: "its Matrix account is being created" } };
+    }
+    userId = account.userId;
+  } else {
+    userId = spec.userId!;
+  }
+  if (!token) {
+    return {
+      identity: null,
+      problem: spec.provision
+        ? { reason: "MatrixAccountPending", message: `the access token of ${userId} is being renewed` }
+        : { reason: "MatrixTokenMissing", message: `store the access token of ${userId} with: ruriko secret set ${agentMatrixTokenSecret(agent)}` },
+    };
+  }
+  const identity = { homeserver: known.homeserver, userId, tokenSecret: token.name, digest: matrixIdentityDigestOf(known.homeserver, userId, token) };
+  const failed = spec.provision ? account?.lastError : null;
+  return failed ? { identity, problem: { reason: "MatrixAccountFailed", message: `its Matrix account is not as wanted: ${failed}` } } : { identity };
+}
+
+/** Names the identity and the token's store revision: it moves when the token is renewed, and reveals nothing of it. */
+export function matrixIdentityDigestOf(homeserver: string, userId: string, token: SecretVersion): string {
+  return digestOf({ matrix: [homeserver, userId, token.name, token.version, token.revision] });
 }

@@ -22,6 +22,8 @@ export interface ControllerOptions {
   logger: Logger;
   /** How often to ask each Ready agent for its /status (drift inside the agent). */
   agentPollMs?: number;
+  /** The homeserver URL agents use for their Matrix identity; undefined when Ruriko runs without Matrix. */
+  agentMatrixHomeserver?: string;
   concurrency?: number;
   /** Look at every agent this often even without events; jittered ±10%. */
   resyncIntervalMs?: number;
@@ -63,6 +65,7 @@ export class Controller {
       desired: () => this.current,
       hasNewerTrigger: (agent) => this.queue.hasNewerTrigger(agent),
       ...(options.agentPollMs !== undefined ? { agentPollMs: options.agentPollMs } : {}),
+      ...(options.agentMatrixHomeserver !== undefined ? { agentMatrixHomeserver: options.agentMatrixHomeserver } : {}),
       logger: options.logger,
       ...(options.stallAfterFailures !== undefined ? { stallAfterFailures: options.stallAfterFailures } : {}),
       ...(options.resyncIntervalMs !== undefined ? { resyncAfterMs: options.resyncIntervalMs } : {}),
@@ -190,7 +193,7 @@ export class Controller {
 
   /**
    * `ruriko secret set|rotate|delete` writes from another process: when the store changed, every agent with
-   * a binding is looked at again, so a rotation reaches every bound agent in its next reconcile.
+   * a binding or a Matrix identity is looked at again, so a rotation reaches it in its next reconcile.
    */
   private pollSecrets(): void {
     if (this.stopped || !this.current) return;
@@ -199,7 +202,9 @@ export class Controller {
       if (fingerprint === this.secretsFingerprint) return;
       this.secretsFingerprint = fingerprint;
       const traceId = newTraceId();
+      // Agents with a binding, and those with a Matrix identity (their token is in the store too).
       const bound = new Set(objectsOfKind(this.current, "SecretBinding").map((b) => b.object.spec.agent));
+      for (const a of objectsOfKind(this.current, "Agent")) if (a.object.spec.matrix?.userId || a.object.spec.matrix?.provision) bound.add(a.name);
       this.o.logger.info({ traceId, agents: [...bound].sort() }, "secret store changed: reconciling bound agents");
       for (const agent of [...bound].sort()) this.queue.add(agent, traceId, { urgent: true });
     } catch (error) {

@@ -17,8 +17,9 @@ import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts"
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
+import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
-import { desiredBindingsOf, desiredGosutoOf, secretsDigestOf, type DesiredBinding, type SecretVersion } from "./agent-config.ts";
+import { agentMatrixTokenSecret, desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
 import { conditionOf, setCondition } from "./conditions.ts";
 import { containerSpecFor } from "./container-spec.ts";
 import { planAgent, type Action, type AgentPlan } from "./planner.ts";
@@ -29,6 +30,7 @@ export interface ReconcilerStores {
   inventory: InventoryStore;
   approvals: ApprovalStore;
   audit: AuditLog;
+  matrixAccounts: MatrixAccountStore;
 }
 
 export interface StatusTransition {
@@ -60,6 +62,8 @@ export interface ReconcilerOptions {
   acp: AcpClient;
   /** How often to ask a Ready agent for its /status, to catch drift inside it. */
   agentPollMs?: number;
+  /** The homeserver URL agents use for their Matrix identity; undefined when Ruriko runs without Matrix. */
+  agentMatrixHomeserver?: string;
   /** How long a started agent may take to answer ACP before that is an error. */
   agentStartGraceMs?: number;
   /** How long one reconcile waits for a starting agent to answer before handing back its worker. */
@@ -112,10 +116,13 @@ interface Outcome {
   refused?: string;
   /** Bound secrets that are not in the store. */
   missingSecrets: string[];
+  /** Why the agent lacks the Matrix identity it should have. */
+  matrixProblem?: MatrixProblem;
 }
 
 export class Reconciler {
-  private readonly o: Required<Omit<ReconcilerOptions, "onTransition" | "onChange" | "hasNewerTrigger">> & Pick<ReconcilerOptions, "onTransition" | "onChange" | "hasNewerTrigger">;
+  private readonly o: Required<Omit<ReconcilerOptions, "onTransition" | "onChange" | "hasNewerTrigger" | "agentMatrixHomeserver">> &
+    Pick<ReconcilerOptions, "onTransition" | "onChange" | "hasNewerTrigger" | "agentMatrixHomeserver">;
   private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
   /** Since when a running agent has not answered ACP. */
   private readonly unanswered = new Map<string, number>();
@@ -430,7 +437,34 @@ export class Reconciler {
       if (report.secretsDigest !== null) this.o.onChange?.({ agent, traceId, what: "secrets", delivered: summary, revoked });
       for (const { approval } of granted) if (approval?.status === "approved") approvals.markApplied(approval.id, this.o.now());
     }
+    await this.deliverMatrixIdentity(manifest, endpoint, report, traceId, log, outcome);
     outcome.agentReport = { gosutoDigest, secretsDigest };
+  }
+
+  /**
+   * The agent's Matrix identity: its account's user id and access token (provisioned by matrix/agent-accounts.ts,
+   * or an existing account whose token the operator stored). Read from the state database only: the reconciler
+   * never waits on the homeserver.
+   */
+  private async deliverMatrixIdentity(manifest: AgentManifest, endpoint: AcpEndpoint, report: AcpStatus, traceId: string, log: Logger, outcome: Outcome): Promise<void> {
+    const agent = manifest.metadata.name;
+    const { secrets } = this.o.vault;
+    const desired = desiredMatrixOf(manifest, {
+      homeserver: this.o.agentMatrixHomeserver,
+      account: this.o.stores.matrixAccounts.current(agent),
+      token: secrets.info(agentMatrixTokenSecret(agent)),
+    });
+    if (desired.problem) outcome.matrixProblem = desired.problem;
+    const want = desired.identity?.digest ?? null;
+    if ((report.matrix?.digest ?? null) === want) return;
+    const token = desired.identity && secrets.reveal(desired.identity.tokenSecret);
+    // Deleted this very moment: the next reconcile sees it missing.
+    if (desired.identity && !token) return;
+    const identity = desired.identity && token ? { homeserver: desired.identity.homeserver, userId: desired.identity.userId, accessToken: token.value.toString("utf8") } : null;
+    await this.o.acp.putMatrix(endpoint, { identity, digest: want }, traceId);
+    const userId = identity?.userId ?? null;
+    log.info({ userId, matrixDigest: want }, `configure ${agent}: ${userId ? `Matrix identity ${userId} delivered` : "Matrix identity dropped"}`);
+    this.o.stores.audit.append({ traceId, actor: "controller", action: "agent.matrix", target: `Agent/${agent}`, payload: { userId, digest: want, previous: report.matrix?.userId ?? null }, result: "ok" });
   }
 
   /** Crash-loop backoff for restarts of a container that keeps exiting. */
@@ -558,7 +592,7 @@ export class Reconciler {
       if (outcome.refused) {
         set("Ready", "False", "GosutoRefused", `the agent refused its Gosuto (the previous config stays in force): ${outcome.refused}`);
         set("Reconciling", "False", "Stalled", "fix the Gosuto in the manifests");
-      } else if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && outcome.parked.length === 0 && outcome.missingSecrets.length === 0) {
+      } else if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && outcome.parked.length === 0 && outcome.missingSecrets.length === 0 && !outcome.matrixProblem) {
         const c = outcome.observed;
         set("Ready", "True", "Converged", c ? `container ${c.state}, image ${c.image}` : "converged");
         set("Reconciling", "False", "Converged", "");
@@ -578,6 +612,11 @@ export class Reconciler {
         const names = outcome.missingSecrets.join(", ");
         set("Ready", "False", "SecretMissing", `bound secret${outcome.missingSecrets.length > 1 ? "s" : ""} not in the store: ${names} (ruriko secret set NAME); the others were delivered`);
         set("Reconciling", "False", "SecretMissing", "");
+      } else if (outcome.matrixProblem) {
+        const { reason, message } = outcome.matrixProblem;
+        set("Ready", "False", reason, message);
+        // Pending is work under way (the provisioner enqueues the agent when it is done); the others need a person or the homeserver.
+        set("Reconciling", reason === "MatrixAccountPending" ? "True" : "False", reason, "");
       } else {
         set("Ready", "False", "Progressing", outcome.waiting.join("; ") || outcome.executed.map((a) => a.reason).join("; ") || "converging");
         set("Reconciling", "True", outcome.waiting.length > 0 ? "CrashLoopBackOff" : "Progressing", outcome.waiting.join("; "));

@@ -1,6 +1,6 @@
 /**
  * Gitai's Agent Control Protocol server (DESIGN.md §5): health and status for anyone holding the agent's
- * token, and the two idempotent writes Ruriko makes — the Gosuto and the secrets. Every request is logged
+ * token, and the idempotent writes Ruriko makes — the Gosuto, the secrets and the Matrix identity. Every request is logged
  * with its trace id, never with a body or a header.
  */
 import Fastify, { type FastifyInstance } from "fastify";
@@ -11,6 +11,7 @@ import { newTraceId, type Logger } from "../observability/logger.ts";
 import { RURIKO_VERSION } from "../version.ts";
 import { ControlToken } from "./control-token.ts";
 import { GosutoState } from "./gosuto-state.ts";
+import { MatrixIdentityHolder } from "./matrix-identity.ts";
 import { SecretHolder } from "./secret-holder.ts";
 
 export interface AcpServerOptions {
@@ -39,6 +40,7 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
   const token = new ControlToken(join(opts.dataDir, ACP_TOKEN_FILE));
   const gosuto = new GosutoState(opts.dataDir);
   const secrets = new SecretHolder();
+  const matrix = new MatrixIdentityHolder();
   const startedAt = new Date().toISOString();
   let restarts = 0;
   const log = opts.logger;
@@ -81,6 +83,7 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
     startedAt,
     gosutoDigest: gosuto.current?.digest ?? null,
     secretsDigest: secrets.digest,
+    matrix: matrix.describe(),
     secrets: secrets.describe(),
     // MCP servers are started from the Gosuto by the tool loop (a later capability); none run yet.
     mcps: [],
@@ -105,6 +108,15 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
     if (problems.length > 0 || !isAcpBody("AcpSecretsRequest", req.body)) return reply.code(422).send({ error: "malformed secrets request", details: problems });
     secrets.replace(req.body);
     log.info({ traceId: req.traceId, secretsDigest: req.body.digest, names: Object.keys(req.body.secrets).sort() }, "secrets replaced");
+    return { digest: req.body.digest };
+  });
+
+  app.put("/matrix", async (req, reply) => {
+    const problems = acpBodyProblems("AcpMatrixRequest", req.body);
+    if (problems.length > 0 || !isAcpBody("AcpMatrixRequest", req.body)) return reply.code(422).send({ error: "malformed matrix request", details: problems });
+    if ((req.body.identity === null) !== (req.body.digest === null)) return reply.code(422).send({ error: "identity and digest go together: both null or both set" });
+    matrix.replace(req.body);
+    log.info({ traceId: req.traceId, userId: req.body.identity?.userId ?? null, matrixDigest: req.body.digest }, req.body.identity ? "Matrix identity replaced" : "Matrix identity dropped");
     return { digest: req.body.digest };
   });
 

@@ -1,6 +1,6 @@
 /**
  * Ruriko in Matrix, wired: one connection, the status reporter that decides what to say, the deliverer
- * that drains the outbox, and the chat listener that answers queries. Joining rooms and syncing are retried
+ * that drains the outbox, the chat listener that answers queries, the approval room, and agents' accounts. Joining rooms and syncing are retried
  * in the background: a homeserver that is away at start delays messages, never Ruriko.
  */
 import type { SnapshotEvent } from "../controller/controller.ts";
@@ -11,6 +11,8 @@ import type { SeenEventsStore } from "../store/seen-events-store.ts";
 import type { ApprovalPostStore } from "../store/approval-post-store.ts";
 import type { ApprovalStore } from "../store/approval-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
+import { AccountHomeserver } from "./account-homeserver.ts";
+import { AgentAccounts, type AgentAccountsOptions } from "./agent-accounts.ts";
 import { ApprovalRoom } from "./approval-room.ts";
 import { ChatListener } from "./chat-listener.ts";
 import type { QuerySources } from "./queries.ts";
@@ -44,6 +46,8 @@ export interface MatrixBotOptions {
     /** How often to look for new requests, outcomes and reminders. */
     pollMs?: number;
   };
+  /** Create, keep and deactivate agents' own Matrix accounts (spec.matrix.provision). */
+  accounts?: Omit<AgentAccountsOptions, "homeserver" | "invite" | "report" | "logger">;
 }
 
 export interface MatrixBot {
@@ -76,6 +80,18 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     });
   }
 
+  const accounts =
+    opts.accounts &&
+    new AgentAccounts({
+      ...opts.accounts,
+      homeserver: new AccountHomeserver(opts.homeserverUrl),
+      invite: (roomId, userId) => connection.invite(roomId, userId),
+      report: (line) => reporter.report(line),
+      logger: log,
+    });
+  // Apart from the status room: an agent's account does not wait for Ruriko to be in any room.
+  accounts?.start();
+
   let approvalRoom: ApprovalRoom | undefined;
   let approvalTimer: NodeJS.Timeout | undefined;
   if (opts.approvals) {
@@ -97,6 +113,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     connection.onRoomMessage((message) => room.handleMessage(message));
     connection.onResumed(() => void catchUpApprovals("the homeserver is reachable again"));
   }
+  if (accounts) connection.onResumed(() => accounts.wake());
   const catchUpApprovals = async (why: string) => {
     if (stopped || !approvalRoom) return;
     try {
@@ -134,12 +151,16 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   void join(0);
 
   return {
-    onSnapshot: (event) => reporter.report(describeSnapshot(event)),
+    onSnapshot: (event) => {
+      reporter.report(describeSnapshot(event));
+      if (event.outcome === "applied") accounts?.wake();
+    },
     onTransition: (t) => reporter.report(describeTransition(t)),
     onChange: (c) => reporter.report(describeChange(c)),
     async stop() {
       stopped = true;
       if (approvalTimer) clearTimeout(approvalTimer);
+      await accounts?.stop();
       reporter.flush();
       await deliverer.stop();
       connection.stop();

@@ -152,6 +152,11 @@ export class MatrixConnection {
     return joined.roomId;
   }
 
+  /** Invites a user to a room Ruriko is in (an agent that may not join by itself). */
+  async invite(roomId: string, userId: string): Promise<void> {
+    await this.client.invite(roomId, userId);
+  }
+
   stop(): void {
     this.client.stopClient();
   }

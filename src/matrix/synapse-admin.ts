@@ -1,17 +1,19 @@
 /**
- * Synapse's admin API for accounts: shared-secret registration, deactivation and force-join.
- * Errors name the call and the HTTP status; they never carry the shared secret or a password.
+ * Synapse's shared-secret registration (the one admin call Ruriko makes: it creates agents' accounts).
+ * Errors name the call, the HTTP status and Synapse's errcode; they never carry the shared secret or a password.
  */
 import { createHmac } from "node:crypto";
 
 export class SynapseAdminError extends Error {
   readonly call: string;
   readonly status: number | undefined;
-  constructor(call: string, status: number | undefined, detail: string) {
+  readonly errcode: string | undefined;
+  constructor(call: string, status: number | undefined, detail: string, errcode?: string) {
     super(`synapse admin ${call} failed${status ? ` (HTTP ${status})` : ""}: ${detail}`);
     this.name = "SynapseAdminError";
     this.call = call;
     this.status = status;
+    this.errcode = errcode;
   }
 }
 
@@ -23,7 +25,7 @@ async function call<T>(name: string, url: string, init: RequestInit): Promise<T>
     throw new SynapseAdminError(name, undefined, (error as Error).message);
   }
   const body = (await response.json().catch(() => ({}))) as T & { errcode?: string; error?: string };
-  if (!response.ok) throw new SynapseAdminError(name, response.status, body.errcode ? `${body.errcode}: ${body.error ?? ""}` : response.statusText);
+  if (!response.ok) throw new SynapseAdminError(name, response.status, body.errcode ? `${body.errcode}: ${body.error ?? ""}` : response.statusText, body.errcode);
   return body;
 }
 
@@ -51,21 +53,4 @@ export async function registerWithSharedSecret(
     body: JSON.stringify({ nonce, username: user.username, password: user.password, admin, mac, ...(user.displayname ? { displayname: user.displayname } : {}) }),
   });
   return { userId: body.user_id, accessToken: body.access_token, deviceId: body.device_id };
-}
-
-export async function deactivateUser(baseUrl: string, adminToken: string, userId: string): Promise<void> {
-  await call("deactivate", `${baseUrl}/_synapse/admin/v1/deactivate/${encodeURIComponent(userId)}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ erase: false }),
-  });
-}
-
-export async function forceJoin(baseUrl: string, adminToken: string, roomIdOrAlias: string, userId: string): Promise<string> {
-  const body = await call<{ room_id: string }>("join", `${baseUrl}/_synapse/admin/v1/join/${encodeURIComponent(roomIdOrAlias)}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ user_id: userId }),
-  });
-  return body.room_id;
 }

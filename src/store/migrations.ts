@@ -193,4 +193,27 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: "matrix-agent-accounts",
+    sql: `
+      -- Matrix accounts Ruriko created for agents (spec.matrix.provision). Keyed by localpart: a homeserver never
+      -- reuses a deactivated user id, so an agent re-created after removal gets a new account. The token and the
+      -- password live sealed in the secret store, never here.
+      CREATE TABLE matrix_accounts (
+        localpart TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        -- registering → active → deactivated
+        state TEXT NOT NULL,
+        user_id TEXT,
+        display_name TEXT,
+        -- Rooms Ruriko joined the account to, as {"<id or alias as written>": "<room id>"}: only these are ever left.
+        rooms TEXT NOT NULL DEFAULT '{}',
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE UNIQUE INDEX matrix_accounts_current ON matrix_accounts (agent) WHERE state <> 'deactivated';
+    `,
+  },
 ];

@@ -5,6 +5,7 @@ import { ApprovalStore } from "./approval-store.ts";
 import { AuditLog } from "./audit-log.ts";
 import { openDatabase, type Db } from "./database.ts";
 import { InventoryStore } from "./inventory-store.ts";
+import { MatrixAccountStore } from "./matrix-account-store.ts";
 import { MetaStore } from "./meta-store.ts";
 import { OutboxStore } from "./outbox-store.ts";
 import { SeenEventsStore } from "./seen-events-store.ts";
@@ -21,6 +22,7 @@ export interface StateStores {
   outbox: OutboxStore;
   seenEvents: SeenEventsStore;
   approvalPosts: ApprovalPostStore;
+  matrixAccounts: MatrixAccountStore;
   /** This installation's id, used in every ownership label. */
   instance: string;
   close(): void;
@@ -43,6 +45,7 @@ export function openState(stateDir: string): StateStores {
     outbox: new OutboxStore(db),
     seenEvents: new SeenEventsStore(db),
     approvalPosts: new ApprovalPostStore(db),
+    matrixAccounts: new MatrixAccountStore(db),
     instance: meta.instanceId(),
     close: () => db.close(),
   };

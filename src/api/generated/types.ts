@@ -94,7 +94,7 @@ cpus?: CPULimit
 pids?: ProcessLimit
 }
 /**
- * The agent's Matrix account: an existing userId, or provision: true to have Ruriko create one.
+ * The agent's Matrix account: an existing userId (its access token stored as the secret agent.NAME.matrix-token), or provision: true to have Ruriko create one.
  */
 export interface MatrixIdentity {
 userId?: ExistingAccount
@@ -116,9 +116,13 @@ export type Description = string
  */
 export type Template = string
 /**
- * Room ids (!…) or * for any.
+ * A room id (room versions 12+ have no server part) or an alias.
  */
-export type AllowedRooms = string[]
+export type MatrixRoomId = string
+/**
+ * Room ids (!…), aliases (#…), or * for any. A provisioned agent is joined to each of these rooms (not to *).
+ */
+export type AllowedRooms = ("*" | MatrixRoomId)[]
 /**
  * User ids (@…) or * for anyone.
  */
@@ -129,10 +133,6 @@ export type RequireEndToEndEncryption = boolean
  */
 export type AdminRoom = string
 export type MatrixUserId = string
-/**
- * A room id (room versions 12+ have no server part) or an alias.
- */
-export type MatrixRoomId = string
 /**
  * Other agents this one cooperates with.
  */
@@ -431,6 +431,10 @@ gosutoDigest: (Digest | null)
  */
 secretsDigest: (Digest | null)
 /**
+ * The Matrix identity the agent holds (never its token); null when it holds none.
+ */
+matrix: (AcpMatrixHeld | null)
+/**
  * Names and versions of the secrets held; never values.
  */
 secrets: AcpSecretVersion[]
@@ -439,6 +443,11 @@ mcps: AcpMcpState[]
  * Soft restarts (POST /restart) since the process started.
  */
 restarts: number
+}
+export interface AcpMatrixHeld {
+homeserver: string
+userId: string
+digest: Digest
 }
 export interface AcpSecretVersion {
 name: string
@@ -475,9 +484,29 @@ versions: {
 digest: Digest
 }
 
+// --- acp.schema.json#/$defs/AcpMatrixRequest
+/**
+ * The agent's Matrix identity, held in memory only. identity null (with digest null) drops the one held.
+ */
+export interface AcpMatrixRequest {
+identity: (AcpMatrixIdentity | null)
+/**
+ * Names the identity and the token's store revision, never the token itself.
+ */
+digest: (Digest | null)
+}
+export interface AcpMatrixIdentity {
+/**
+ * The homeserver's client URL as the agent reaches it.
+ */
+homeserver: string
+userId: string
+accessToken: string
+}
+
 // --- acp.schema.json#/$defs/AcpApplied
 export interface AcpApplied {
-digest: Digest
+digest: (Digest | null)
 }
 
 // --- acp.schema.json#/$defs/AcpError

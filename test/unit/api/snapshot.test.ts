@@ -76,6 +76,24 @@ describe("documents", () => {
     }
   });
 
+  test("a Gosuto trusts room ids of any room version, aliases and *; one message per mistake", () => {
+    const gosuto = (rooms: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: g}\nspec:\n  trust:\n    allowedRooms: ${rooms}\n`;
+    assert.deepEqual(snapshotOf({ "g.yaml": gosuto(`["*", "!abc:example.org", "!tUs1PMBqqj504ajpujmqzydxekXokDHns027fHH6yLY", "#ops:example.org"]`) }).errors, []);
+    const errors = snapshotOf({ "g.yaml": gosuto(`["ops"]`) }).errors;
+    assert.equal(errors.length, 1, errors.map((e) => e.message).join("; "));
+    assert.equal(errors[0]!.path, "spec.trust.allowedRooms[0]");
+    assert.match(errors[0]!.message, /room id like !abc:example.org, an alias like #ops:example.org, or \*/);
+  });
+
+  test("an Agent's Matrix account is an existing userId or a provisioned one, not both", () => {
+    const agent = (matrix: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: a}\nspec:\n  image: ruriko/gitai:dev\n  gosuto: a\n  matrix: ${matrix}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: a}\nspec: {}\n`;
+    for (const ok of [`{userId: "@a:example.org"}`, `{provision: true, displayName: A}`, `{userId: "@a:example.org", provision: false}`]) assert.deepEqual(snapshotOf({ "a.yaml": agent(ok) }).errors, [], ok);
+    const [error] = snapshotOf({ "a.yaml": agent(`{userId: "@a:example.org", provision: true}`) }).errors;
+    assert.equal(error?.path, "spec.matrix");
+    assert.equal(error?.line, 7);
+    assert.match(error!.message, /either userId .* or provision: true .*, not both/);
+  });
+
   test("duplicate keys in a mapping are a syntax error", () => {
     const s = snapshotOf({ "a.yaml": "apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nkind: Agent\nmetadata: {name: x}\nspec: {}\n" });
     assert.equal(s.errors.length, 1);

@@ -4,7 +4,9 @@ import { parse } from "yaml";
 import { parseManifestFile } from "../../../src/api/parse.ts";
 import { buildSnapshot } from "../../../src/api/snapshot.ts";
 import type { AgentManifest } from "../../../src/api/generated/types.ts";
-import { desiredBindingsOf, desiredGosutoOf, secretsDigestOf } from "../../../src/controller/agent-config.ts";
+import type { GosutoManifest } from "../../../src/api/generated/types.ts";
+import { desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, matrixIdentityDigestOf, secretsDigestOf, trustedRoomsOf } from "../../../src/controller/agent-config.ts";
+import { localpartFor } from "../../../src/matrix/agent-accounts.ts";
 
 const text = `apiVersion: ruriko.dev/v1alpha1
 kind: Gosuto
@@ -51,5 +53,51 @@ describe("what an agent should hold", () => {
     assert.equal(secretsDigestOf([a, b]), secretsDigestOf([b, a]));
     const variants = [secretsDigestOf([a, b]), secretsDigestOf([a]), secretsDigestOf([]), secretsDigestOf([{ ...a, version: 2 }, b]), secretsDigestOf([{ ...a, revision: "r2" }, b])];
     assert.equal(new Set(variants).size, variants.length);
+  });
+});
+
+describe("the Matrix identity an agent should hold", () => {
+  const HS = "http://127.0.0.1:8008";
+  const agentWith = (matrix: AgentManifest["spec"]["matrix"]): AgentManifest => ({ apiVersion: "ruriko.dev/v1alpha1", kind: "Agent", metadata: { name: "bot" }, spec: { image: "x", gosuto: "bot", ...(matrix ? { matrix } : {}) } });
+  const token = { name: "agent.bot.matrix-token", version: 1, revision: "r1" };
+  const active = { state: "active", userId: "@bot:hs", lastError: null };
+
+  test("no spec.matrix: nothing, and nothing to complain about", () => {
+    assert.deepEqual(desiredMatrixOf(agentWith(undefined), { homeserver: HS, account: undefined, token: undefined }), { identity: null });
+  });
+
+  test("a provisioned account: pending until active, the failure when one is recorded, then the identity", () => {
+    const provisioned = agentWith({ provision: true });
+    assert.equal(desiredMatrixOf(provisioned, { homeserver: undefined, account: active, token }).problem?.reason, "MatrixUnavailable");
+    assert.equal(desiredMatrixOf(provisioned, { homeserver: HS, account: undefined, token: undefined }).problem?.reason, "MatrixAccountPending");
+    const failed = desiredMatrixOf(provisioned, { homeserver: HS, account: { state: "registering", userId: null, lastError: "M_FORBIDDEN" }, token: undefined });
+    assert.equal(failed.problem?.reason, "MatrixAccountFailed");
+    assert.match(failed.problem!.message, /M_FORBIDDEN/);
+    const ok = desiredMatrixOf(provisioned, { homeserver: HS, account: active, token });
+    assert.deepEqual(ok, { identity: { homeserver: HS, userId: "@bot:hs", tokenSecret: token.name, digest: matrixIdentityDigestOf(HS, "@bot:hs", token) } });
+    const roomTrouble = desiredMatrixOf(provisioned, { homeserver: HS, account: { ...active, lastError: "cannot join !x" }, token });
+    assert.ok(roomTrouble.identity, "a room it cannot get into does not take its identity away");
+    assert.equal(roomTrouble.problem?.reason, "MatrixAccountFailed");
+  });
+
+  test("an existing account needs its token in the store, and says how to put it there", () => {
+    const existing = agentWith({ userId: "@helper:hs" });
+    const missing = desiredMatrixOf(existing, { homeserver: HS, account: undefined, token: undefined });
+    assert.equal(missing.identity, null);
+    assert.equal(missing.problem?.reason, "MatrixTokenMissing");
+    assert.match(missing.problem!.message, /ruriko secret set agent\.bot\.matrix-token/);
+    assert.equal(desiredMatrixOf(existing, { homeserver: HS, account: undefined, token }).identity?.userId, "@helper:hs");
+  });
+
+  test("the identity digest moves with the homeserver, the user and every renewal of the token", () => {
+    const variants = [matrixIdentityDigestOf(HS, "@a:hs", token), matrixIdentityDigestOf("http://other", "@a:hs", token), matrixIdentityDigestOf(HS, "@b:hs", token), matrixIdentityDigestOf(HS, "@a:hs", { ...token, version: 2, revision: "r2" })];
+    assert.equal(new Set(variants).size, variants.length);
+  });
+
+  test("trusted rooms are the listed ones and the admin room, never *; user ids are never reused", () => {
+    const g = { apiVersion: "ruriko.dev/v1alpha1", kind: "Gosuto", metadata: { name: "g" }, spec: { trust: { allowedRooms: ["*", "!b:hs", "#a:hs"], adminRoom: "!b:hs" } } } as GosutoManifest;
+    assert.deepEqual(trustedRoomsOf(g), ["!b:hs", "#a:hs"]);
+    assert.deepEqual(trustedRoomsOf(undefined), []);
+    assert.deepEqual([localpartFor("bot", 0), localpartFor("bot", 1), localpartFor("bot", 2)], ["bot", "bot-2", "bot-3"]);
   });
 });

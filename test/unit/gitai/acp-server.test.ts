@@ -87,6 +87,21 @@ describe("Gitai ACP server", () => {
     assert.deepEqual((await acp.status(ep, "t")).secrets, []);
   });
 
+  test("PUT /matrix holds the identity in memory; /status names it, never the token; null drops it", async () => {
+    const MATRIX_TOKEN = "syt_unit_matrix_token_5b2f";
+    const digest = digestOf({ matrix: ["http://127.0.0.1:8008", "@unit:localhost", "r1"] });
+    assert.equal((await acp.status(ep, "t")).matrix, null);
+    await acp.putMatrix(ep, { identity: { homeserver: "http://127.0.0.1:8008", userId: "@unit:localhost", accessToken: MATRIX_TOKEN }, digest }, "t-matrix");
+    const status = await acp.status(ep, "t");
+    assert.deepEqual(status.matrix, { homeserver: "http://127.0.0.1:8008", userId: "@unit:localhost", digest });
+    assert.ok(!JSON.stringify(status).includes(MATRIX_TOKEN));
+    await assert.rejects(acp.putMatrix(ep, { identity: null, digest }, "t-half"), (e: AcpError) => e.code === "refused");
+    await assert.rejects(acp.putMatrix(ep, { identity: { homeserver: "ftp://x", userId: "unit", accessToken: "" }, digest }, "t-bad"), (e: AcpError) => e.code === "refused" && e.details.length >= 3);
+    await acp.putMatrix(ep, { identity: null, digest: null }, "t-drop");
+    assert.equal((await acp.status(ep, "t")).matrix, null);
+    assert.ok(!logs.includes(MATRIX_TOKEN), "the token is never logged");
+  });
+
   test("an oversized body is 413, a malformed one 422", async () => {
     const big = await fetch(`${ep.baseUrl}/secrets`, {
       method: "PUT",

@@ -1,0 +1,18 @@
+import type { AcpMatrixHeld, AcpMatrixRequest } from "../api/generated/types.ts";
+
+/**
+ * The agent's Matrix identity (homeserver, user id, access token), in memory only like its secrets: gone
+ * with the process, pushed again by Ruriko after a restart. Each PUT replaces it; identity null drops it.
+ */
+export class MatrixIdentityHolder {
+  private held: { homeserver: string; userId: string; accessToken: string; digest: string } | null = null;
+
+  replace(request: AcpMatrixRequest): void {
+    this.held = request.identity && request.digest ? { ...request.identity, digest: request.digest } : null;
+  }
+
+  /** For /status: who the agent is on Matrix, never its token. */
+  describe(): AcpMatrixHeld | null {
+    return this.held && { homeserver: this.held.homeserver, userId: this.held.userId, digest: this.held.digest };
+  }
+}

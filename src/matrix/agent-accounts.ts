@@ -1,0 +1,347 @@
+/**
+ * Matrix accounts for agents that ask for one (`spec.matrix.provision: true`), kept level-triggered like
+ * the controller but beside it, so that reconciling an agent never waits on the homeserver:
+ *
+ * - an agent that wants an account gets one (shared-secret registration), its token and password sealed in
+ *   the secret store, its display name set, and is joined to the rooms its Gosuto trusts (left from those
+ *   it no longer trusts, among those Ruriko joined it to);
+ * - a token that stopped working is replaced by logging in again with the password;
+ * - the account of an agent that is gone (removed from the manifests and, after approval, from Docker) is
+ *   deactivated.
+ *
+ * Whenever an agent's token or account changes, its key is handed to the controller, which delivers the
+ * identity over ACP. An unreachable homeserver is retried with backoff and held against nobody; a refusal
+ * (a room Ruriko cannot get the agent into, a user id taken) is recorded on the account, so the agent's
+ * status says why.
+ */
+import { randomBytes } from "node:crypto";
+import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
+import { objectKey } from "../api/kinds.ts";
+import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
+import { agentMatrixPasswordSecret, agentMatrixTokenSecret, trustedRoomsOf } from "../controller/agent-config.ts";
+import { newTraceId, type Logger } from "../observability/logger.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import type { MatrixAccount, MatrixAccountStore } from "../store/matrix-account-store.ts";
+import type { SecretStore } from "../store/secret-store.ts";
+import { MatrixAccountError, type AccountHomeserver, type Session } from "./account-homeserver.ts";
+import type { StatusLine } from "./status-messages.ts";
+
+export interface AgentAccountsOptions {
+  homeserver: AccountHomeserver;
+  /** Synapse's registration_shared_secret, read when needed (it may be stored after Ruriko started). */
+  registrationSecret: () => string | undefined;
+  accounts: MatrixAccountStore;
+  secrets: SecretStore;
+  audit: AuditLog;
+  /** The snapshot in force. */
+  desired: () => Snapshot | undefined;
+  /** True while Ruriko still runs the agent (its removal may wait for approval): its account stays. */
+  stillRunning: (agent: string) => boolean;
+  /** Ruriko invites the agent to a room it cannot join by itself (Ruriko must be in that room). */
+  invite: (roomId: string, userId: string) => Promise<void>;
+  /** The agent's identity changed: reconcile it (deliver the token, or update its condition). */
+  onAccountChanged: (agent: string, traceId: string) => void;
+  report: (line: StatusLine) => void;
+  logger: Logger;
+  /** How often every account is looked at even without a new snapshot. */
+  intervalMs?: number;
+  /** How often a token is checked against the homeserver. */
+  verifyEveryMs?: number;
+  now?: () => number;
+}
+
+/** What an agent's account should be, from the snapshot. */
+interface WantedAccount {
+  agent: string;
+  displayName: string | null;
+  rooms: string[];
+}
+
+/** A refusal by the homeserver, or missing configuration: recorded on the account and shown in the agent's status. */
+class AccountProblem extends Error {}
+
+const RETRY_BASE_MS = 2000;
+const RETRY_MAX_MS = 5 * 60_000;
+
+/** `newsbot` for the first account, `newsbot-2` after that one was deactivated: homeservers never reuse a user id. */
+export const localpartFor = (agent: string, previousAccounts: number) => (previousAccounts === 0 ? agent : `${agent}-${previousAccounts + 1}`);
+
+export function wantedAccounts(snapshot: Snapshot): Map<string, WantedAccount> {
+  const wanted = new Map<string, WantedAccount>();
+  for (const { name, object } of objectsOfKind(snapshot, "Agent")) {
+    const spec = (object as AgentManifest).spec;
+    if (!spec.matrix?.provision) continue;
+    const gosuto = snapshot.objects.get(objectKey("Gosuto", spec.gosuto))?.object as GosutoManifest | undefined;
+    wanted.set(name, { agent: name, displayName: spec.matrix.displayName ?? null, rooms: trustedRoomsOf(gosuto) });
+  }
+  return wanted;
+}
+
+export class AgentAccounts {
+  private readonly o: Required<Omit<AgentAccountsOptions, "now">> & { now: () => number };
+  private readonly verifiedAt = new Map<string, number>();
+  private readonly retry = new Map<string, { at: number; failures: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(options: AgentAccountsOptions) {
+    this.o = { intervalMs: 30_000, verifyEveryMs: 10 * 60_000, now: () => Date.now(), ...options };
+  }
+
+  start(): void {
+    this.wake();
+  }
+
+  /** Look at every account soon (a new snapshot, the homeserver back). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.running = this.pass().finally(() => {
+      this.running = undefined;
+      if (this.stopped) return;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      } else {
+        this.timer = setTimeout(() => this.wake(), this.nextWakeIn()).unref();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One look at every account: each agent on its own, so one failing never holds up the others. */
+  async pass(): Promise<void> {
+    const snapshot = this.o.desired();
+    if (!snapshot) return;
+    const wanted = wantedAccounts(snapshot);
+    for (const want of wanted.values()) await this.attempt(want.agent, () => this.ensure(want));
+    for (const account of this.o.accounts.list()) {
+      // Gone from the manifests and from Docker (a removal is carried out only after approval).
+      const gone = !snapshot.objects.has(objectKey("Agent", account.agent)) && !this.o.stillRunning(account.agent);
+      if (gone) await this.attempt(account.agent, () => this.deactivate(account));
+    }
+  }
+
+  private nextWakeIn(): number {
+    const now = this.o.now();
+    const soonest = Math.min(...[...this.retry.values()].map((r) => r.at), now + this.o.intervalMs);
+    return Math.max(soonest - now, 50);
+  }
+
+  private async attempt(agent: string, work: () => Promise<void>): Promise<void> {
+    const waiting = this.retry.get(agent);
+    if (waiting && this.o.now() < waiting.at) return;
+    const account = this.o.accounts.current(agent);
+    try {
+      await work();
+      this.retry.delete(agent);
+    } catch (error) {
+      const failures = (waiting?.failures ?? 0) + 1;
+      this.retry.set(agent, { failures, at: this.o.now() + Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS) });
+      const message = error instanceof Error ? error.message : String(error);
+      const current = this.o.accounts.current(agent) ?? account;
+      const refused = error instanceof AccountProblem || (error instanceof MatrixAccountError && !error.unreachable);
+      if (refused && current) {
+        const before = current.lastError;
+        this.o.accounts.setError(current.localpart, message);
+        if (before !== message) {
+          const traceId = newTraceId();
+          this.o.logger.warn({ traceId, agent, err: message }, "agent Matrix account: refused");
+          this.o.audit.append({ traceId, actor: "controller", action: "matrix.account.failed", target: `Agent/${agent}`, payload: { localpart: current.localpart, error: message }, result: "error" });
+          this.o.report({ key: `${agent}|matrix-account`, text: `${agent}: Matrix account problem: ${message}`, traceId });
+          this.o.onAccountChanged(agent, traceId);
+        }
+      } else if (failures === 1) {
+        this.o.logger.warn({ agent, err: message, retryInMs: RETRY_BASE_MS }, "agent Matrix account: the homeserver is not reachable; retrying with backoff");
+      }
+    }
+  }
+
+  /** Brings one agent's account to what the snapshot asks for. Idempotent. */
+  private async ensure(want: WantedAccount): Promise<void> {
+    const { accounts, secrets, audit } = this.o;
+    const traceId = newTraceId();
+    let changed = false;
+    let account = accounts.current(want.agent);
+    if (!account) {
+      // The password is sealed before the account exists: a crash right after registering can then log in.
+      secrets.set(agentMatrixPasswordSecret(want.agent), Buffer.from(randomBytes(32).toString("base64url")));
+      account = accounts.beginRegistration(want.agent, localpartFor(want.agent, accounts.countFor(want.agent)), want.displayName);
+    }
+    const password = this.password(account);
+    let session: Session;
+    if (account.state === "registering") {
+      session = await this.register(account, password, want.displayName);
+      accounts.activate(account.localpart, session.userId);
+      accounts.setDisplayName(account.localpart, want.displayName);
+      this.verifiedAt.set(want.agent, this.o.now());
+      audit.append({ traceId, actor: "controller", action: "matrix.account.created", target: `Agent/${want.agent}`, payload: { userId: session.userId }, result: "ok" });
+      this.o.report({ text: `Matrix account ${session.userId} created for ${want.agent}`, traceId });
+      changed = true;
+    } else {
+      const renewed = await this.workingSession(account, password);
+      session = renewed.session;
+      if (renewed.renewed) {
+        audit.append({ traceId, actor: "controller", action: "matrix.account.token-renewed", target: `Agent/${want.agent}`, payload: { userId: session.userId }, result: "ok" });
+        changed = true;
+      }
+      if (account.displayName !== want.displayName && want.displayName) {
+        await this.o.homeserver.setDisplayName(session, want.displayName);
+        accounts.setDisplayName(account.localpart, want.displayName);
+      }
+    }
+    const problems = await this.ensureRooms(account.localpart, want, session, traceId);
+    if (problems.length > 0) throw new AccountProblem(problems.join("; "));
+    if (account.lastError !== null) {
+      accounts.setError(account.localpart, null);
+      changed = true;
+    }
+    if (changed) this.o.onAccountChanged(want.agent, traceId);
+  }
+
+  private password(account: MatrixAccount): string {
+    const stored = this.o.secrets.reveal(agentMatrixPasswordSecret(account.agent));
+    if (!stored) throw new AccountProblem(`the password of ${account.userId ?? account.localpart} is missing from the secret store (${agentMatrixPasswordSecret(account.agent)}); Ruriko cannot manage the account`);
+    return stored.value.toString("utf8");
+  }
+
+  private async register(account: MatrixAccount, password: string, displayName: string | null): Promise<Session> {
+    const sharedSecret = this.o.registrationSecret();
+    if (!sharedSecret) throw new AccountProblem("no registration shared secret: set RURIKO_MATRIX_REGISTRATION_SECRET or store it with `ruriko secret set matrix-registration-secret`");
+    let session: Session;
+    try {
+      session = await this.o.homeserver.register(sharedSecret, account.localpart, password, displayName);
+    } catch (error) {
+      if (!(error instanceof MatrixAccountError && error.errcode === "M_USER_IN_USE")) throw error;
+      // Registered before a crash, or someone else's account: only the password Ruriko generated tells them apart.
+      session = await this.o.homeserver.login(account.localpart, password).catch((loginError: unknown) => {
+        if (loginError instanceof MatrixAccountError && !loginError.unreachable) {
+          throw new AccountProblem(`the user id ${account.localpart} is taken by an account Ruriko did not create: rename the agent, or use spec.matrix.userId to give it that account`);
+        }
+        throw loginError;
+      });
+    }
+    this.o.secrets.set(agentMatrixTokenSecret(account.agent), Buffer.from(session.accessToken));
+    return session;
+  }
+
+  /** The account's stored token if it works (checked every verifyEveryMs), or a new one from logging in again. */
+  private async workingSession(account: MatrixAccount, password: string): Promise<{ session: Session; renewed: boolean }> {
+    const userId = account.userId!;
+    const stored = this.o.secrets.reveal(agentMatrixTokenSecret(account.agent));
+    if (stored) {
+      const session = { userId, accessToken: stored.value.toString("utf8") };
+      const checked = this.verifiedAt.get(account.agent);
+      if (checked !== undefined && this.o.now() - checked < this.o.verifyEveryMs) return { session, renewed: false };
+      try {
+        await this.o.homeserver.whoami(session);
+        this.verifiedAt.set(account.agent, this.o.now());
+        return { session, renewed: false };
+      } catch (error) {
+        if (!(error instanceof MatrixAccountError && error.httpStatus === 401)) throw error;
+        this.o.logger.warn({ agent: account.agent, userId }, "agent Matrix account: the token no longer works; logging in again");
+      }
+    }
+    const session = await this.o.homeserver.login(account.localpart, password);
+    this.o.secrets.set(agentMatrixTokenSecret(account.agent), Buffer.from(session.accessToken));
+    this.verifiedAt.set(account.agent, this.o.now());
+    return { session, renewed: true };
+  }
+
+  /**
+   * Joins the trusted rooms the account is not in yet (asking Ruriko to invite it where it cannot join by
+   * itself) and leaves those it was joined to but are no longer trusted. Returns what could not be done.
+   */
+  private async ensureRooms(localpart: string, want: WantedAccount, session: Session, traceId: string): Promise<string[]> {
+    const rooms = { ...(this.o.accounts.current(want.agent)?.rooms ?? {}) };
+    const problems: string[] = [];
+    const record = (action: string, room: string, roomId: string) => {
+      this.o.accounts.setRooms(localpart, rooms);
+      this.o.audit.append({ traceId, actor: "controller", action: `matrix.account.${action}`, target: `Agent/${want.agent}`, payload: { userId: session.userId, room, roomId }, result: "ok" });
+    };
+    for (const room of want.rooms) {
+      if (rooms[room]) continue;
+      try {
+        rooms[room] = await this.joinOrBeInvited(session, room);
+        record("joined", room, rooms[room]);
+      } catch (error) {
+        if (error instanceof MatrixAccountError && error.unreachable) throw error;
+        problems.push((error as Error).message);
+      }
+    }
+    for (const [room, roomId] of Object.entries(rooms)) {
+      if (want.rooms.includes(room)) continue;
+      try {
+        await this.o.homeserver.leave(session, roomId);
+      } catch (error) {
+        if (error instanceof MatrixAccountError && error.unreachable) throw error;
+        // Not in the room any more (kicked, say): nothing left to leave.
+      }
+      delete rooms[room];
+      record("left", room, roomId);
+    }
+    return problems;
+  }
+
+  private async joinOrBeInvited(session: Session, room: string): Promise<string> {
+    try {
+      return await this.o.homeserver.join(session, room);
+    } catch (error) {
+      if (!(error instanceof MatrixAccountError && error.httpStatus === 403)) throw error;
+      const roomId = room.startsWith("#") ? await this.o.homeserver.resolveAlias(session, room) : room;
+      try {
+        await this.o.invite(roomId, session.userId);
+      } catch (inviteError) {
+        throw new AccountProblem(`cannot get ${session.userId} into ${room}: it may not join by itself, and Ruriko cannot invite it (${(inviteError as Error).message}); invite Ruriko to the room, or invite the agent`);
+      }
+      return await this.o.homeserver.join(session, roomId);
+    }
+  }
+
+  /** Deactivates the account of an agent that is gone, then forgets its credentials. */
+  private async deactivate(account: MatrixAccount): Promise<void> {
+    const { accounts, secrets, audit } = this.o;
+    const traceId = newTraceId();
+    const stored = secrets.reveal(agentMatrixPasswordSecret(account.agent));
+    if (!stored && account.state === "active") {
+      throw new AccountProblem(`cannot deactivate ${account.userId}: its password is missing from the secret store (${agentMatrixPasswordSecret(account.agent)}); deactivate it on the homeserver by hand`);
+    }
+    if (stored) {
+      const password = stored.value.toString("utf8");
+      try {
+        const token = secrets.reveal(agentMatrixTokenSecret(account.agent));
+        let session = token && account.userId ? { userId: account.userId, accessToken: token.value.toString("utf8") } : await this.o.homeserver.login(account.localpart, password);
+        try {
+          await this.o.homeserver.deactivate(session, password);
+        } catch (error) {
+          if (!(error instanceof MatrixAccountError && error.httpStatus === 401 && error.errcode === "M_UNKNOWN_TOKEN")) throw error;
+          session = await this.o.homeserver.login(account.localpart, password);
+          await this.o.homeserver.deactivate(session, password);
+        }
+      } catch (error) {
+        // Deactivated already (a crash after deactivating, before recording it), or never registered: done.
+        const settled = error instanceof MatrixAccountError && (error.errcode === "M_USER_DEACTIVATED" || (account.state === "registering" && error.httpStatus === 403));
+        if (!settled) throw error;
+      }
+    }
+    accounts.markDeactivated(account.localpart);
+    secrets.delete(agentMatrixTokenSecret(account.agent));
+    secrets.delete(agentMatrixPasswordSecret(account.agent));
+    this.verifiedAt.delete(account.agent);
+    const userId = account.userId ?? account.localpart;
+    audit.append({ traceId, actor: "controller", action: "matrix.account.deactivated", target: `Agent/${account.agent}`, payload: { userId }, result: "ok" });
+    this.o.logger.info({ traceId, agent: account.agent, userId }, "agent Matrix account deactivated: the agent is gone");
+    this.o.report({ text: `Matrix account ${userId} of removed agent ${account.agent} deactivated`, traceId });
+  }
+}
