@@ -16,6 +16,8 @@ import { escapeHtml } from "./status-messages.ts";
 export interface QuerySources {
   status(): StatusReport;
   agentStatus(name: string): AgentStatus | undefined;
+  /** The agent's Matrix account in words ("@bot:hs (provisioned)"), undefined when it has none. */
+  agentMatrix(name: string): string | undefined;
   /** Throws when it cannot plan (the engine does not answer, no revision yet). */
   plan(): Promise<PlanReport>;
   pendingApprovals(): ApprovalRequest[];
@@ -86,6 +88,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
           `revision   applied ${a.appliedRevision ?? "-"}; observed ${a.observedRevision ?? "-"}`,
           `gosuto     ${a.gosutoDigest ?? "-"}`,
           `secrets    ${a.secretsDigest ?? "-"}`,
+          `matrix     ${s.agentMatrix(name) ?? "-"}`,
           ...(a.lastError ? [`last error ${a.lastError}`] : []),
           ...a.conditions.map((c) => `${c.type.padEnd(16)} ${c.status.padEnd(5)} ${c.reason}${c.message ? `: ${c.message}` : ""}`),
         ].join("\n"),

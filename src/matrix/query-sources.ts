@@ -15,6 +15,14 @@ export function querySourcesFor(deps: { state: StateStores; snapshot: () => Snap
   return {
     status: () => buildStatusReport(state),
     agentStatus: (name) => state.status.get(name),
+    agentMatrix(name) {
+      const manifest = deps.snapshot()?.objects.get(objectKey("Agent", name))?.object as AgentManifest | undefined;
+      const matrix = manifest?.spec.matrix;
+      if (matrix?.userId) return `${matrix.userId} (existing account)`;
+      if (!matrix?.provision) return undefined;
+      const account = state.matrixAccounts.current(name);
+      return account?.userId ? `${account.userId} (provisioned)` : `being provisioned${account?.lastError ? `: ${account.lastError}` : ""}`;
+    },
     async plan() {
       const snapshot = deps.snapshot();
       if (!snapshot) throw new Error("no revision is in force yet");

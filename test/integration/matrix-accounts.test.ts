@@ -13,6 +13,7 @@ import { createClient, Direction, Preset, Visibility, type MatrixClient } from "
 import { AcpClient } from "../../src/acp/client.ts";
 import { agentMatrixPasswordSecret, agentMatrixTokenSecret, matrixIdentityDigestOf } from "../../src/controller/agent-config.ts";
 import { startMatrixBot, type MatrixBot } from "../../src/matrix/matrix-bot.ts";
+import { querySourcesFor } from "../../src/matrix/query-sources.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { AgentStatus } from "../../src/store/agent-status-store.ts";
 import { isReady, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
@@ -115,6 +116,7 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     assert.equal((await session.getProfileInfo("@prov:localhost")).displayname, "Prov Bot");
 
     await waitFor(() => statusSaid(/Matrix account @prov:localhost created for prov/), "the status room told", 20_000);
+    assert.equal(querySourcesFor({ state: h.state, snapshot: () => h.controller.snapshot, runtime: h.runtime }).agentMatrix("prov"), "@prov:localhost (provisioned)", "/ruriko agent prov names it");
     const secretText = token.value.toString("utf8");
     assert.ok(!readFileSync(h.logFile, "utf8").includes(secretText), "the token is not in Ruriko's log");
     const [container] = await h.containersOf("prov");

@@ -120,17 +120,19 @@ describe("status room (real Synapse)", () => {
       env: { ...process.env, RURIKO_MASTER_KEY: key },
     });
     assert.equal(stored.status, 0, stored.stderr);
-    const manifests = writeTree({ "gamma.yaml": agentDoc("gamma") });
+    // delta asks for its own Matrix account: serve provisions it with the shared secret from its environment.
+    const manifests = writeTree({ "gamma.yaml": agentDoc("gamma"), "delta.yaml": agentDoc("delta").replace("env: {TZ: UTC}}", "env: {TZ: UTC}, matrix: {provision: true}}") });
     const serve = await startServe(["--manifests", manifests, "--matrix-homeserver", synapse.baseUrl, "--matrix-user", bot2.userId, "--status-room", room2], {
       stateDir,
-      env: { RURIKO_MASTER_KEY: key, RURIKO_MATRIX_ACCESS_TOKEN: "" },
+      env: { RURIKO_MASTER_KEY: key, RURIKO_MATRIX_ACCESS_TOKEN: "", RURIKO_MATRIX_REGISTRATION_SECRET: synapse.registrationSharedSecret },
     });
     try {
-      await waitFor(async () => {
-        const page = await botClient.createMessagesRequest(room2, null, 50, Direction.Backward);
-        return page.chunk.some((e) => e.sender === bot2.userId && /gamma is Ready/.test(String((e.content as { body?: string }).body)));
-      }, "serve told the room gamma is Ready", 60_000);
-      assert.ok(!readFileSync(serve.logFile, "utf8").includes(bot2.accessToken), "the access token is not logged");
+      const said = async () => (await botClient.createMessagesRequest(room2, null, 50, Direction.Backward)).chunk.filter((e) => e.sender === bot2.userId).map((e) => String((e.content as { body?: string }).body)).join("\n");
+      await waitFor(async () => /gamma is Ready/.test(await said()), "serve told the room gamma is Ready", 60_000);
+      await waitFor(async () => /Matrix account @delta:localhost created for delta/.test(await said()) && /delta is Ready/.test(await said()), "delta provisioned and Ready", 60_000);
+      const log = readFileSync(serve.logFile, "utf8");
+      assert.ok(!log.includes(bot2.accessToken), "the access token is not logged");
+      assert.ok(!log.includes(synapse.registrationSharedSecret), "nor the registration secret");
     } finally {
       await serve.stop();
       await removeInstanceResources(h.docker, instance);
