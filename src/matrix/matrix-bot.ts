@@ -21,6 +21,9 @@ import { OutboxDeliverer } from "./outbox-deliverer.ts";
 import { describeChange, describeSnapshot, describeTransition } from "./status-messages.ts";
 import { StatusReporter } from "./status-reporter.ts";
 
+/** How long an acted-on event is remembered. */
+const SEEN_EVENTS_KEPT_MS = 90 * 24 * 3600_000;
+
 export interface MatrixBotOptions {
   homeserverUrl: string;
   userId: string;
@@ -133,6 +136,20 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       });
   };
 
+  // Old sightings are forgotten so the table does not grow forever. An event read again after that (a catch-up
+  // over a very old pending request) still cannot count twice: votes are unique per request and approver.
+  const seen = opts.queries?.seen ?? opts.approvals?.seen;
+  const pruneSeen = () => {
+    try {
+      const pruned = seen?.prune(new Date(Date.now() - SEEN_EVENTS_KEPT_MS)) ?? 0;
+      if (pruned > 0) log.debug({ pruned }, "forgot old event sightings");
+    } catch (error) {
+      log.warn({ err: (error as Error).message }, "could not prune event sightings");
+    }
+  };
+  pruneSeen();
+  const pruneTimer = setInterval(pruneSeen, 24 * 3600_000).unref();
+
   const join = async (attempt: number): Promise<void> => {
     if (stopped) return;
     try {
@@ -160,6 +177,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     async stop() {
       stopped = true;
       if (approvalTimer) clearTimeout(approvalTimer);
+      clearInterval(pruneTimer);
       await accounts?.stop();
       reporter.flush();
       await deliverer.stop();
