@@ -92,7 +92,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
         rooms: () => new Set(policiesInForce().map((p) => p.spec.room)),
         senders: () => new Set([...(opts.matrixOperators ?? []), ...policiesInForce().flatMap((p) => p.spec.approvers)]),
       },
-      approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, seen: state.seenEvents },
+      approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, seen: state.seenEvents, transaction: state.transaction },
       accounts: {
         // Read when needed: it may be stored after Ruriko started.
         registrationSecret: () => process.env.RURIKO_MATRIX_REGISTRATION_SECRET || vault.secrets.reveal(MATRIX_REGISTRATION_SECRET)?.value.toString("utf8"),
@@ -100,7 +100,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
         secrets: vault.secrets,
         audit: state.audit,
         desired: () => late.controller?.snapshot,
-        stillRunning: (agent) => state.inventory.get(agent) !== undefined,
+        runs: (agent) => state.inventory.get(agent) !== undefined,
+        transaction: state.transaction,
         onAccountChanged: (agent, traceId) => late.controller?.queue.add(agent, traceId, { urgent: true }),
       },
     });

@@ -4,6 +4,7 @@
  * over ACP and pushes only on a difference.
  */
 import { stringify } from "yaml";
+import commonSchema from "../../schemas/common.schema.json" with { type: "json" };
 import { digestOf } from "../api/digest.ts";
 import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
@@ -38,10 +39,10 @@ export function desiredGosutoOf(snapshot: Snapshot, agent: AgentManifest): Desir
   return { name: loaded.name, digest: loaded.digest, yaml: stringify(loaded.object) };
 }
 
-/** The bindings that name this agent, by binding name. */
+/** The bindings that name this agent, by binding name (never a reserved secret: validation refuses those too). */
 export function desiredBindingsOf(snapshot: Snapshot, agent: string): DesiredBinding[] {
   return objectsOfKind(snapshot, "SecretBinding")
-    .filter((b) => b.object.spec.agent === agent)
+    .filter((b) => b.object.spec.agent === agent && !RESERVED_SECRET_NAMES.test(b.object.spec.secret))
     .map((b) => ({ binding: b.name, secret: b.object.spec.secret, env: b.object.spec.env, digest: b.digest }));
 }
 
@@ -54,9 +55,21 @@ export function secretsDigestOf(secrets: readonly SecretVersion[]): string {
   return digestOf({ secrets: entries });
 }
 
-/** Secret-store names of an agent's Matrix credentials: written by Ruriko for a provisioned account, by the operator for an existing one. */
+/** Secret-store name of the access token of an existing account (`spec.matrix.userId`): the operator stores it. */
 export const agentMatrixTokenSecret = (agent: string) => `agent.${agent}.matrix-token`;
-export const agentMatrixPasswordSecret = (agent: string) => `agent.${agent}.matrix-password`;
+/** Secret-store names of a provisioned account's credentials, per account: Ruriko writes and deletes them. */
+export const provisionedTokenSecret = (localpart: string) => `matrix-account.${localpart}.token`;
+export const provisionedPasswordSecret = (localpart: string) => `matrix-account.${localpart}.password`;
+
+/** Ruriko's own credentials and agents' Matrix credentials: never deliverable through a SecretBinding. */
+export const RESERVED_SECRET_NAMES = new RegExp(commonSchema.$defs.reservedSecretName.pattern);
+
+/** Where the agent's Matrix token is in the store, when it should have one. */
+export function matrixTokenSecretOf(manifest: AgentManifest, account: { localpart: string } | undefined): string | undefined {
+  const matrix = manifest.spec.matrix;
+  if (matrix?.provision) return account && provisionedTokenSecret(account.localpart);
+  return matrix?.userId ? agentMatrixTokenSecret(manifest.metadata.name) : undefined;
+}
 
 /** Rooms a provisioned agent is joined to: those its Gosuto trusts by id or alias, and its admin room (never `*`). */
 export function trustedRoomsOf(gosuto: GosutoManifest | undefined): string[] {
@@ -74,7 +87,7 @@ export interface MatrixProblem {
 
 export interface DesiredMatrix {
   /** What the agent should hold; null when nothing (then whatever it holds is dropped). */
-  identity: { homeserver: string; userId: string; tokenSecret: string; digest: string } | null;
+  identity: { homeserver: string; userId: string; digest: string } | null;
   problem?: MatrixProblem;
 }
 
@@ -108,7 +121,7 @@ export function desiredMatrixOf(
         : { reason: "MatrixTokenMissing", message: `store the access token of ${userId} with: ruriko secret set ${agentMatrixTokenSecret(agent)}` },
     };
   }
-  const identity = { homeserver: known.homeserver, userId, tokenSecret: token.name, digest: matrixIdentityDigestOf(known.homeserver, userId, token) };
+  const identity = { homeserver: known.homeserver, userId, digest: matrixIdentityDigestOf(known.homeserver, userId, token) };
   const failed = spec.provision ? account?.lastError : null;
   return failed ? { identity, problem: { reason: "MatrixAccountFailed", message: `its Matrix account is not as wanted: ${failed}` } } : { identity };
 }

@@ -106,7 +106,9 @@ export class Controller {
       },
       () => {
         logger.info("engine event stream reconnected: resyncing every agent");
-        // Urgent: the engine being back is exactly what the agents backing off after its outage wait for.
+        // Urgent, and from a clean slate: the engine being back is what the agents backing off after its
+        // outage wait for; a failure right after it (the engine still settling) retries soon, not minutes later.
+        this.queue.resetBackoff();
         this.enqueueAll(newTraceId(), true);
       },
     );

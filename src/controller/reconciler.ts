@@ -19,7 +19,7 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
-import { agentMatrixTokenSecret, desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
+import { desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
 import { conditionOf, setCondition } from "./conditions.ts";
 import { containerSpecFor } from "./container-spec.ts";
 import { planAgent, type Action, type AgentPlan } from "./planner.ts";
@@ -448,18 +448,14 @@ export class Reconciler {
    */
   private async deliverMatrixIdentity(manifest: AgentManifest, endpoint: AcpEndpoint, report: AcpStatus, traceId: string, log: Logger, outcome: Outcome): Promise<void> {
     const agent = manifest.metadata.name;
-    const { secrets } = this.o.vault;
-    const desired = desiredMatrixOf(manifest, {
-      homeserver: this.o.agentMatrixHomeserver,
-      account: this.o.stores.matrixAccounts.current(agent),
-      token: secrets.info(agentMatrixTokenSecret(agent)),
-    });
+    const account = this.o.stores.matrixAccounts.current(agent);
+    const tokenSecret = matrixTokenSecretOf(manifest, account);
+    // Read once: the digest and the value sent then belong to the same version of the token.
+    const token = tokenSecret ? this.o.vault.secrets.reveal(tokenSecret) : undefined;
+    const desired = desiredMatrixOf(manifest, { homeserver: this.o.agentMatrixHomeserver, account, token: token?.info });
     if (desired.problem) outcome.matrixProblem = desired.problem;
     const want = desired.identity?.digest ?? null;
     if ((report.matrix?.digest ?? null) === want) return;
-    const token = desired.identity && secrets.reveal(desired.identity.tokenSecret);
-    // Deleted this very moment: the next reconcile sees it missing.
-    if (desired.identity && !token) return;
     const identity = desired.identity && token ? { homeserver: desired.identity.homeserver, userId: desired.identity.userId, accessToken: token.value.toString("utf8") } : null;
     await this.o.acp.putMatrix(endpoint, { identity, digest: want }, traceId);
     const userId = identity?.userId ?? null;

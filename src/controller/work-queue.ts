@@ -28,7 +28,8 @@ export class WorkQueue {
   private readonly options: Required<Omit<WorkQueueOptions, "onSuccess" | "onFailure">> & Pick<WorkQueueOptions, "onSuccess" | "onFailure">;
   private readonly queued = new Map<string, string>();
   private readonly active = new Set<string>();
-  private readonly dirty = new Map<string, string>();
+  /** Triggers that arrived while the key was being reconciled, and whether any of them was urgent. */
+  private readonly dirty = new Map<string, { traceId: string; urgent: boolean }>();
 
   /** A trigger arrived for `key` while it is being reconciled: whatever the running reconcile waits for may be stale. */
   hasNewerTrigger(key: string): boolean {
@@ -53,6 +54,14 @@ export class WorkQueue {
   }
 
   /**
+   * Forgets every key's failures: their common cause is gone (the engine is back), so the next failure backs
+   * off from the start again instead of from where an outage left it.
+   */
+  resetBackoff(): void {
+    this.failures.clear();
+  }
+
+  /**
    * Enqueues a key. While a failing key waits out its backoff, ordinary triggers (engine events, resyncs)
    * do not cut the wait short, or a crash would turn into a hot loop; `urgent` ones (a new desired state,
    * an approval decision) do.
@@ -66,7 +75,7 @@ export class WorkQueue {
       this.timers.delete(key);
     }
     if (this.active.has(key)) {
-      this.dirty.set(key, traceId);
+      this.dirty.set(key, { traceId, urgent: !!options.urgent || !!this.dirty.get(key)?.urgent });
       return;
     }
     if (this.queued.has(key)) return;
@@ -119,15 +128,16 @@ export class WorkQueue {
       this.failures.set(key, failures);
       const retryInMs = this.backoff(failures);
       this.options.onFailure?.(key, error, failures, retryInMs, performance.now() - started);
-      // The backoff timer re-runs the key; a trigger that arrived during the failed run must not bypass it.
-      this.dirty.delete(key);
+      // The backoff timer re-runs the key; an ordinary trigger that arrived during the failed run must not
+      // bypass it, but an urgent one (the engine back, a new desired state) still goes first.
+      if (!this.dirty.get(key)?.urgent) this.dirty.delete(key);
       this.addAfter(key, retryInMs, traceId);
     } finally {
       this.active.delete(key);
-      const dirtyTrace = this.dirty.get(key);
-      if (dirtyTrace !== undefined) {
+      const dirty = this.dirty.get(key);
+      if (dirty !== undefined) {
         this.dirty.delete(key);
-        this.add(key, dirtyTrace);
+        this.add(key, dirty.traceId, { urgent: dirty.urgent });
       }
     }
   }

@@ -2,23 +2,24 @@
  * Matrix accounts for agents that ask for one (`spec.matrix.provision: true`), kept level-triggered like
  * the controller but beside it, so that reconciling an agent never waits on the homeserver:
  *
- * - an agent that wants an account gets one (shared-secret registration), its token and password sealed in
- *   the secret store, its display name set, and is joined to the rooms its Gosuto trusts (left from those
- *   it no longer trusts, among those Ruriko joined it to);
+ * - an agent Ruriko runs (its container exists: a creation parked for approval gets no account) and that
+ *   wants an account gets one (shared-secret registration), its token and password sealed in the secret
+ *   store, and is joined to the rooms its Gosuto trusts — and leaves those it no longer trusts, among those
+ *   Ruriko joined it to;
  * - a token that stopped working is replaced by logging in again with the password;
  * - the account of an agent that is gone (removed from the manifests and, after approval, from Docker) is
- *   deactivated.
+ *   deactivated, and its credentials forgotten.
  *
  * Whenever an agent's token or account changes, its key is handed to the controller, which delivers the
- * identity over ACP. An unreachable homeserver is retried with backoff and held against nobody; a refusal
- * (a room Ruriko cannot get the agent into, a user id taken) is recorded on the account, so the agent's
- * status says why.
+ * identity over ACP. An unreachable or busy homeserver is retried with backoff and held against nobody; a
+ * refusal (a room Ruriko cannot get the agent into, a user id taken) is recorded on the account, so the
+ * agent's status says why.
  */
 import { randomBytes } from "node:crypto";
 import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
-import { agentMatrixPasswordSecret, agentMatrixTokenSecret, trustedRoomsOf } from "../controller/agent-config.ts";
+import { provisionedPasswordSecret, provisionedTokenSecret, trustedRoomsOf } from "../controller/agent-config.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { MatrixAccount, MatrixAccountStore } from "../store/matrix-account-store.ts";
@@ -33,10 +34,14 @@ export interface AgentAccountsOptions {
   accounts: MatrixAccountStore;
   secrets: SecretStore;
   audit: AuditLog;
+  /** Writes to several stores land together or not at all. */
+  transaction: <T>(fn: () => T) => T;
   /** The snapshot in force. */
   desired: () => Snapshot | undefined;
-  /** True while Ruriko still runs the agent (its removal may wait for approval): its account stays. */
-  stillRunning: (agent: string) => boolean;
+  /** True while Ruriko runs the agent (its container exists; a removal waiting for approval keeps it). */
+  runs: (agent: string) => boolean;
+  /** Ruriko's own rooms (status, approvals), by id: it never invites an agent into them. */
+  isControlRoom: (roomId: string) => Promise<boolean>;
   /** Ruriko invites the agent to a room it cannot join by itself (Ruriko must be in that room). */
   invite: (roomId: string, userId: string) => Promise<void>;
   /** The agent's identity changed: reconcile it (deliver the token, or update its condition). */
@@ -63,8 +68,11 @@ class AccountProblem extends Error {}
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 5 * 60_000;
 
-/** `newsbot` for the first account, `newsbot-2` after that one was deactivated: homeservers never reuse a user id. */
-export const localpartFor = (agent: string, previousAccounts: number) => (previousAccounts === 0 ? agent : `${agent}-${previousAccounts + 1}`);
+/**
+ * `newsbot` for the first account, `newsbot.2` after that one was deactivated (homeservers never reuse a
+ * user id). Agent names are DNS labels, without dots, so no agent's first account can take that name.
+ */
+export const localpartFor = (agent: string, previousAccounts: number) => (previousAccounts === 0 ? agent : `${agent}.${previousAccounts + 1}`);
 
 export function wantedAccounts(snapshot: Snapshot): Map<string, WantedAccount> {
   const wanted = new Map<string, WantedAccount>();
@@ -76,6 +84,9 @@ export function wantedAccounts(snapshot: Snapshot): Map<string, WantedAccount> {
   }
   return wanted;
 }
+
+/** Worth trying again soon, holding nothing against the account: the homeserver away, busy, or a token to check again. */
+const transient = (error: unknown) => error instanceof MatrixAccountError && (error.unreachable || error.httpStatus === 429 || error.httpStatus === 401);
 
 export class AgentAccounts {
   private readonly o: Required<Omit<AgentAccountsOptions, "now">> & { now: () => number };
@@ -94,7 +105,7 @@ export class AgentAccounts {
     this.wake();
   }
 
-  /** Look at every account soon (a new snapshot, the homeserver back). */
+  /** Look at every account soon (a new snapshot, a container created, the homeserver back). */
   wake(): void {
     if (this.stopped) return;
     if (this.running) {
@@ -124,25 +135,37 @@ export class AgentAccounts {
   async pass(): Promise<void> {
     const snapshot = this.o.desired();
     if (!snapshot) return;
-    const wanted = wantedAccounts(snapshot);
-    for (const want of wanted.values()) await this.attempt(want.agent, () => this.ensure(want));
-    for (const account of this.o.accounts.list()) {
-      // Gone from the manifests and from Docker (a removal is carried out only after approval).
-      const gone = !snapshot.objects.has(objectKey("Agent", account.agent)) && !this.o.stillRunning(account.agent);
-      if (gone) await this.attempt(account.agent, () => this.deactivate(account));
+    const visited = new Set<string>();
+    for (const want of wantedAccounts(snapshot).values()) {
+      if (this.stopped) return;
+      if (!this.o.runs(want.agent)) continue;
+      visited.add(want.agent);
+      await this.attempt(want.agent, () => this.ensure(want));
     }
+    for (const account of this.o.accounts.list()) {
+      if (this.stopped) return;
+      if (!this.gone(account.agent)) continue;
+      visited.add(account.agent);
+      await this.attempt(account.agent, () => this.deactivate(account));
+    }
+    // A backoff belongs to work still to do: an agent no longer looked at (its removal waiting for approval) has none.
+    for (const agent of [...this.retry.keys()]) if (!visited.has(agent)) this.retry.delete(agent);
+  }
+
+  /** Gone from the manifests in force now and from Docker (a removal is carried out only after approval). */
+  private gone(agent: string): boolean {
+    return !this.o.desired()?.objects.has(objectKey("Agent", agent)) && !this.o.runs(agent);
   }
 
   private nextWakeIn(): number {
     const now = this.o.now();
-    const soonest = Math.min(...[...this.retry.values()].map((r) => r.at), now + this.o.intervalMs);
-    return Math.max(soonest - now, 50);
+    const due = [...this.retry.values()].map((r) => r.at).filter((at) => at > now);
+    return Math.max(Math.min(...due, now + this.o.intervalMs) - now, 50);
   }
 
   private async attempt(agent: string, work: () => Promise<void>): Promise<void> {
     const waiting = this.retry.get(agent);
     if (waiting && this.o.now() < waiting.at) return;
-    const account = this.o.accounts.current(agent);
     try {
       await work();
       this.retry.delete(agent);
@@ -150,21 +173,20 @@ export class AgentAccounts {
       const failures = (waiting?.failures ?? 0) + 1;
       this.retry.set(agent, { failures, at: this.o.now() + Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS) });
       const message = error instanceof Error ? error.message : String(error);
-      const current = this.o.accounts.current(agent) ?? account;
-      const refused = error instanceof AccountProblem || (error instanceof MatrixAccountError && !error.unreachable);
-      if (refused && current) {
-        const before = current.lastError;
-        this.o.accounts.setError(current.localpart, message);
-        if (before !== message) {
-          const traceId = newTraceId();
-          this.o.logger.warn({ traceId, agent, err: message }, "agent Matrix account: refused");
-          this.o.audit.append({ traceId, actor: "controller", action: "matrix.account.failed", target: `Agent/${agent}`, payload: { localpart: current.localpart, error: message }, result: "error" });
-          this.o.report({ key: `${agent}|matrix-account`, text: `${agent}: Matrix account problem: ${message}`, traceId });
-          this.o.onAccountChanged(agent, traceId);
-        }
-      } else if (failures === 1) {
-        this.o.logger.warn({ agent, err: message, retryInMs: RETRY_BASE_MS }, "agent Matrix account: the homeserver is not reachable; retrying with backoff");
+      if (transient(error)) {
+        // A token refused between two checks: check it again (and log in again if need be) next time.
+        if ((error as MatrixAccountError).httpStatus === 401) this.verifiedAt.delete(agent);
+        if (failures === 1) this.o.logger.warn({ agent, err: message, retryInMs: RETRY_BASE_MS }, "agent Matrix account: the homeserver is away or busy; retrying with backoff");
+        return;
       }
+      const account = this.o.accounts.current(agent);
+      if (!account || account.lastError === message) return;
+      this.o.accounts.setError(account.localpart, message);
+      const traceId = newTraceId();
+      this.o.logger.warn({ traceId, agent, err: message }, "agent Matrix account: refused");
+      this.o.audit.append({ traceId, actor: "controller", action: "matrix.account.failed", target: `Agent/${agent}`, payload: { localpart: account.localpart, error: message }, result: "error" });
+      this.o.report({ key: `${agent}|matrix-account`, text: `${agent}: Matrix account problem: ${message}`, traceId });
+      this.o.onAccountChanged(agent, traceId);
     }
   }
 
@@ -173,18 +195,18 @@ export class AgentAccounts {
     const { accounts, secrets, audit } = this.o;
     const traceId = newTraceId();
     let changed = false;
-    let account = accounts.current(want.agent);
-    if (!account) {
-      // The password is sealed before the account exists: a crash right after registering can then log in.
-      secrets.set(agentMatrixPasswordSecret(want.agent), Buffer.from(randomBytes(32).toString("base64url")));
-      account = accounts.beginRegistration(want.agent, localpartFor(want.agent, accounts.countFor(want.agent)), want.displayName);
-    }
+    const account =
+      accounts.current(want.agent) ??
+      this.o.transaction(() => {
+        // The password is sealed with the account's record: a crash right after registering can then log in.
+        const localpart = localpartFor(want.agent, accounts.countFor(want.agent));
+        secrets.set(provisionedPasswordSecret(localpart), Buffer.from(randomBytes(32).toString("base64url")));
+        return accounts.beginRegistration(want.agent, localpart, want.displayName);
+      });
     const password = this.password(account);
     let session: Session;
     if (account.state === "registering") {
       session = await this.register(account, password, want.displayName);
-      accounts.activate(account.localpart, session.userId);
-      accounts.setDisplayName(account.localpart, want.displayName);
       this.verifiedAt.set(want.agent, this.o.now());
       audit.append({ traceId, actor: "controller", action: "matrix.account.created", target: `Agent/${want.agent}`, payload: { userId: session.userId }, result: "ok" });
       this.o.report({ text: `Matrix account ${session.userId} created for ${want.agent}`, traceId });
@@ -203,7 +225,7 @@ export class AgentAccounts {
     }
     const problems = await this.ensureRooms(account.localpart, want, session, traceId);
     if (problems.length > 0) throw new AccountProblem(problems.join("; "));
-    if (account.lastError !== null) {
+    if (accounts.current(want.agent)?.lastError) {
       accounts.setError(account.localpart, null);
       changed = true;
     }
@@ -211,8 +233,9 @@ export class AgentAccounts {
   }
 
   private password(account: MatrixAccount): string {
-    const stored = this.o.secrets.reveal(agentMatrixPasswordSecret(account.agent));
-    if (!stored) throw new AccountProblem(`the password of ${account.userId ?? account.localpart} is missing from the secret store (${agentMatrixPasswordSecret(account.agent)}); Ruriko cannot manage the account`);
+    const name = provisionedPasswordSecret(account.localpart);
+    const stored = this.o.secrets.reveal(name);
+    if (!stored) throw new AccountProblem(`the password of ${account.userId ?? account.localpart} is missing from the secret store (${name}); Ruriko cannot manage the account`);
     return stored.value.toString("utf8");
   }
 
@@ -226,26 +249,28 @@ export class AgentAccounts {
       if (!(error instanceof MatrixAccountError && error.errcode === "M_USER_IN_USE")) throw error;
       // Registered before a crash, or someone else's account: only the password Ruriko generated tells them apart.
       session = await this.o.homeserver.login(account.localpart, password).catch((loginError: unknown) => {
-        if (loginError instanceof MatrixAccountError && !loginError.unreachable) {
-          throw new AccountProblem(`the user id ${account.localpart} is taken by an account Ruriko did not create: rename the agent, or use spec.matrix.userId to give it that account`);
-        }
-        throw loginError;
+        if (transient(loginError)) throw loginError;
+        throw new AccountProblem(`the user id ${account.localpart} is taken by an account Ruriko did not create: rename the agent, or use spec.matrix.userId to give it that account`);
       });
     }
-    this.o.secrets.set(agentMatrixTokenSecret(account.agent), Buffer.from(session.accessToken));
+    this.o.transaction(() => {
+      this.o.secrets.set(provisionedTokenSecret(account.localpart), Buffer.from(session.accessToken));
+      this.o.accounts.activate(account.localpart, session.userId);
+    });
     return session;
   }
 
   /** The account's stored token if it works (checked every verifyEveryMs), or a new one from logging in again. */
   private async workingSession(account: MatrixAccount, password: string): Promise<{ session: Session; renewed: boolean }> {
     const userId = account.userId!;
-    const stored = this.o.secrets.reveal(agentMatrixTokenSecret(account.agent));
+    const stored = this.o.secrets.reveal(provisionedTokenSecret(account.localpart));
     if (stored) {
       const session = { userId, accessToken: stored.value.toString("utf8") };
       const checked = this.verifiedAt.get(account.agent);
       if (checked !== undefined && this.o.now() - checked < this.o.verifyEveryMs) return { session, renewed: false };
       try {
-        await this.o.homeserver.whoami(session);
+        const owner = await this.o.homeserver.whoami(session);
+        if (owner !== userId) throw new AccountProblem(`the stored token of ${userId} belongs to ${owner}`);
         this.verifiedAt.set(account.agent, this.o.now());
         return { session, renewed: false };
       } catch (error) {
@@ -254,42 +279,54 @@ export class AgentAccounts {
       }
     }
     const session = await this.o.homeserver.login(account.localpart, password);
-    this.o.secrets.set(agentMatrixTokenSecret(account.agent), Buffer.from(session.accessToken));
+    this.o.secrets.set(provisionedTokenSecret(account.localpart), Buffer.from(session.accessToken));
     this.verifiedAt.set(account.agent, this.o.now());
     return { session, renewed: true };
   }
 
   /**
    * Joins the trusted rooms the account is not in yet (asking Ruriko to invite it where it cannot join by
-   * itself) and leaves those it was joined to but are no longer trusted. Returns what could not be done.
+   * itself) and leaves the rooms it was joined to that are no longer trusted — compared by room id, so a
+   * room named by alias in one revision and by id in the next is the same room. Returns what could not be done.
    */
   private async ensureRooms(localpart: string, want: WantedAccount, session: Session, traceId: string): Promise<string[]> {
     const rooms = { ...(this.o.accounts.current(want.agent)?.rooms ?? {}) };
     const problems: string[] = [];
-    const record = (action: string, room: string, roomId: string) => {
+    /** Records the rooms; audits a real join or leave (not a room renamed from alias to id). */
+    const save = (action: "joined" | "left" | null, room: string, roomId: string) => {
       this.o.accounts.setRooms(localpart, rooms);
-      this.o.audit.append({ traceId, actor: "controller", action: `matrix.account.${action}`, target: `Agent/${want.agent}`, payload: { userId: session.userId, room, roomId }, result: "ok" });
+      if (action) this.o.audit.append({ traceId, actor: "controller", action: `matrix.account.${action}`, target: `Agent/${want.agent}`, payload: { userId: session.userId, room, roomId }, result: "ok" });
     };
+    const joinedIds = new Set(Object.values(rooms));
     for (const room of want.rooms) {
       if (rooms[room]) continue;
       try {
-        rooms[room] = await this.joinOrBeInvited(session, room);
-        record("joined", room, rooms[room]);
+        const roomId = await this.joinOrBeInvited(session, room);
+        rooms[room] = roomId;
+        save(joinedIds.has(roomId) ? null : "joined", room, roomId);
+        joinedIds.add(roomId);
       } catch (error) {
-        if (error instanceof MatrixAccountError && error.unreachable) throw error;
+        if (transient(error)) throw error;
         problems.push((error as Error).message);
       }
     }
+    const trustedIds = new Set(want.rooms.map((r) => rooms[r]).filter((id): id is string => id !== undefined));
     for (const [room, roomId] of Object.entries(rooms)) {
       if (want.rooms.includes(room)) continue;
-      try {
-        await this.o.homeserver.leave(session, roomId);
-      } catch (error) {
-        if (error instanceof MatrixAccountError && error.unreachable) throw error;
-        // Not in the room any more (kicked, say): nothing left to leave.
+      if (!trustedIds.has(roomId)) {
+        try {
+          await this.o.homeserver.leave(session, roomId);
+        } catch (error) {
+          // Not in the room any more (kicked, the room gone): nothing left to leave. Anything else: try again.
+          if (!(error instanceof MatrixAccountError && (error.httpStatus === 403 || error.httpStatus === 404))) {
+            if (transient(error)) throw error;
+            problems.push((error as Error).message);
+            continue;
+          }
+        }
       }
       delete rooms[room];
-      record("left", room, roomId);
+      save(trustedIds.has(roomId) ? null : "left", room, roomId);
     }
     return problems;
   }
@@ -300,6 +337,8 @@ export class AgentAccounts {
     } catch (error) {
       if (!(error instanceof MatrixAccountError && error.httpStatus === 403)) throw error;
       const roomId = room.startsWith("#") ? await this.o.homeserver.resolveAlias(session, room) : room;
+      // Ruriko's own rooms are its control surface: an agent gets in only if the room lets anyone in.
+      if (await this.o.isControlRoom(roomId)) throw new AccountProblem(`${room} is one of Ruriko's own rooms (status or approvals): Ruriko does not invite agents into them`);
       try {
         await this.o.invite(roomId, session.userId);
       } catch (inviteError) {
@@ -313,19 +352,23 @@ export class AgentAccounts {
   private async deactivate(account: MatrixAccount): Promise<void> {
     const { accounts, secrets, audit } = this.o;
     const traceId = newTraceId();
-    const stored = secrets.reveal(agentMatrixPasswordSecret(account.agent));
+    const tokenName = provisionedTokenSecret(account.localpart);
+    const passwordName = provisionedPasswordSecret(account.localpart);
+    const stored = secrets.reveal(passwordName);
     if (!stored && account.state === "active") {
-      throw new AccountProblem(`cannot deactivate ${account.userId}: its password is missing from the secret store (${agentMatrixPasswordSecret(account.agent)}); deactivate it on the homeserver by hand`);
+      throw new AccountProblem(`cannot deactivate ${account.userId}: its password is missing from the secret store (${passwordName}); deactivate it on the homeserver by hand`);
     }
     if (stored) {
       const password = stored.value.toString("utf8");
       try {
-        const token = secrets.reveal(agentMatrixTokenSecret(account.agent));
+        const token = secrets.reveal(tokenName);
         let session = token && account.userId ? { userId: account.userId, accessToken: token.value.toString("utf8") } : await this.o.homeserver.login(account.localpart, password);
+        // The snapshot may have moved on while this pass talked to the homeserver: deactivating is for good.
+        if (!this.gone(account.agent)) return;
         try {
           await this.o.homeserver.deactivate(session, password);
         } catch (error) {
-          if (!(error instanceof MatrixAccountError && error.httpStatus === 401 && error.errcode === "M_UNKNOWN_TOKEN")) throw error;
+          if (!(error instanceof MatrixAccountError && error.errcode === "M_UNKNOWN_TOKEN")) throw error;
           session = await this.o.homeserver.login(account.localpart, password);
           await this.o.homeserver.deactivate(session, password);
         }
@@ -335,9 +378,11 @@ export class AgentAccounts {
         if (!settled) throw error;
       }
     }
-    accounts.markDeactivated(account.localpart);
-    secrets.delete(agentMatrixTokenSecret(account.agent));
-    secrets.delete(agentMatrixPasswordSecret(account.agent));
+    this.o.transaction(() => {
+      accounts.markDeactivated(account.localpart);
+      secrets.delete(tokenName);
+      secrets.delete(passwordName);
+    });
     this.verifiedAt.delete(account.agent);
     const userId = account.userId ?? account.localpart;
     audit.append({ traceId, actor: "controller", action: "matrix.account.deactivated", target: `Agent/${account.agent}`, payload: { userId }, result: "ok" });

@@ -26,8 +26,10 @@ export interface ApprovalRoomOptions {
   outbox: OutboxStore;
   audit: AuditLog;
   seen: SeenEventsStore;
-  /** Ruriko must be in a room before it can post there. */
-  ensureJoined: (room: string) => Promise<void>;
+  /** Writes to several stores land together or not at all. */
+  transaction: <T>(fn: () => T) => T;
+  /** Ruriko must be in a room before it can post there; returns the room's id (the policy may name an alias). */
+  ensureJoined: (room: string) => Promise<string>;
   onEnqueued: () => void;
   /** The status room hears about requests and outcomes too. */
   report: (line: StatusLine) => void;
@@ -49,46 +51,51 @@ export class ApprovalRoom {
     const { approvals, posts } = this.o;
     for (const id of posts.unposted()) {
       const request = approvals.get(id);
-      if (!request?.room || !(await this.joined(request.room, request.traceId))) continue;
-      const outboxId = this.post(request.room, requestMessage(request), request.traceId);
-      posts.record(request.id, request.room, outboxId);
+      const roomId = request?.room ? await this.joined(request.room, request.traceId) : undefined;
+      if (!request || !roomId) continue;
+      // The post and the record of it together: a crash between them would post the request twice.
+      this.o.transaction(() => posts.record(request.id, roomId, this.post(roomId, requestMessage(request), request.traceId)));
       this.o.report({ text: `approval ${request.id} requested in ${request.room}: ${request.summary}`, traceId: request.traceId });
-      this.o.onEnqueued();
     }
     for (const post of posts.unannounced()) {
       const request = approvals.get(post.requestId);
       const text = request && outcomeMessage(request);
       if (!request || !text || !post.eventId) continue;
-      this.post(post.room, annotatedRequest(request, post.eventId, text), request.traceId);
-      this.post(post.room, outcomeReply(request, post.eventId, text), request.traceId);
-      posts.markAnnounced(request.id, request.status);
+      const eventId = post.eventId;
+      this.o.transaction(() => {
+        this.post(post.room, annotatedRequest(request, eventId, text), request.traceId);
+        this.post(post.room, outcomeReply(request, eventId, text), request.traceId);
+        posts.markAnnounced(request.id, request.status);
+      });
       this.o.report({ text, traceId: request.traceId });
     }
-    for (const request of approvals.takeDueReminders()) {
-      const post = posts.get(request.id);
-      if (post && request.status === "pending") this.say(post.room, reminderMessage(request), request.traceId);
-    }
+    this.o.transaction(() => {
+      // Only for requests already posted: a reminder of a post nobody saw is kept until it can be said.
+      for (const request of approvals.takeDueReminders((r) => posts.get(r.id) !== undefined)) {
+        this.say(posts.get(request.id)!.room, reminderMessage(request), request.traceId);
+      }
+    });
   }
 
   /**
    * Joins a policy room before posting there. A room Ruriko cannot join (not invited, say) is retried with
    * backoff, and the status room is told (rate-limited), while requests for other rooms go on.
    */
-  private async joined(room: string, traceId: string): Promise<boolean> {
+  private async joined(room: string, traceId: string): Promise<string | undefined> {
     const now = this.o.now?.() ?? Date.now();
     const failed = this.joinFailures.get(room);
-    if (failed && now < failed.retryAt) return false;
+    if (failed && now < failed.retryAt) return undefined;
     try {
-      await this.o.ensureJoined(room);
+      const roomId = await this.o.ensureJoined(room);
       this.joinFailures.delete(room);
-      return true;
+      return roomId;
     } catch (error) {
       const failures = (failed?.failures ?? 0) + 1;
       this.joinFailures.set(room, { failures, retryAt: now + Math.min(JOIN_RETRY_BASE_MS * 2 ** (failures - 1), JOIN_RETRY_MAX_MS) });
       const reason = (error as Error).message;
       this.o.logger.warn({ room, failures, err: reason }, "cannot join an approval room; requests for it wait");
       this.o.report({ key: `approval-room|${room}`, text: `cannot post approval requests to ${room}: ${reason} (invite Ruriko to the room)`, traceId });
-      return false;
+      return undefined;
     }
   }
 

@@ -11,8 +11,8 @@ import { answerQuery, parseQuery, type QuerySources } from "./queries.ts";
 
 export interface ChatListenerOptions {
   sources: QuerySources;
-  /** Rooms where queries are answered (re-read on every message: policies may name new rooms). */
-  rooms: () => ReadonlySet<string>;
+  /** Ids of the rooms where queries are answered (re-read on every message: policies may name new rooms). */
+  rooms: () => Promise<ReadonlySet<string>>;
   /** Who may ask. */
   senders: () => ReadonlySet<string>;
   outbox: OutboxStore;
@@ -33,7 +33,7 @@ export class ChatListener {
   }
 
   async handle(message: IncomingMessage): Promise<void> {
-    if (!this.o.rooms().has(message.room) || !parseQuery(message.body)) return;
+    if (!parseQuery(message.body) || !(await this.o.rooms()).has(message.room)) return;
     if (!this.o.seen.firstSighting(message.eventId)) return;
     const traceId = newTraceId();
     const log = this.o.logger.child({ traceId, room: message.room, sender: message.sender, eventId: message.eventId });

@@ -46,11 +46,12 @@ export interface MatrixBotOptions {
     posts: ApprovalPostStore;
     audit: AuditLog;
     seen: SeenEventsStore;
+    transaction: <T>(fn: () => T) => T;
     /** How often to look for new requests, outcomes and reminders. */
     pollMs?: number;
   };
   /** Create, keep and deactivate agents' own Matrix accounts (spec.matrix.provision). */
-  accounts?: Omit<AgentAccountsOptions, "homeserver" | "invite" | "report" | "logger">;
+  accounts?: Omit<AgentAccountsOptions, "homeserver" | "invite" | "isControlRoom" | "report" | "logger">;
 }
 
 export interface MatrixBot {
@@ -71,7 +72,8 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   if (queries) {
     const listener = new ChatListener({
       sources: queries.sources,
-      rooms: () => new Set([opts.room, ...queries.rooms()]),
+      // Messages carry room ids; the rooms may be configured as aliases (each resolved once, then remembered).
+      rooms: async () => new Set(await Promise.all([opts.room, ...queries.rooms()].map((r) => connection.resolveRoom(r).catch(() => r)))),
       senders: queries.senders,
       outbox: opts.outbox,
       seen: queries.seen,
@@ -89,6 +91,11 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       ...opts.accounts,
       homeserver: new AccountHomeserver(opts.homeserverUrl),
       invite: (roomId, userId) => connection.invite(roomId, userId),
+      isControlRoom: async (roomId) => {
+        const controlRooms = [opts.room, ...(opts.queries?.rooms() ?? [])];
+        const ids = await Promise.all(controlRooms.map((r) => connection.resolveRoom(r).catch(() => r)));
+        return ids.includes(roomId);
+      },
       report: (line) => reporter.report(line),
       logger: log,
     });
@@ -98,14 +105,17 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   let approvalRoom: ApprovalRoom | undefined;
   let approvalTimer: NodeJS.Timeout | undefined;
   if (opts.approvals) {
-    const joined = new Set<string>();
+    const joined = new Map<string, string>();
     approvalRoom = new ApprovalRoom({
       ...opts.approvals,
       outbox: opts.outbox,
       ensureJoined: async (room) => {
-        if (joined.has(room)) return;
-        await connection.joinRoom(room);
-        joined.add(room);
+        let roomId = joined.get(room);
+        if (!roomId) {
+          roomId = await connection.joinRoom(room);
+          joined.set(room, roomId);
+        }
+        return roomId;
       },
       onEnqueued: () => deliverer.notify(),
       report: (line) => reporter.report(line),
@@ -173,7 +183,11 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       if (event.outcome === "applied") accounts?.wake();
     },
     onTransition: (t) => reporter.report(describeTransition(t)),
-    onChange: (c) => reporter.report(describeChange(c)),
+    onChange: (c) => {
+      reporter.report(describeChange(c));
+      // A new container may be an agent waiting for its account (none is made before its container is).
+      if (c.what === "container" && (c.action === "create" || c.action === "recreate")) accounts?.wake();
+    },
     async stop() {
       stopped = true;
       if (approvalTimer) clearTimeout(approvalTimer);

@@ -65,6 +65,8 @@ export class MatrixConnection {
   readonly userId: string;
   private readonly client: MatrixClient;
   private readonly timeoutMs: number;
+  /** Room aliases (#…) resolved to room ids: the rooms may be configured either way. */
+  private readonly roomIds = new Map<string, string>();
 
   constructor(options: MatrixConnectionOptions) {
     this.userId = options.userId;
@@ -73,10 +75,10 @@ export class MatrixConnection {
     this.client = createClient({ baseUrl: options.homeserverUrl, accessToken: options.accessToken, userId: options.userId, localTimeoutMs: this.timeoutMs, logger: sdkLoggerFor(options.log) });
   }
 
-  /** Sends a message event with a caller-chosen transaction id; returns the event id. */
+  /** Sends a message event with a caller-chosen transaction id; returns the event id. `room` may be an alias. */
   async send(room: string, content: NoticeContent, txnId: string): Promise<string> {
-    const path = `/rooms/${encodeURIComponent(room)}/send/m.room.message/${encodeURIComponent(txnId)}`;
     try {
+      const path = `/rooms/${encodeURIComponent(await this.resolveRoom(room))}/send/m.room.message/${encodeURIComponent(txnId)}`;
       const answer = await this.client.http.authedRequest<{ event_id: string }>(Method.Put, path, undefined, content as unknown as Record<string, unknown>);
       return answer.event_id;
     } catch (error) {
@@ -147,10 +149,24 @@ export class MatrixConnection {
     await ready;
   }
 
+  /** Joins a room by id or alias; returns its id. */
   async joinRoom(room: string): Promise<string> {
     const joined = await this.client.joinRoom(room);
+    if (room.startsWith("#")) this.roomIds.set(room, joined.roomId);
     return joined.roomId;
   }
+
+  /** The id of a room given by id or alias (an alias is looked up once, then remembered). */
+  async resolveRoom(room: string): Promise<string> {
+    if (!room.startsWith("#")) return room;
+    let id = this.roomIds.get(room);
+    if (!id) {
+      id = (await this.client.getRoomIdForAlias(room)).room_id;
+      this.roomIds.set(room, id);
+    }
+    return id;
+  }
+
 
   /** Invites a user to a room Ruriko is in (an agent that may not join by itself). */
   async invite(roomId: string, userId: string): Promise<void> {

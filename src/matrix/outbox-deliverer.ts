@@ -1,7 +1,8 @@
 /**
  * Delivers the outbox: per room, strictly in order, each message once. The outbox id is the transaction
  * id, so a message sent just before a crash and sent again after it is deduplicated by the homeserver.
- * A homeserver that is away is retried with backoff; the controller never waits on any of this.
+ * A room that cannot be sent to (the homeserver away, Ruriko not in it) is retried with backoff, room by
+ * room; the controller never waits on any of this.
  */
 import type { Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
@@ -23,7 +24,8 @@ export class OutboxDeliverer {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private stopped = false;
-  private failures = 0;
+  /** Rooms whose head message failed: each waits out its own backoff while the other rooms go on. */
+  private readonly failing = new Map<string, { failures: number; retryAt: number }>();
   private wake: (() => void) | undefined;
 
   constructor(options: OutboxDelivererOptions) {
@@ -34,7 +36,7 @@ export class OutboxDeliverer {
     void this.loop();
   }
 
-  /** Something was enqueued: deliver now instead of at the next idle tick. */
+  /** Something was enqueued: deliver now instead of at the next idle tick (a room in backoff still waits). */
   notify(): void {
     this.wake?.();
   }
@@ -50,18 +52,22 @@ export class OutboxDeliverer {
     try {
       while (!this.stopped) {
         const delivered = await this.deliverOnce();
-        const wait = this.failures > 0 ? this.backoff() : delivered ? 0 : this.o.idleMs;
-        if (wait > 0) await this.sleep(wait, this.failures === 0);
+        if (delivered) continue;
+        const soonest = Math.min(...[...this.failing.values()].map((f) => f.retryAt), Date.now() + this.o.idleMs);
+        await this.sleep(Math.max(soonest - Date.now(), 10));
       }
     } finally {
       this.running = false;
     }
   }
 
-  /** One message per room with something pending; false when there was nothing to send or a send failed. */
+  /**
+   * The head message of each room not in backoff; true when something was sent. A room that fails (Ruriko
+   * kicked out of it, say) never holds up the others, and its messages keep their order.
+   */
   private async deliverOnce(): Promise<boolean> {
-    const heads = this.o.outbox.heads();
-    if (heads.length === 0) return false;
+    const now = Date.now();
+    const heads = this.o.outbox.heads().filter((m) => (this.failing.get(m.room)?.retryAt ?? 0) <= now);
     let sentAny = false;
     for (const message of heads) {
       const content: NoticeContent = {
@@ -77,26 +83,25 @@ export class OutboxDeliverer {
         const eventId = await this.o.connection.send(message.room, content, `ruriko-${this.o.instance}-${message.id}`);
         this.o.outbox.markSent(message.id, eventId);
         sentAny = true;
-        if (this.failures > 0) this.o.logger.info({ room: message.room, pending: this.o.outbox.unsentCount() }, "homeserver reachable again; delivering the outbox");
-        this.failures = 0;
+        if (this.failing.delete(message.room)) this.o.logger.info({ room: message.room, pending: this.o.outbox.unsentCount() }, "room reachable again; delivering its messages");
       } catch (error) {
         const text = error instanceof Error ? error.message : String(error);
         this.o.outbox.markFailed(message.id, text);
-        // One warning when an outage starts, not one per retry.
-        if (this.failures === 0) this.o.logger.warn({ room: message.room, err: text, pending: this.o.outbox.unsentCount() }, "cannot deliver chat messages; kept in the outbox, retrying with backoff");
-        this.failures++;
-        return false;
+        const failures = (this.failing.get(message.room)?.failures ?? 0) + 1;
+        // One warning when a room starts failing, not one per retry.
+        if (failures === 1) this.o.logger.warn({ room: message.room, err: text, pending: this.o.outbox.unsentCount() }, "cannot deliver chat messages to a room; kept in the outbox, retrying with backoff");
+        this.failing.set(message.room, { failures, retryAt: Date.now() + this.backoff(failures) });
       }
     }
     return sentAny;
   }
 
-  private backoff(): number {
-    const delay = Math.min(this.o.backoffBaseMs * 2 ** (this.failures - 1), this.o.backoffMaxMs);
+  private backoff(failures: number): number {
+    const delay = Math.min(this.o.backoffBaseMs * 2 ** (failures - 1), this.o.backoffMaxMs);
     return delay * (0.8 + 0.4 * Math.random());
   }
 
-  private sleep(ms: number, wakeable: boolean): Promise<void> {
+  private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         if (this.timer) clearTimeout(this.timer);
@@ -106,8 +111,7 @@ export class OutboxDeliverer {
       };
       this.timer = setTimeout(done, ms);
       this.timer.unref();
-      // During backoff only stop() wakes the loop; a new message must not defeat the backoff.
-      this.wake = wakeable ? done : () => (this.stopped ? done() : undefined);
+      this.wake = done;
     });
   }
 }

@@ -226,12 +226,16 @@ export class ApprovalStore {
     })();
   }
 
-  /** Pending requests whose reminder time has come; each is returned once (the reminder time is cleared). */
-  takeDueReminders(now = new Date()): ApprovalRequest[] {
+  /**
+   * Pending requests whose reminder time has come and that `ready` accepts (e.g. already posted); each is
+   * returned once (its reminder time is cleared). The others stay due.
+   */
+  takeDueReminders(ready: (r: ApprovalRequest) => boolean = () => true, now = new Date()): ApprovalRequest[] {
     return this.db.transaction(() => {
       const rows = this.db.prepare("SELECT * FROM approvals WHERE status = 'pending' AND remind_at IS NOT NULL AND remind_at <= ?").all(now.toISOString()) as Row[];
-      this.db.prepare("UPDATE approvals SET remind_at = NULL WHERE status = 'pending' AND remind_at IS NOT NULL AND remind_at <= ?").run(now.toISOString());
-      return rows.map(fromRow);
+      const taken = rows.map(fromRow).filter(ready);
+      for (const r of taken) this.db.prepare("UPDATE approvals SET remind_at = NULL WHERE id = ?").run(r.id);
+      return taken;
     })();
   }
 

@@ -25,6 +25,8 @@ export interface StateStores {
   matrixAccounts: MatrixAccountStore;
   /** This installation's id, used in every ownership label. */
   instance: string;
+  /** Runs `fn` in one transaction: writes to several tables land together or not at all (a crash between them). */
+  transaction<T>(fn: () => T): T;
   close(): void;
 }
 
@@ -47,6 +49,7 @@ export function openState(stateDir: string): StateStores {
     approvalPosts: new ApprovalPostStore(db),
     matrixAccounts: new MatrixAccountStore(db),
     instance: meta.instanceId(),
+    transaction: (fn) => db.transaction(fn)(),
     close: () => db.close(),
   };
 }

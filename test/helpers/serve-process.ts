@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { openSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StatusReport } from "../../src/controller/status-report.ts";
 import { freePort } from "./synapse.ts";
@@ -11,6 +11,8 @@ export interface ServeProcess {
   url: string;
   logFile: string;
   status(): Promise<StatusReport | undefined>;
+  /** The last lines of its log, to explain a failed wait. */
+  logTail(lines?: number): string;
   /** Graceful stop (SIGTERM). */
   stop(): Promise<void>;
   /** kill -9. */
@@ -40,6 +42,7 @@ export async function startServe(args: string[], opts: { stateDir: string; env?:
     url,
     logFile,
     status: () => fetch(`${url}/api/v1/status`).then((r) => r.json() as Promise<StatusReport>, () => undefined),
+    logTail: (lines = 40) => readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n"),
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");
       await exited;

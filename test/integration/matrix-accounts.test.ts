@@ -2,8 +2,9 @@
  * Agents' own Matrix accounts on a real Synapse, with a real controller on real Docker and real Gitai
  * agents: an account is created and its token delivered over ACP (and it works), the agent is joined to the
  * rooms its Gosuto trusts and leaves those it no longer trusts, a revoked token is replaced, a homeserver
- * that is away holds up nothing, an existing account is used as given, a taken user id is refused with a
- * reason, and removing the agent (after approval) deactivates its account.
+ * that is away holds up nothing, an existing account is used as given, a taken user id and Ruriko's own
+ * rooms are refused with a reason, a creation parked for approval gets no account until approved, and
+ * removing the agent (after approval) deactivates its account.
  */
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
@@ -11,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createClient, Direction, Preset, Visibility, type MatrixClient } from "matrix-js-sdk";
 import { AcpClient } from "../../src/acp/client.ts";
-import { agentMatrixPasswordSecret, agentMatrixTokenSecret, matrixIdentityDigestOf } from "../../src/controller/agent-config.ts";
+import { agentMatrixTokenSecret, matrixIdentityDigestOf, provisionedPasswordSecret, provisionedTokenSecret } from "../../src/controller/agent-config.ts";
 import { startMatrixBot, type MatrixBot } from "../../src/matrix/matrix-bot.ts";
 import { querySourcesFor } from "../../src/matrix/query-sources.ts";
 import { createLogger } from "../../src/observability/logger.ts";
@@ -37,7 +38,8 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
   const acp = new AcpClient();
 
   const clientFor = (accessToken: string, userId?: string) => createClient({ baseUrl: synapse.baseUrl, accessToken, ...(userId ? { userId } : {}) });
-  const tokenOf = (agentName: string) => h.vault.secrets.reveal(agentMatrixTokenSecret(agentName));
+  /** A provisioned agent's token, from the secret store (its first account's localpart is its name). */
+  const tokenOf = (agentName: string) => h.vault.secrets.reveal(provisionedTokenSecret(agentName));
   /** What the running agent itself says it holds, over ACP. */
   const agentReport = async (agentName: string) => {
     const [container] = await h.containersOf(agentName);
@@ -84,7 +86,8 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
         secrets: h.vault.secrets,
         audit: h.state.audit,
         desired: () => h.controller.snapshot,
-        stillRunning: (name) => h.state.inventory.get(name) !== undefined,
+        runs: (name) => h.state.inventory.get(name) !== undefined,
+        transaction: h.state.transaction,
         onAccountChanged: (name, traceId) => h.controller.queue.add(name, traceId, { urgent: true }),
         intervalMs: 300,
         verifyEveryMs: 500,
@@ -124,11 +127,18 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     assert.ok(!JSON.stringify(h.state.audit.forTarget("Agent/prov", 100)).includes(secretText), "nor in the audit log");
   });
 
-  test("a room no longer trusted is left; a token revoked behind Ruriko's back is replaced and delivered", async () => {
+  test("a room no longer trusted is left (one renamed from alias to id is not); a revoked token is replaced and delivered", async () => {
+    writeFileSync(join(dir, "prov.yaml"), `${gosuto("prov", `{allowedRooms: ["${agentsRoom}", "${lobbyRoom}"]}`)}---\n${agent("prov", `{provision: true, displayName: "Prov Bot"}`)}`);
+    await h.offer(dir);
+    await waitFor(() => Object.keys(h.state.matrixAccounts.current("prov")!.rooms).includes(lobbyRoom), "the lobby now known by its id", 20_000);
+    assert.deepEqual(await joinedRooms(tokenOf("prov")!.value.toString("utf8")), [agentsRoom, lobbyRoom].sort(), "the same room by another name: not left");
+    assert.ok(!h.state.audit.forTarget("Agent/prov", 100).some((e) => e.action === "matrix.account.left"));
+
     writeFileSync(join(dir, "prov.yaml"), `${gosuto("prov", `{allowedRooms: ["${agentsRoom}"]}`)}---\n${agent("prov", `{provision: true, displayName: "Prov Bot"}`)}`);
     await h.offer(dir);
     await waitFor(async () => (await joinedRooms(tokenOf("prov")!.value.toString("utf8"))).join() === agentsRoom, "the lobby left", 20_000);
     assert.deepEqual(Object.keys(h.state.matrixAccounts.current("prov")!.rooms), [agentsRoom]);
+    assert.equal(h.state.audit.forTarget("Agent/prov", 100).filter((e) => e.action === "matrix.account.left").length, 1);
 
     const old = tokenOf("prov")!;
     await clientFor(old.value.toString("utf8")).logout();
@@ -151,12 +161,16 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     assert.equal((await agentReport("late")).matrix?.userId, "@late:localhost");
   });
 
-  test("an existing account is used as given once its token is stored; a taken user id is refused with the reason", async () => {
+  test("an existing account is used as given once its token is stored; a taken user id and Ruriko's own rooms are refused with the reason", async () => {
     const helper = await synapse.registerUser("helper");
     await synapse.registerUser("taken");
     writeFileSync(join(dir, "helper.yaml"), `${gosuto("helper", "{}")}---\n${agent("helper", `{userId: "@helper:localhost"}`)}`);
     writeFileSync(join(dir, "taken.yaml"), `${gosuto("taken", "{}")}---\n${agent("taken", "{provision: true}")}`);
+    writeFileSync(join(dir, "nosy.yaml"), `${gosuto("nosy", `{allowedRooms: ["${statusRoom}"]}`)}---\n${agent("nosy", "{provision: true}")}`);
     await h.offer(dir);
+    const nosy = await h.waitForStatus("nosy", (s) => readyReason(s)?.reason === "MatrixAccountFailed", "nosy refused its room");
+    assert.match(readyReason(nosy)!.message, /one of Ruriko's own rooms .*: Ruriko does not invite agents into them/);
+    assert.equal((await agentReport("nosy")).matrix?.userId, "@nosy:localhost", "it still has its account, only not that room");
     const missing = await h.waitForStatus("helper", (s) => readyReason(s)?.reason === "MatrixTokenMissing", "helper waits for its token");
     assert.match(readyReason(missing)!.message, /ruriko secret set agent\.helper\.matrix-token/);
     const taken = await h.waitForStatus("taken", (s) => readyReason(s)?.reason === "MatrixAccountFailed", "taken refused");
@@ -168,9 +182,25 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     assert.equal(h.state.matrixAccounts.current("helper"), undefined, "Ruriko created nothing for it");
   });
 
+  test("an agent whose creation waits for approval gets no account until it is approved", async () => {
+    writeFileSync(
+      join(dir, "policy.yaml"),
+      `apiVersion: ruriko.dev/v1alpha1\nkind: ApprovalPolicy\nmetadata: {name: gate}\nspec:\n  room: "${statusRoom}"\n  approvers: ["@alice:localhost"]\n  rules: [{match: {kind: Agent, operation: create, names: [gated]}, require: approval}]\n`,
+    );
+    writeFileSync(join(dir, "gated.yaml"), `${gosuto("gated", "{}")}---\n${agent("gated", "{provision: true}")}`);
+    await h.offer(dir);
+    let request: ReturnType<typeof h.state.approvals.list>[number] | undefined;
+    await waitFor(() => !!(request = h.state.approvals.list({ status: "pending" }).find((r) => r.agent === "gated")), "the creation parked", 20_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(h.state.matrixAccounts.current("gated"), undefined, "no account for an agent that does not exist yet");
+    h.state.approvals.vote(request!.id, { approver: "@alice:localhost", decision: "approve", source: "test" });
+    await h.waitForStatus("gated", isReady, "gated Ready with its account");
+    assert.equal((await agentReport("gated")).matrix?.userId, "@gated:localhost");
+  });
+
   test("removing the agent, once approved, deactivates its account and forgets its credentials", async () => {
     const token = tokenOf("prov")!.value.toString("utf8");
-    const password = h.vault.secrets.reveal(agentMatrixPasswordSecret("prov"))!.value.toString("utf8");
+    const password = h.vault.secrets.reveal(provisionedPasswordSecret("prov"))!.value.toString("utf8");
     unlinkSync(join(dir, "prov.yaml"));
     await h.offer(dir);
     let request: ReturnType<typeof h.state.approvals.list>[number] | undefined;
@@ -188,7 +218,7 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
       "nobody can log in to it",
     );
     assert.equal(tokenOf("prov"), undefined);
-    assert.equal(h.vault.secrets.info(agentMatrixPasswordSecret("prov")), undefined);
+    assert.equal(h.vault.secrets.info(provisionedPasswordSecret("prov")), undefined);
     await waitFor(() => statusSaid(/Matrix account @prov:localhost of removed agent prov deactivated/), "the status room told", 20_000);
   });
 });

@@ -84,7 +84,8 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     const [a, b, m] = await Promise.all([synapse.registerUser("alice"), synapse.registerUser("bob"), synapse.registerUser("mallory")]);
     botUserId = r.userId;
     const botClient = createClient({ baseUrl: synapse.baseUrl, accessToken: r.accessToken, userId: r.userId });
-    room = (await botClient.createRoom({ name: "approvals", invite: [a.userId, b.userId, m.userId] })).room_id;
+    // The policies name the room by its alias: requests go to (and reactions are matched in) the room it stands for.
+    room = (await botClient.createRoom({ name: "approvals", room_alias_name: "approvals", invite: [a.userId, b.userId, m.userId] })).room_id;
     alice = createClient({ baseUrl: synapse.baseUrl, accessToken: a.accessToken, userId: a.userId });
     bob = createClient({ baseUrl: synapse.baseUrl, accessToken: b.accessToken, userId: b.userId });
     mallory = createClient({ baseUrl: synapse.baseUrl, accessToken: m.accessToken, userId: m.userId });
@@ -105,10 +106,10 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
         instance: h.instance,
         logger: createLogger({ level: "error", pretty: false }),
         coalesceMs: 200,
-        approvals: { approvals: h.state.approvals, posts: h.state.approvalPosts, audit: h.state.audit, seen: h.state.seenEvents, pollMs: 200 },
+        approvals: { approvals: h.state.approvals, posts: h.state.approvalPosts, audit: h.state.audit, seen: h.state.seenEvents, transaction: h.state.transaction, pollMs: 200 },
       });
     bot = startBot();
-    dir = writeTree({ "p.yaml": policies(room, [a.userId, b.userId]), "alpha.yaml": agentDoc("alpha", TEST_AGENT_IMAGE), "beta.yaml": agentDoc("beta", TEST_AGENT_IMAGE) });
+    dir = writeTree({ "p.yaml": policies("#approvals:localhost", [a.userId, b.userId]), "alpha.yaml": agentDoc("alpha", TEST_AGENT_IMAGE), "beta.yaml": agentDoc("beta", TEST_AGENT_IMAGE) });
     await h.offer(dir);
     await h.waitForStatus("alpha", isReady, "alpha Ready");
     await h.waitForStatus("beta", isReady, "beta Ready");

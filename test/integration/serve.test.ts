@@ -144,8 +144,9 @@ describe("ruriko serve", () => {
     await waitFor(async () => docker.ping().then(() => true, () => false), "dockerd back", 60_000);
 
     // The engine stopped the container when it went down; Ruriko starts it again.
-    await waitFor(async () => (await containers(instance)).some((c) => c.State === "running"), "container running again", 90_000);
-    await waitFor(async () => (await serve.status())?.agents.find((a) => a.name === "outage")?.phase === "Ready", "Ready after the outage", 60_000);
+    const explained = (wait: Promise<void>) => wait.catch((error: Error) => Promise.reject(new Error(`${error.message}\n--- serve log (last lines) ---\n${serve.logTail()}`)));
+    await explained(waitFor(async () => (await containers(instance)).some((c) => c.State === "running"), "container running again", 90_000));
+    await explained(waitFor(async () => (await serve.status())?.agents.find((a) => a.name === "outage")?.phase === "Ready", "Ready after the outage", 60_000));
     assert.equal(serve.child.exitCode, null, "serve did not crash");
     assert.equal((await containers(instance)).length, 1);
   });

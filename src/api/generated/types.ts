@@ -302,7 +302,7 @@ export type SecretBindingKind = "SecretBinding"
  */
 export type Agent = string
 /**
- * Name of the secret in Ruriko's encrypted store (ruriko secret set NAME). The value never appears in manifests.
+ * Name of the secret in Ruriko's encrypted store (ruriko secret set NAME). The value never appears in manifests. Matrix credentials (matrix-access-token, matrix-registration-secret, agent.*, matrix-account.*) cannot be bound.
  */
 export type Secret = string
 /**
@@ -431,9 +431,9 @@ gosutoDigest: (Digest | null)
  */
 secretsDigest: (Digest | null)
 /**
- * The Matrix identity the agent holds (never its token); null when it holds none.
+ * The Matrix identity the agent holds (never its token); null when it holds none. Optional: agents from before it existed leave it out.
  */
-matrix: (AcpMatrixHeld | null)
+matrix?: (AcpMatrixHeld | null)
 /**
  * Names and versions of the secrets held; never values.
  */

@@ -94,6 +94,15 @@ describe("documents", () => {
     assert.match(error!.message, /either userId .* or provision: true .*, not both/);
   });
 
+  test("Matrix credentials in the secret store cannot be bound to an agent", () => {
+    const binding = (secret: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: SecretBinding\nmetadata: {name: b}\nspec: {agent: a, secret: "${secret}"}\n`;
+    for (const reserved of ["matrix-registration-secret", "matrix-access-token", "agent.other.matrix-token", "matrix-account.other.password"]) {
+      const [error] = snapshotOf({ "b.yaml": binding(reserved) }).errors;
+      assert.equal(error?.path, "spec.secret", reserved);
+      assert.match(error!.message, /a name Ruriko keeps for Matrix credentials/, reserved);
+    }
+  });
+
   test("duplicate keys in a mapping are a syntax error", () => {
     const s = snapshotOf({ "a.yaml": "apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nkind: Agent\nmetadata: {name: x}\nspec: {}\n" });
     assert.equal(s.errors.length, 1);

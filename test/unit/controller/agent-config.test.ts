@@ -5,7 +5,7 @@ import { parseManifestFile } from "../../../src/api/parse.ts";
 import { buildSnapshot } from "../../../src/api/snapshot.ts";
 import type { AgentManifest } from "../../../src/api/generated/types.ts";
 import type { GosutoManifest } from "../../../src/api/generated/types.ts";
-import { desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, matrixIdentityDigestOf, secretsDigestOf, trustedRoomsOf } from "../../../src/controller/agent-config.ts";
+import { desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, matrixIdentityDigestOf, matrixTokenSecretOf, RESERVED_SECRET_NAMES, secretsDigestOf, trustedRoomsOf } from "../../../src/controller/agent-config.ts";
 import { localpartFor } from "../../../src/matrix/agent-accounts.ts";
 
 const text = `apiVersion: ruriko.dev/v1alpha1
@@ -74,7 +74,7 @@ describe("the Matrix identity an agent should hold", () => {
     assert.equal(failed.problem?.reason, "MatrixAccountFailed");
     assert.match(failed.problem!.message, /M_FORBIDDEN/);
     const ok = desiredMatrixOf(provisioned, { homeserver: HS, account: active, token });
-    assert.deepEqual(ok, { identity: { homeserver: HS, userId: "@bot:hs", tokenSecret: token.name, digest: matrixIdentityDigestOf(HS, "@bot:hs", token) } });
+    assert.deepEqual(ok, { identity: { homeserver: HS, userId: "@bot:hs", digest: matrixIdentityDigestOf(HS, "@bot:hs", token) } });
     const roomTrouble = desiredMatrixOf(provisioned, { homeserver: HS, account: { ...active, lastError: "cannot join !x" }, token });
     assert.ok(roomTrouble.identity, "a room it cannot get into does not take its identity away");
     assert.equal(roomTrouble.problem?.reason, "MatrixAccountFailed");
@@ -89,6 +89,15 @@ describe("the Matrix identity an agent should hold", () => {
     assert.equal(desiredMatrixOf(existing, { homeserver: HS, account: undefined, token }).identity?.userId, "@helper:hs");
   });
 
+  test("where the token is: per account for a provisioned one (Ruriko's), per agent for an existing one (the operator's)", () => {
+    assert.equal(matrixTokenSecretOf(agentWith({ provision: true }), { localpart: "bot.2" }), "matrix-account.bot.2.token");
+    assert.equal(matrixTokenSecretOf(agentWith({ provision: true }), undefined), undefined);
+    assert.equal(matrixTokenSecretOf(agentWith({ userId: "@bot:hs" }), undefined), "agent.bot.matrix-token");
+    assert.equal(matrixTokenSecretOf(agentWith(undefined), undefined), undefined);
+    for (const reserved of ["matrix-access-token", "matrix-registration-secret", "agent.x.matrix-token", "matrix-account.bot.token"]) assert.ok(RESERVED_SECRET_NAMES.test(reserved), reserved);
+    assert.ok(!RESERVED_SECRET_NAMES.test("openai-api-key"));
+  });
+
   test("the identity digest moves with the homeserver, the user and every renewal of the token", () => {
     const variants = [matrixIdentityDigestOf(HS, "@a:hs", token), matrixIdentityDigestOf("http://other", "@a:hs", token), matrixIdentityDigestOf(HS, "@b:hs", token), matrixIdentityDigestOf(HS, "@a:hs", { ...token, version: 2, revision: "r2" })];
     assert.equal(new Set(variants).size, variants.length);
@@ -98,6 +107,6 @@ describe("the Matrix identity an agent should hold", () => {
     const g = { apiVersion: "ruriko.dev/v1alpha1", kind: "Gosuto", metadata: { name: "g" }, spec: { trust: { allowedRooms: ["*", "!b:hs", "#a:hs"], adminRoom: "!b:hs" } } } as GosutoManifest;
     assert.deepEqual(trustedRoomsOf(g), ["!b:hs", "#a:hs"]);
     assert.deepEqual(trustedRoomsOf(undefined), []);
-    assert.deepEqual([localpartFor("bot", 0), localpartFor("bot", 1), localpartFor("bot", 2)], ["bot", "bot-2", "bot-3"]);
+    assert.deepEqual([localpartFor("bot", 0), localpartFor("bot", 1), localpartFor("bot", 2)], ["bot", "bot.2", "bot.3"], "never another agent's name (agent names have no dots)");
   });
 });

@@ -66,4 +66,31 @@ describe("work queue", () => {
     await failing.stop();
     await q.stop();
   });
+
+  test("an urgent trigger that arrives during a failing run is not lost; resetBackoff starts the backoff over", async () => {
+    let runs = 0;
+    let release: () => void = () => {};
+    const q = new WorkQueue({
+      concurrency: 1,
+      backoffBaseMs: 60_000,
+      random: () => 0.5,
+      handler: async () => {
+        runs++;
+        if (runs === 1) await new Promise<void>((r) => (release = r));
+        throw new Error("engine away");
+      },
+    });
+    q.add("x", "t");
+    await tick(5);
+    q.add("x", "t2"); // an engine event during the run: waits out the backoff
+    q.add("x", "t3", { urgent: true }); // the engine is back: goes first
+    release();
+    await tick(20);
+    await q.idle();
+    assert.equal(runs, 2, "the urgent trigger ran at once, not after a minute of backoff");
+    assert.equal(q.failuresOf("x"), 2);
+    q.resetBackoff();
+    assert.equal(q.failuresOf("x"), 0);
+    await q.stop();
+  });
 });
