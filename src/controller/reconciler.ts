@@ -11,7 +11,7 @@ import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import { evaluateGate, type GateDecision } from "../approvals/policy.ts";
 import { withTrace, type Logger } from "../observability/logger.ts";
-import { RuntimeError, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import { RuntimeError, type ContainerSpec, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
 import type { AgentStatus, AgentStatusStore, Condition } from "../store/agent-status-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
@@ -479,6 +479,40 @@ export class Reconciler {
     return 0;
   }
 
+  /**
+   * Creates the agent's container (removing `replacing` first), hands it its ACP token, and starts it if
+   * asked. Every step is recorded in the inventory before the next, so a crash in between is read correctly.
+   */
+  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string): Promise<Record<string, unknown>> {
+    const { runtime } = this.o;
+    const { inventory } = this.o.stores;
+    if (!this.prepared) {
+      await runtime.prepare();
+      this.prepared = true;
+    }
+    // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
+    inventory.record(agent, { containerId: null, spec });
+    if (replacing) await runtime.remove(replacing);
+    if (!(await runtime.imageExists(spec.image))) {
+      throw new RuntimeError("create", agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
+    }
+    let created: ObservedContainer;
+    try {
+      created = await runtime.create(spec);
+    } catch (error) {
+      // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
+      if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
+      const existing = (await runtime.list(agent)).find((c) => c.agent === agent && c.specDigest === spec.specDigest);
+      if (!existing) throw error;
+      created = existing;
+    }
+    inventory.record(agent, { containerId: created.id, spec });
+    // Before the first start, so Gitai finds its token as it comes up.
+    await this.handOverToken(agent, created.id, traceId);
+    if (start) await runtime.start(created.id);
+    return { containerId: created.id, specDigest: spec.specDigest, image: spec.image, revision: spec.revision };
+  }
+
   private async execute(action: Action, traceId: string, log: Logger, approval: ApprovalRequest | undefined): Promise<void> {
     const { runtime } = this.o;
     const { inventory, audit, approvals } = this.o.stores;
@@ -488,44 +522,22 @@ export class Reconciler {
     try {
       switch (action.type) {
         case "create":
-        case "recreate": {
-          if (!this.prepared) {
-            await runtime.prepare();
-            this.prepared = true;
-          }
-          if (action.type === "recreate") {
-            // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
-            inventory.record(action.agent, { containerId: null, spec: action.spec });
-            await runtime.remove(action.containerId);
-          } else {
-            inventory.record(action.agent, { containerId: null, spec: action.spec });
-          }
-          if (!(await runtime.imageExists(action.spec.image))) {
-            throw new RuntimeError("create", action.agent, "image-missing", `image ${action.spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
-          }
-          let created: ObservedContainer;
-          try {
-            created = await runtime.create(action.spec);
-          } catch (error) {
-            // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
-            if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
-            const existing = (await runtime.list(action.agent)).find((c) => c.agent === action.agent && c.specDigest === action.spec.specDigest);
-            if (!existing) throw error;
-            created = existing;
-          }
-          inventory.record(action.agent, { containerId: created.id, spec: action.spec });
-          // Before the first start, so Gitai finds its token as it comes up.
-          await this.handOverToken(action.agent, created.id, traceId);
-          payload.containerId = created.id;
-          payload.specDigest = action.spec.specDigest;
-          payload.image = action.spec.image;
-          payload.revision = action.spec.revision;
-          if (action.start) await runtime.start(created.id);
+        case "recreate":
+          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId));
           break;
-        }
         case "start":
-          await runtime.start(action.containerId);
           payload.containerId = action.containerId;
+          try {
+            await runtime.start(action.containerId);
+          } catch (error) {
+            // A container the engine will not start again is replaced, with the same spec and the same data
+            // volume: after an engine restart containerd may still hold its old task ("task … already exists"),
+            // or its host port may have been taken meanwhile. Retrying the start would fail forever.
+            const spec = inventory.get(action.agent)?.spec;
+            if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || !spec) throw error;
+            log.warn({ containerId: action.containerId, err: error.message }, `start ${action.agent}: the engine will not start this container; replacing it`);
+            Object.assign(payload, { replaced: action.containerId, startError: error.message }, await this.createContainer(action.agent, spec, action.containerId, true, traceId));
+          }
           break;
         case "stop":
           await runtime.stop(action.containerId);

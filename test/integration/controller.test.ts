@@ -121,6 +121,32 @@ describe("controller against a real Docker engine", () => {
     assert.ok(h.state.audit.tail(20).some((e) => e.action === "agent.create" && String(e.payload.reason).includes("behind Ruriko's back")));
   });
 
+  test("a stopped container the engine refuses to start again is replaced, same spec, same data volume", async () => {
+    // drift: report while the container is broken, so the break does not race a restart.
+    writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta", "  drift: report\n"));
+    await h.offer(dir);
+    await h.waitForStatus("beta", (s) => isReady(s) && s!.observedRevision === h.controller.snapshot!.revision, "beta on drift: report");
+    const [beta] = await h.containersOf("beta");
+    await h.docker.getContainer(beta!.Id).stop({ t: 1 });
+    await h.waitForStatus("beta", (s) => s?.conditions.some((c) => c.type === "Ready" && c.reason === "DriftReported") ?? false, "the stop reported");
+    // As after an engine restart that left a stale task behind: this container cannot be started again
+    // (here: attached to a network that is gone).
+    const gone = await h.docker.createNetwork({ Name: `gone-${h.instance}` });
+    await gone.connect({ Container: beta!.Id });
+    await gone.remove();
+    await assert.rejects(h.docker.getContainer(beta!.Id).start(), /not found/);
+
+    const healAt = new Date().toISOString();
+    writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta"));
+    await h.offer(dir);
+    await h.waitForStatus("beta", (s) => isReady(s) && s!.containerId !== beta!.Id && s!.containerState === "running", "beta replaced and Ready", 90_000);
+    const start = h.state.audit.tail(30).find((e) => e.action === "agent.start" && e.target === "Agent/beta" && e.ts > healAt && e.result === "ok");
+    assert.equal(start?.payload.replaced, beta!.Id, "the start replaced the container it could not start");
+    assert.match(String(start?.payload.startError), /not found/);
+    const [replaced] = await h.containersOf("beta");
+    assert.equal(replaced!.Mounts.find((m) => m.Destination === "/data")?.Name, beta!.Mounts.find((m) => m.Destination === "/data")?.Name, "the same data volume");
+  });
+
   test("a risky change waits for approval, and a newer commit supersedes the request", async () => {
     writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta", "  env: {STAGE: one}\n").replace(`image: ${TEST_AGENT_IMAGE}`, "image: ruriko/gitai:missing-1"));
     await h.offer(dir, "rev-one");
