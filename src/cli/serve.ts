@@ -86,13 +86,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
       outbox: state.outbox,
       instance: state.instance,
       logger,
+      seen: state.seenEvents,
       queries: {
         sources: querySourcesFor({ state, snapshot: () => late.controller?.snapshot, runtime, ...(opts.git ? { git: { workDir: gitWorkDir, path: opts.path } } : {}) }),
-        seen: state.seenEvents,
         rooms: () => new Set(policiesInForce().map((p) => p.spec.room)),
         senders: () => new Set([...(opts.matrixOperators ?? []), ...policiesInForce().flatMap((p) => p.spec.approvers)]),
       },
-      approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, seen: state.seenEvents, transaction: state.transaction },
+      approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, transaction: state.transaction },
       accounts: {
         // Read when needed: it may be stored after Ruriko started.
         registrationSecret: () => process.env.RURIKO_MATRIX_REGISTRATION_SECRET || vault.secrets.reveal(MATRIX_REGISTRATION_SECRET)?.value.toString("utf8"),

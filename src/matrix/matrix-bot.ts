@@ -33,10 +33,11 @@ export interface MatrixBotOptions {
   instance: string;
   logger: Logger;
   coalesceMs?: number;
+  /** Events acted on (queries, votes), so that none is acted on twice, across restarts too. */
+  seen: SeenEventsStore;
   /** Answer `/ruriko` queries: in the status room and `rooms()`, from `senders()`. */
   queries?: {
     sources: QuerySources;
-    seen: SeenEventsStore;
     rooms: () => ReadonlySet<string>;
     senders: () => ReadonlySet<string>;
   };
@@ -45,7 +46,6 @@ export interface MatrixBotOptions {
     approvals: ApprovalStore;
     posts: ApprovalPostStore;
     audit: AuditLog;
-    seen: SeenEventsStore;
     transaction: <T>(fn: () => T) => T;
     /** How often to look for new requests, outcomes and reminders. */
     pollMs?: number;
@@ -76,7 +76,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       rooms: async () => new Set(await Promise.all([opts.room, ...queries.rooms()].map((r) => connection.resolveRoom(r).catch(() => r)))),
       senders: queries.senders,
       outbox: opts.outbox,
-      seen: queries.seen,
+      seen: opts.seen,
       onEnqueued: () => deliverer.notify(),
       logger: log,
     });
@@ -108,6 +108,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     const joined = new Map<string, string>();
     approvalRoom = new ApprovalRoom({
       ...opts.approvals,
+      seen: opts.seen,
       outbox: opts.outbox,
       ensureJoined: async (room) => {
         let roomId = joined.get(room);
@@ -148,10 +149,9 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
 
   // Old sightings are forgotten so the table does not grow forever. An event read again after that (a catch-up
   // over a very old pending request) still cannot count twice: votes are unique per request and approver.
-  const seen = opts.queries?.seen ?? opts.approvals?.seen;
   const pruneSeen = () => {
     try {
-      const pruned = seen?.prune(new Date(Date.now() - SEEN_EVENTS_KEPT_MS)) ?? 0;
+      const pruned = opts.seen.prune(new Date(Date.now() - SEEN_EVENTS_KEPT_MS));
       if (pruned > 0) log.debug({ pruned }, "forgot old event sightings");
     } catch (error) {
       log.warn({ err: (error as Error).message }, "could not prune event sightings");

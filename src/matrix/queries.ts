@@ -34,6 +34,7 @@ export interface Reply {
 
 interface QueryCommand {
   name: string;
+  /** `agent NAME`, `audit [N]`: the words after the name are its arguments, bracketed ones optional. */
   usage: string;
   summary: string;
   run(sources: QuerySources, args: readonly string[]): Reply | Promise<Reply>;
@@ -78,8 +79,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
     usage: "agent NAME",
     summary: "one agent's conditions, container and digests",
     run: (s, [name]) => {
-      if (!name) return say(`usage: ${QUERY_PREFIX} agent NAME`);
-      const a = s.agentStatus(name);
+      const a = s.agentStatus(name!);
       if (!a) return say(`no agent ${name}`);
       return pre(
         [
@@ -88,7 +88,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
           `revision   applied ${a.appliedRevision ?? "-"}; observed ${a.observedRevision ?? "-"}`,
           `gosuto     ${a.gosutoDigest ?? "-"}`,
           `secrets    ${a.secretsDigest ?? "-"}`,
-          `matrix     ${s.agentMatrix(name) ?? "-"}`,
+          `matrix     ${s.agentMatrix(a.agent) ?? "-"}`,
           ...(a.lastError ? [`last error ${a.lastError}`] : []),
           ...a.conditions.map((c) => `${c.type.padEnd(16)} ${c.status.padEnd(5)} ${c.reason}${c.message ? `: ${c.message}` : ""}`),
         ].join("\n"),
@@ -122,8 +122,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
     usage: "history NAME",
     summary: "git commits that changed the agent (→ marks the one applied)",
     run: async (s, [name]) => {
-      if (!name) return say(`usage: ${QUERY_PREFIX} history NAME`);
-      const history = await s.history(name);
+      const history = await s.history(name!);
       if (!history) return say("history needs a git source: this Ruriko reads a directory");
       if (history.commits.length === 0) return say(`no commits change agent ${name}`);
       return pre(
@@ -148,8 +147,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
     usage: "trace ID",
     summary: "everything recorded under one trace id",
     run: (s, [id]) => {
-      if (!id) return say(`usage: ${QUERY_PREFIX} trace ID`);
-      const entries = s.trace(id);
+      const entries = s.trace(id!);
       return entries.length === 0 ? say(`nothing recorded under trace ${id}`) : pre(auditLines(entries));
     },
   },
@@ -173,5 +171,7 @@ export async function answerQuery(sources: QuerySources, text: string): Promise<
   if (!query) return undefined;
   const command = QUERY_COMMANDS.find((c) => c.name === query.name);
   if (!command) return say(`unknown query "${query.name}"; try ${QUERY_PREFIX} help`);
+  const required = command.usage.split(" ").slice(1).filter((word) => !word.startsWith("["));
+  if (query.args.length < required.length) return say(`usage: ${QUERY_PREFIX} ${command.usage}`);
   return command.run(sources, query.args);
 }

@@ -58,11 +58,6 @@ export class OutboxStore {
     );
   }
 
-  get(id: number): OutboxMessage | undefined {
-    const row = this.db.prepare("SELECT * FROM outbox WHERE id = ?").get(id) as Row | undefined;
-    return row && fromRow(row);
-  }
-
   /** The oldest unsent message of each room: delivery is in order per room, so only a head may go. */
   heads(): OutboxMessage[] {
     return (

@@ -43,9 +43,9 @@ describe("/ruriko queries (real Synapse, real git)", () => {
       instance: h.instance,
       logger: createLogger({ level: "error", pretty: false }),
       coalesceMs: 200,
+      seen: h.state.seenEvents,
       queries: {
         sources: querySourcesFor({ state: h.state, snapshot: () => h.controller.snapshot, runtime: h.runtime, git: { workDir: repo, path: "fleet" } }),
-        seen: h.state.seenEvents,
         rooms: () => new Set<string>(),
         senders: () => new Set([alice.getUserId()!]),
       },

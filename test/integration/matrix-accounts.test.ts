@@ -80,6 +80,7 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
       instance: h.instance,
       logger: createLogger({ level: "error", pretty: false }),
       coalesceMs: 200,
+      seen: h.state.seenEvents,
       accounts: {
         registrationSecret: () => synapse.registrationSharedSecret,
         accounts: h.state.matrixAccounts,

@@ -106,7 +106,8 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
         instance: h.instance,
         logger: createLogger({ level: "error", pretty: false }),
         coalesceMs: 200,
-        approvals: { approvals: h.state.approvals, posts: h.state.approvalPosts, audit: h.state.audit, seen: h.state.seenEvents, transaction: h.state.transaction, pollMs: 200 },
+        seen: h.state.seenEvents,
+        approvals: { approvals: h.state.approvals, posts: h.state.approvalPosts, audit: h.state.audit, transaction: h.state.transaction, pollMs: 200 },
       });
     bot = startBot();
     dir = writeTree({ "p.yaml": policies("#approvals:localhost", [a.userId, b.userId]), "alpha.yaml": agentDoc("alpha", TEST_AGENT_IMAGE), "beta.yaml": agentDoc("beta", TEST_AGENT_IMAGE) });
