@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSnapshotFromDirectory } from "../src/api/load.ts";
-import { buildPlan } from "../src/controller/plan-report.ts";
+import { planFromState } from "../src/controller/plan-from-state.ts";
 
 const n = Number(process.argv[2] ?? 100);
 const dir = mkdtempSync(join(tmpdir(), "ruriko-bench-plan-"));
@@ -55,7 +55,7 @@ spec:
   const snapshot = await loadSnapshotFromDirectory(dir);
   const loaded = performance.now();
   if (snapshot.errors.length > 0) throw new Error(`synthetic manifests invalid: ${snapshot.errors[0]!.message}`);
-  const plan = buildPlan({ snapshot, observed: [], inventory: [] });
+  const plan = planFromState(snapshot, [], undefined);
   const planned = performance.now();
   if (plan.items.length !== n) throw new Error(`expected ${n} actions, got ${plan.items.length}`);
   const peakRssMb = process.resourceUsage().maxRSS / 1024;

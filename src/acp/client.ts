@@ -4,6 +4,7 @@
  * against the protocol schema; an error names the agent and the call, never the token or a secret.
  */
 import type { AcpApplied, AcpConfigRequest, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { ACP_TRACE_HEADER, acpBodyProblems, type AcpBodies } from "./protocol.ts";
 
 export type AcpErrorCode = "unreachable" | "timeout" | "unauthorized" | "refused" | "too-large" | "protocol" | "agent-error";
@@ -38,20 +39,28 @@ export interface AcpClientOptions {
   timeoutMs?: number;
   /** Further attempts after a connection failure, timeout or 5xx of an idempotent call. */
   retries?: number;
+  /** The delay before the first retry; it doubles for each further one. */
   retryDelayMs?: number;
 }
+
+/**
+ * A caller that asks for many retries still hears back within seconds: the controller's own backoff takes
+ * over from there, per agent, so this loop only has to ride out a blip.
+ */
+const RETRY_MAX_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class AcpClient {
   private readonly timeoutMs: number;
   private readonly retries: number;
-  private readonly retryDelayMs: number;
+  private readonly retryBackoff: BackoffPolicy;
 
   constructor(options: AcpClientOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 3000;
     this.retries = options.retries ?? 2;
-    this.retryDelayMs = options.retryDelayMs ?? 150;
+    const retryDelayMs = options.retryDelayMs ?? 150;
+    this.retryBackoff = { baseMs: retryDelayMs, maxMs: Math.max(retryDelayMs, RETRY_MAX_MS), jitter: 0.2 };
   }
 
   health(ep: AcpEndpoint, traceId: string): Promise<AcpHealth> {
@@ -95,7 +104,7 @@ export class AcpClient {
       } catch (error) {
         const retriable = error instanceof AcpError && (error.code === "unreachable" || error.code === "timeout" || (error.httpStatus ?? 0) >= 500);
         if (!idempotent || !retriable || attempt >= retries) throw error;
-        await sleep(this.retryDelayMs * 2 ** attempt);
+        await sleep(backoffDelay(attempt + 1, this.retryBackoff));
       }
     }
   }

@@ -25,3 +25,12 @@ export type ObjectKey = `${Kind}/${string}`;
 export function objectKey(kind: Kind, name: string): ObjectKey {
   return `${kind}/${name}`;
 }
+
+/**
+ * `Secret/openai-key` → { kind: "Secret", name: "openai-key" }: the key of an object an approval request is about.
+ * Names are DNS labels or secret names, never containing a slash; anything else → undefined.
+ */
+export function parseObjectKey(key: string): { kind: string; name: string } | undefined {
+  const match = /^([A-Za-z]+)\/([^/]+)$/.exec(key);
+  return match ? { kind: match[1]!, name: match[2]! } : undefined;
+}

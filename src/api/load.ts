@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
+import { sha256 } from "./digest.ts";
 import type { ManifestError } from "./errors.ts";
 import { DEFAULT_PARSE_LIMITS, parseManifestFile, type LoadedObject, type ParsedFile, type ParseLimits } from "./parse.ts";
 import { buildSnapshot, type Snapshot } from "./snapshot.ts";
@@ -38,21 +39,24 @@ export async function loadSnapshotFromDirectory(root: string, options: LoadOptio
   }
   // Synchronous reads: for many small files they cost a fraction of promise-based I/O, and a snapshot is
   // read rarely (a change, a commit), not on a hot path.
+  const fileDigests = new Map<string, string>();
   for (const file of files) {
     const result = readAndParse(root, file, limits);
     objects.push(...result.objects);
     errors.push(...result.errors);
+    if (result.digest) fileDigests.set(file, result.digest);
   }
-  return buildSnapshot({ objects, errors, files, ...revisionOf(options) });
+  return buildSnapshot({ objects, errors, files, fileDigests, ...revisionOf(options) });
 }
 
-function readAndParse(root: string, file: string, limits: ParseLimits): ParsedFile {
+function readAndParse(root: string, file: string, limits: ParseLimits): ParsedFile & { digest?: string } {
   const fileError = (code: ManifestError["code"], message: string): ParsedFile => ({ objects: [], errors: [{ code, file, line: 1, column: 1, path: "", message }] });
   try {
     const path = join(root, file);
     const { size } = statSync(path);
     if (size > limits.maxFileBytes) return fileError("too-large", `file is ${size} bytes, over the limit of ${limits.maxFileBytes} bytes`);
-    return parseManifestFile(file, readFileSync(path), limits);
+    const bytes = readFileSync(path);
+    return { ...parseManifestFile(file, bytes, limits), digest: sha256(bytes) };
   } catch (error) {
     return fileError("io", `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }

@@ -1,6 +1,8 @@
 import type { ManifestError, SourcePosition } from "./errors.ts";
 import { objectKey, type Kind, type ObjectKey } from "./kinds.ts";
+import type { ApprovalPolicyManifest } from "./generated/types.ts";
 import type { LoadedObject } from "./parse.ts";
+import { checkPolicyRules } from "./policy-rules.ts";
 
 /**
  * Checks that need the whole tree: one definition per kind and name, references that resolve, and
@@ -30,6 +32,8 @@ export function checkAcrossObjects(objects: readonly LoadedObject[]): ManifestEr
   for (const obj of byKey.values()) {
     if (obj.object.kind === "Agent") {
       requireRef(obj, "spec.gosuto", "Gosuto", obj.object.spec.gosuto);
+    } else if (obj.object.kind === "ApprovalPolicy") {
+      errors.push(...checkPolicyRules(obj as LoadedObject & { object: ApprovalPolicyManifest }));
     } else if (obj.object.kind === "SecretBinding") {
       const { agent, env } = obj.object.spec;
       requireRef(obj, "spec.agent", "Agent", agent);

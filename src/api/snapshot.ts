@@ -17,12 +17,18 @@ export interface Snapshot {
   errors: readonly ManifestError[];
   /** Manifest files read, relative to the root. */
   files: readonly string[];
+  /**
+   * Digest of each file's bytes, comments included: a change proposed again from a touched file is a new
+   * proposal (a denied change is asked about again), while the object digests above ignore formatting.
+   */
+  fileDigests: ReadonlyMap<string, string>;
 }
 
 export function buildSnapshot(input: {
   objects: readonly LoadedObject[];
   errors: readonly ManifestError[];
   files: readonly string[];
+  fileDigests?: ReadonlyMap<string, string>;
   revision?: string;
 }): Snapshot {
   const errors = [...input.errors, ...checkAcrossObjects(input.objects)].sort(compareManifestErrors);
@@ -31,7 +37,7 @@ export function buildSnapshot(input: {
     if (!objects.has(obj.key)) objects.set(obj.key, obj);
   }
   const digest = sha256([...objects.values()].map((o) => `${o.key} ${o.digest}\n`).join(""));
-  return { revision: input.revision ?? digest, digest, objects, errors, files: [...input.files].sort() };
+  return { revision: input.revision ?? digest, digest, objects, errors, files: [...input.files].sort(), fileDigests: input.fileDigests ?? new Map() };
 }
 
 /** All objects of one kind, in name order, typed by kind. */

@@ -1,40 +1,61 @@
 /**
- * Approval policy evaluation: which planned actions must wait for people, and which people. Pure.
+ * Which changes need approval, and from whom: the ApprovalPolicy rules as Ruriko last applied them (the
+ * policies in force), plus the defaults that hold whatever they say. Pure.
  *
- * Rules of the house (DESIGN.md §2.4): deleting an agent always needs approval, whatever the policies say;
- * repairing drift is judged by the agent's `drift` mode, not by the policies (it restores what was already
- * applied); granting a secret needs approval unless a rule says `require: none`; everything else follows the
- * first matching rule of the first policy, in name order, that has one.
+ * - Deleting an agent always needs approval (DESIGN.md §2.4); the approvers are those of the first policy with
+ *   a matching `require: approval` rule, else of the first policy.
+ * - Repairing drift follows the agent's `drift` mode: `approve` asks the first policy's approvers, `heal` goes.
+ * - Otherwise the first matching rule of the first policy (in name order) that has one decides.
+ * - With no matching rule: granting a secret and deleting a secret need the first policy's approvers; a change
+ *   to an ApprovalPolicy needs that policy's own approvers (a new one: the first policy's); everything else goes.
+ * - With no policy in force at all, only the local operator can approve (`ruriko approvals approve`).
+ *
+ * Example: policy `default` in force has `{match: {kind: Gosuto, fields: [capabilities]}, require: approval}`;
+ * a revision adds `{tool: shell_exec, allow: true}` to Gosuto newsbot → its push to agent newsbot changes the
+ * field `capabilities` → required, from `default`'s approvers — whatever the revision says its policies are.
  */
 import type { ApprovalPolicyManifest } from "../api/generated/types.ts";
-import type { Kind } from "../api/kinds.ts";
+import { digestOf } from "../api/digest.ts";
 import { parseDuration } from "../api/quantities.ts";
 
+export type GateKind = "Agent" | "Gosuto" | "SecretBinding" | "Secret" | "ApprovalPolicy";
+
+/** A change as approval rules see it. */
 export interface GateSubject {
-  kind: Kind;
+  kind: GateKind;
   name: string;
   operation: string;
+  /** Top-level spec fields the change touches. */
   fields: readonly string[];
+  /** True when it repairs drift rather than applying a manifest change. */
   drift: boolean;
   /** The agent's drift mode (for drift repairs). */
   driftMode?: "heal" | "report" | "approve";
 }
 
-export type GateDecision =
-  | { required: false; why: string }
-  | {
-      required: true;
-      why: string;
-      policy: string | null;
-      room: string | null;
-      approvers: string[];
-      quorum: number;
-      ttlMs: number;
-      remindBeforeMs: number;
-    };
+export interface RequiredApproval {
+  required: true;
+  why: string;
+  policy: string | null;
+  room: string | null;
+  approvers: string[];
+  quorum: number;
+  ttlMs: number;
+  remindBeforeMs: number;
+  /** Per approver, the git identities they commit as (self-approval). */
+  identities: Record<string, string[]>;
+  allowSelfApproval: boolean;
+  /** What a request is bound to besides the change: a request asked of other people is never used for this one. */
+  digest: string;
+}
+
+/** `GateDecision` is what `ruriko plan -o json` shows as each item's `approval`. */
+export type GateDecision = { required: false; why: string } | RequiredApproval;
 
 const DEFAULT_TTL_MS = 24 * 3_600_000;
 const DEFAULT_REMIND_BEFORE_MS = 3_600_000;
+/** Any duration the schema accepts works as a TTL: one longer than a century is a century (dates stay dates). */
+export const MAX_TTL_MS = 100 * 365 * 24 * 3_600_000;
 
 type Rule = NonNullable<ApprovalPolicyManifest["spec"]["rules"]>[number];
 
@@ -47,26 +68,33 @@ function ruleMatches(rule: Rule, subject: GateSubject): boolean {
   return true;
 }
 
-function requirement(policy: ApprovalPolicyManifest | undefined, why: string): GateDecision {
-  if (!policy) {
-    // No policy names anyone: only the local operator can decide (`ruriko approvals approve`).
-    return { required: true, why, policy: null, room: null, approvers: [], quorum: 1, ttlMs: DEFAULT_TTL_MS, remindBeforeMs: DEFAULT_REMIND_BEFORE_MS };
-  }
-  const s = policy.spec;
+const duration = (text: string | undefined, fallback: number) => Math.min(text ? parseDuration(text) : fallback, MAX_TTL_MS);
+
+function requirement(policy: ApprovalPolicyManifest | undefined, why: string): RequiredApproval {
+  const who = policy
+    ? {
+        policy: policy.metadata.name,
+        room: policy.spec.room,
+        approvers: [...policy.spec.approvers],
+        quorum: policy.spec.quorum ?? 1,
+        identities: Object.fromEntries(Object.entries(policy.spec.gitIdentities ?? {}).filter((e): e is [string, [string, ...string[]]] => e[1] !== undefined)),
+        allowSelfApproval: policy.spec.allowSelfApproval ?? false,
+      }
+    : // No policy names anyone: only the local operator can decide.
+      { policy: null, room: null, approvers: [], quorum: 1, identities: {}, allowSelfApproval: false };
   return {
     required: true,
     why,
-    policy: policy.metadata.name,
-    room: s.room,
-    approvers: [...s.approvers],
-    quorum: s.quorum ?? 1,
-    ttlMs: s.ttl ? parseDuration(s.ttl) : DEFAULT_TTL_MS,
-    remindBeforeMs: s.remindBefore ? parseDuration(s.remindBefore) : DEFAULT_REMIND_BEFORE_MS,
+    ...who,
+    ttlMs: duration(policy?.spec.ttl, DEFAULT_TTL_MS),
+    remindBeforeMs: duration(policy?.spec.remindBefore, DEFAULT_REMIND_BEFORE_MS),
+    digest: digestOf(who),
   };
 }
 
-export function evaluateGate(subject: GateSubject, policies: readonly ApprovalPolicyManifest[]): GateDecision {
-  const ordered = [...policies].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+/** What the policies in force require of one change. */
+export function requirementFor(subject: GateSubject, policiesInForce: readonly ApprovalPolicyManifest[]): GateDecision {
+  const ordered = [...policiesInForce].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   if (subject.drift) {
     if (subject.driftMode === "approve") return requirement(ordered[0], "drift repair with drift: approve");
     return { required: false, why: "drift repair with drift: heal" };
@@ -82,8 +110,14 @@ export function evaluateGate(subject: GateSubject, policies: readonly ApprovalPo
     return requirement(policy, `policy ${policy.metadata.name} requires approval for ${describeMatch(rule)}`);
   }
   if (subject.kind === "SecretBinding" && subject.operation === "grant") {
-    // Handing a secret to an agent is risky by default: only an explicit `require: none` rule exempts it.
     return requirement(ordered[0], "granting a secret needs approval unless a policy exempts it");
+  }
+  if (subject.kind === "Secret" && subject.operation === "delete") {
+    return requirement(ordered[0], "deleting a secret needs approval unless a policy exempts it");
+  }
+  if (subject.kind === "ApprovalPolicy") {
+    const own = ordered.find((p) => p.metadata.name === subject.name);
+    return requirement(own ?? ordered[0], own ? `a change to policy ${subject.name} needs its approvers` : "a new policy needs the approvers of the policies in force");
   }
   return { required: false, why: "no policy rule matches" };
 }

@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { formatManifestError } from "../api/errors.ts";
 import { loadSnapshotFromDirectory } from "../api/load.ts";
-import { buildPlan, renderPlanMarkdown, renderPlanText } from "../controller/plan-report.ts";
+import { planFromState } from "../controller/plan-from-state.ts";
+import { renderPlanMarkdown, renderPlanText } from "../controller/plan-report.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import type { ObservedContainer } from "../runtime/runtime.ts";
 import { openState, STATE_DB_FILE } from "../store/state.ts";
@@ -34,12 +35,7 @@ export async function runPlan(opts: { manifests: string; stateDir: string; outpu
       }
       observed = await runtime.list();
     }
-    const report = buildPlan({
-      snapshot,
-      observed,
-      inventory: state?.inventory.list() ?? [],
-      ...(state ? { findRequest: (agent: string, op: string, from: string, to: string) => state.approvals.findForChange(agent, op, from, to) } : {}),
-    });
+    const report = planFromState(snapshot, observed, state);
     if (opts.output === "json") console.log(JSON.stringify(report, null, 2));
     else process.stdout.write(opts.output === "markdown" ? renderPlanMarkdown(report) : renderPlanText(report));
     return 0;

@@ -2,6 +2,7 @@
 import { Command, Option } from "commander";
 import { RURIKO_VERSION } from "../version.ts";
 import type { Output } from "./approvals.ts";
+import type { HistoryOutput } from "./history.ts";
 import type { PlanOutput } from "./plan.ts";
 import type { ServeOptions } from "./serve.ts";
 import type { ValidateOutput } from "./validate.ts";
@@ -72,6 +73,18 @@ program
   .action(async (opts: { stateDir: string; output: "table" | "json" }) => {
     const { runStatus } = await import("./status.ts");
     process.exitCode = runStatus(opts);
+  });
+
+program
+  .command("history")
+  .description("list the git commits that changed an agent (→ marks the one applied); needs serve --git")
+  .argument("<agent>", "agent name")
+  .addOption(stateDirOption())
+  .option("--path <path>", "sub-path of the repository holding the manifests (default: the one serve follows, else .)")
+  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+  .action(async (agent: string, opts: { stateDir: string; path?: string; output: HistoryOutput }) => {
+    const { runHistory } = await import("./history.ts");
+    process.exitCode = await runHistory(agent, opts);
   });
 
 const approvals = program.command("approvals").description("list and decide approval requests (the local, break-glass path)");
@@ -154,7 +167,7 @@ secret
   .addOption(masterKeyOption())
   .action(async (name: string, opts: { stateDir: string; masterKeyFile?: string }) => {
     const { secretDelete } = await import("./secret.ts");
-    process.exitCode = secretDelete(name, opts);
+    process.exitCode = await secretDelete(name, opts);
   });
 secret
   .command("rekey")

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { generateMasterKeyText, parseMasterKey } from "../secrets/crypto.ts";
-import { requestSecretDeletion } from "../secrets/secret-deletion.ts";
+import { Gatekeeper } from "../approvals/gatekeeper.ts";
+import { proposeSecretChange, type SecretChangeDeps } from "../secrets/secret-changes.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
 import { newTraceId } from "../observability/logger.ts";
 import { rekey } from "../store/master-key-check.ts";
@@ -25,6 +26,18 @@ function withVault<T>(opts: SecretCommandOptions, run: (state: StateStores, vaul
   try {
     const vault = openVault(state, { stateDir: opts.stateDir, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
     return run(state, vault);
+  } finally {
+    state.close();
+  }
+}
+
+/** As withVault, with what a secret change is proposed through: the gate, under the policies in force. */
+async function withGate<T>(opts: SecretCommandOptions, run: (state: StateStores, vault: Vault, deps: SecretChangeDeps) => Promise<T>): Promise<T> {
+  const state = openState(opts.stateDir);
+  try {
+    const vault = openVault(state, { stateDir: opts.stateDir, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
+    const gatekeeper = new Gatekeeper({ approvals: state.approvals, audit: state.audit, policies: () => state.policies.manifests() });
+    return await run(state, vault, { secrets: vault.secrets, approvals: state.approvals, audit: state.audit, gatekeeper });
   } finally {
     state.close();
   }
@@ -71,13 +84,41 @@ function describe(info: SecretInfo): string {
 
 export async function secretSet(name: string, opts: SecretCommandOptions & { fromFile?: string; rotate: boolean }): Promise<number> {
   const value = await readSecretValue(opts.fromFile, name);
-  return withVault(opts, (state, vault) => {
-    const info = vault.secrets.set(name, value, opts.rotate ? "rotate" : "create-or-rotate");
+  try {
+    return await withGate(opts, async (state, vault, deps) => {
+      if (!vault.secrets.info(name)) {
+        if (opts.rotate) {
+          console.error(`secret ${name} does not exist (create it with: ruriko secret set ${name})`);
+          return 1;
+        }
+        const info = vault.secrets.set(name, value, "create-or-rotate");
+        state.audit.append({ traceId: newTraceId(), actor: localActor(), action: "secret.create", target: `Secret/${name}`, payload: { secret: name, version: info.version }, result: "ok" });
+        console.log(`secret ${name} stored as version ${info.version}; bound agents receive it in their next reconcile`);
+        return 0;
+      }
+      // A new value of an existing secret is a rotation: the policies in force may want it approved.
+      const result = await proposeSecretChange(deps, name, { operation: "rotate", value }, localActor(), newTraceId());
+      switch (result.outcome) {
+        case "applied":
+          console.log(`secret ${name} stored as version ${result.info?.version}; bound agents receive it in their next reconcile`);
+          return 0;
+        case "parked":
+          console.log(
+            `rotating secret ${name} needs approval: request ${result.request.id} is pending; the new value is kept aside, sealed.\n` +
+              `Approve with \`ruriko approvals approve ${result.request.id}\`; \`ruriko serve\` then rotates it.`,
+          );
+          return 0;
+        case "refused":
+          console.error(`rotating secret ${name} was refused (approval ${result.request.id} ${result.request.status})`);
+          return 1;
+        case "not-found":
+          console.error(`secret ${name} changed while the rotation was proposed; run the command again`);
+          return 1;
+      }
+    });
+  } finally {
     value.fill(0);
-    state.audit.append({ traceId: newTraceId(), actor: localActor(), action: info.version === 1 ? "secret.create" : "secret.rotate", target: `Secret/${name}`, payload: { secret: name, version: info.version }, result: "ok" });
-    console.log(`secret ${name} stored as version ${info.version}; bound agents receive it in their next reconcile`);
-    return 0;
-  });
+  }
 }
 
 export function secretList(opts: SecretCommandOptions): number {
@@ -103,18 +144,17 @@ export function secretInfo(name: string, opts: SecretCommandOptions): number {
   });
 }
 
-export function secretDelete(name: string, opts: SecretCommandOptions): number {
-  return withVault(opts, (state, vault) => {
-    const result = requestSecretDeletion({ secrets: vault.secrets, approvals: state.approvals, audit: state.audit }, name, localActor(), newTraceId());
+export async function secretDelete(name: string, opts: SecretCommandOptions): Promise<number> {
+  return withGate(opts, async (_state, _vault, deps) => {
+    const result = await proposeSecretChange(deps, name, { operation: "delete" }, localActor(), newTraceId());
     switch (result.outcome) {
       case "not-found":
         console.error(`no secret ${name}`);
         return 1;
-      case "deleted":
-        console.log(`secret ${name} deleted (approval ${result.request.id}); bound agents lose it in their next reconcile`);
+      case "applied":
+        console.log(`secret ${name} deleted${result.request ? ` (approval ${result.request.id})` : ""}; bound agents lose it in their next reconcile`);
         return 0;
-      case "requested":
-      case "pending":
+      case "parked":
         console.log(
           `deleting secret ${name} needs approval: request ${result.request.id} is pending.\n` +
             `Approve with \`ruriko approvals approve ${result.request.id}\`; \`ruriko serve\` then deletes it (or run this command again).`,

@@ -10,7 +10,8 @@ import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
-import { objectsOfKind } from "../api/snapshot.ts";
+import { parseObjectKey } from "../api/kinds.ts";
+import { gitChangeAuthors } from "../sources/change-authors.ts";
 import { startMatrixBot, type MatrixBot } from "../matrix/matrix-bot.ts";
 import { querySourcesFor } from "../matrix/query-sources.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
@@ -70,7 +71,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const gitWorkDir = join(opts.stateDir, "sources", "git");
   // The bot starts before the controller exists (it must hear about the first snapshot), so it reads it late.
   const late: { controller?: Controller } = {};
-  const policiesInForce = () => (late.controller?.snapshot ? objectsOfKind(late.controller.snapshot, "ApprovalPolicy").map((o) => o.object) : []);
+  // Who may ask queries and where: the policies in force, never those a revision merely proposes.
+  const policiesInForce = () => state.policies.manifests();
   let statusRoom: MatrixBot | undefined;
   if (opts.matrixHomeserver || opts.statusRoom || opts.matrixUser) {
     if (!opts.matrixHomeserver || !opts.statusRoom || !opts.matrixUser) {
@@ -100,6 +102,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
         secrets: vault.secrets,
         audit: state.audit,
         desired: () => late.controller?.snapshot,
+        appliedGosuto: (agent) => state.appliedConfig.get(agent).gosuto,
         runs: (agent) => state.inventory.get(agent) !== undefined,
         transaction: state.transaction,
         onAccountChanged: (agent, traceId) => late.controller?.queue.add(agent, traceId, { urgent: true }),
@@ -123,11 +126,25 @@ export async function serve(opts: ServeOptions): Promise<void> {
     collectPendingApprovals: () => state.approvals.list({ status: "pending", limit: 100_000 }).length,
   });
 
+  if (opts.git) state.meta.set("source.git.path", opts.path);
   const controller = new Controller({
     runtime,
     stores: state,
     vault,
+    stateDir: opts.stateDir,
     logger,
+    ...(opts.git
+      ? {
+          authors: gitChangeAuthors({
+            workDir: gitWorkDir,
+            path: opts.path,
+            snapshot: () => late.controller?.snapshot,
+            // Since the agent was last converged, or the policy put in force.
+            appliedRevision: (change) =>
+              change.binding.agent ? (state.status.get(change.binding.agent)?.appliedRevision ?? null) : (state.policies.get(parseObjectKey(change.binding.objectKey)?.name ?? "")?.revision ?? null),
+          }),
+        }
+      : {}),
     concurrency: opts.concurrency,
     resyncIntervalMs: opts.resyncSeconds * 1000,
     ...(opts.matrixHomeserver ? { agentMatrixHomeserver: opts.agentMatrixHomeserver ?? opts.matrixHomeserver } : {}),
@@ -144,6 +161,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
       statusRoom?.onSnapshot(event);
     },
     onChange: (c) => statusRoom?.onChange(c),
+    onStateChanges: (changes) => {
+      if (changes.some((c) => c.topic === "approval")) statusRoom?.approvalsChanged();
+    },
     onTransition: (t) => {
       statusRoom?.onTransition(t);
       const level = t.condition.type === "Stalled" && t.condition.status === "True" ? "warn" : "info";

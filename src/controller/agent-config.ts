@@ -1,20 +1,26 @@
 /**
- * What an agent should hold inside (its Gosuto, its secrets and its Matrix identity), derived from the snapshot, and the
- * digests that say whether it holds it. Pure: the reconciler compares these with what the agent reports
- * over ACP and pushes only on a difference.
+ * What an agent should be and hold, derived from the snapshot: its container spec, its Gosuto, its secrets and
+ * its Matrix identity, with the digests that say whether that is what was applied, and the files they come
+ * from. Pure: the planner compares these with what Ruriko applied, the agent sync with what the agent reports.
  */
 import { stringify } from "yaml";
 import commonSchema from "../../schemas/common.schema.json" with { type: "json" };
 import { digestOf } from "../api/digest.ts";
 import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
+import type { LoadedObject } from "../api/parse.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
+import type { ContainerSpec } from "../runtime/runtime.ts";
+import { containerSpecFor } from "./container-spec.ts";
 
 export interface DesiredGosuto {
   name: string;
   digest: string;
   /** The object as YAML: the agent parses and validates it with the same code and must get the same digest. */
   yaml: string;
+  spec: Record<string, unknown>;
+  /** Digest of the file that defines it. */
+  source: string | null;
 }
 
 export interface DesiredBinding {
@@ -24,6 +30,7 @@ export interface DesiredBinding {
   env: string | undefined;
   /** The binding object's digest: what a grant approval is bound to. */
   digest: string;
+  source: string | null;
 }
 
 /** A bound secret as the store describes it: enough for the digest, no value. */
@@ -33,17 +40,54 @@ export interface SecretVersion {
   revision: string;
 }
 
+/** Everything the manifests ask of one agent. */
+export interface DesiredAgent {
+  manifest: AgentManifest;
+  spec: ContainerSpec;
+  /** Digest of the Agent's file. */
+  source: string | null;
+  gosuto: DesiredGosuto | undefined;
+  bindings: DesiredBinding[];
+  /** The Matrix user it should be; null for none; undefined while that cannot be known (its account being made). */
+  matrixUserId: string | null | undefined;
+}
+
+const sourceOf = (snapshot: Snapshot, loaded: LoadedObject) => snapshot.fileDigests.get(loaded.source.file) ?? null;
+
+export function desiredAgentOf(snapshot: Snapshot, name: string, account: { state: string; userId: string | null } | undefined): DesiredAgent | undefined {
+  const loaded = snapshot.objects.get(objectKey("Agent", name));
+  if (!loaded) return undefined;
+  const manifest = loaded.object as AgentManifest;
+  return {
+    manifest,
+    spec: containerSpecFor(manifest, snapshot.revision),
+    source: sourceOf(snapshot, loaded),
+    gosuto: desiredGosutoOf(snapshot, manifest),
+    bindings: desiredBindingsOf(snapshot, name),
+    matrixUserId: desiredMatrixUserIdOf(manifest, account),
+  };
+}
+
 export function desiredGosutoOf(snapshot: Snapshot, agent: AgentManifest): DesiredGosuto | undefined {
   const loaded = snapshot.objects.get(objectKey("Gosuto", agent.spec.gosuto));
   if (!loaded) return undefined;
-  return { name: loaded.name, digest: loaded.digest, yaml: stringify(loaded.object) };
+  const object = loaded.object as GosutoManifest;
+  return { name: loaded.name, digest: loaded.digest, yaml: stringify(object), spec: (object.spec ?? {}) as Record<string, unknown>, source: sourceOf(snapshot, loaded) };
 }
 
 /** The bindings that name this agent, by binding name (never a reserved secret: validation refuses those too). */
 export function desiredBindingsOf(snapshot: Snapshot, agent: string): DesiredBinding[] {
   return objectsOfKind(snapshot, "SecretBinding")
     .filter((b) => b.object.spec.agent === agent && !RESERVED_SECRET_NAMES.test(b.object.spec.secret))
-    .map((b) => ({ binding: b.name, secret: b.object.spec.secret, env: b.object.spec.env, digest: b.digest }));
+    .map((b) => ({ binding: b.name, secret: b.object.spec.secret, env: b.object.spec.env, digest: b.digest, source: sourceOf(snapshot, b) }));
+}
+
+/** The Matrix user an agent should be: the existing account it names, its provisioned account once made, or none. */
+export function desiredMatrixUserIdOf(manifest: AgentManifest, account: { state: string; userId: string | null } | undefined): string | null | undefined {
+  const matrix = manifest.spec.matrix;
+  if (matrix?.userId) return matrix.userId;
+  if (!matrix?.provision) return null;
+  return account?.state === "active" && account.userId ? account.userId : undefined;
 }
 
 /**

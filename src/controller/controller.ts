@@ -1,25 +1,42 @@
 /**
- * The controller: turns every trigger into "enqueue this agent's name" and owns the snapshot in force.
- * Triggers: a new snapshot from the source, engine events (die, oom, stop, destroy; a reconnect of the
- * event stream resyncs everything), a periodic jittered resync, and approval decisions and expiries
- * (found by polling the state database, which the CLI and the Matrix bot write to).
+ * The controller: owns the snapshot in force and turns every trigger into "enqueue this key". Three
+ * reconcilers, each with its own queue: agents, ApprovalPolicies (policies in force), secrets (their approved
+ * deletions and rotations). Triggers: a new snapshot from the source; engine events (die, oom, stop, destroy;
+ * a reconnect of the event stream resyncs everything); a periodic jittered resync; and state changes any
+ * process commits — approval decisions, secret writes — read from the state database's change feed the moment
+ * they land (state-watcher.ts), and approval deadlines on a timer. Nothing polls for decisions.
  */
 import { AcpClient } from "../acp/client.ts";
 import { formatManifestError, type ManifestError } from "../api/errors.ts";
+import type { AgentManifest } from "../api/generated/types.ts";
+import { parseObjectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
+import type { ProposedChange } from "../approvals/gate.ts";
+import { Gatekeeper } from "../approvals/gatekeeper.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
-import { applySecretDeletion } from "../secrets/secret-deletion.ts";
 import type { EventSubscription, Runtime } from "../runtime/runtime.ts";
+import { reconcileSecret } from "../secrets/secret-changes.ts";
+import type { ChangeAuthor } from "../store/approval-store.ts";
+import type { ChangeFeed, StateChange } from "../store/change-feed.ts";
+import type { PolicyStore } from "../store/policy-store.ts";
 import type { RevisionStore } from "../store/revision-store.ts";
-import { Reconciler, type AppliedChange, type ReconcilerStores, type ReconcilerVault, type StatusTransition } from "./reconciler.ts";
-import { WorkQueue } from "./work-queue.ts";
+import { StateWatcher } from "../store/state-watcher.ts";
+import { systemClock, type Clock } from "../time/clock.ts";
+import { matrixTokenSecretOf } from "./agent-config.ts";
+import { AgentReconciler, type AgentReconcilerOptions, type AppliedChange, type ReconcilerStores, type StatusTransition } from "./agent-reconciler.ts";
+import { PolicyReconciler } from "./policy-reconciler.ts";
+import { WorkQueue, type ReconcileResult } from "./work-queue.ts";
 
 export interface ControllerOptions {
   runtime: Runtime;
-  stores: ReconcilerStores & { revisions: RevisionStore };
-  vault: ReconcilerVault;
+  stores: ReconcilerStores & { revisions: RevisionStore; policies: PolicyStore; feed: ChangeFeed };
+  vault: AgentReconcilerOptions["vault"];
+  /** The state directory: its database's changes, by any process, are watched. */
+  stateDir: string;
   acp?: AcpClient;
   logger: Logger;
+  /** Who wrote a change (with a git source): their approval does not count on it. */
+  authors?: (change: ProposedChange, revision: string) => Promise<ChangeAuthor[]>;
   /** How often to ask each Ready agent for its /status (drift inside the agent). */
   agentPollMs?: number;
   /** The homeserver URL agents use for their Matrix identity; undefined when Ruriko runs without Matrix. */
@@ -27,62 +44,80 @@ export interface ControllerOptions {
   concurrency?: number;
   /** Look at every agent this often even without events; jittered ±10%. */
   resyncIntervalMs?: number;
-  /** How often to look for approval decisions, expiries and reminders. */
-  approvalPollMs?: number;
   /** Let a snapshot with no agents prune every agent Ruriko runs (normally refused as a likely mistake). */
   allowEmpty?: boolean;
   stallAfterFailures?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** Drives approval deadlines (a test moves it by hand). */
+  clock?: Clock;
   onTransition?: (t: StatusTransition) => void;
   onChange?: (change: AppliedChange) => void;
   onSnapshot?: (event: SnapshotEvent) => void;
   onReconcile?: (agent: string, result: "success" | "error", durationMs: number) => void;
+  /** State changes committed by any process (after the controller acted on them). */
+  onStateChanges?: (changes: readonly StateChange[]) => void;
 }
 
 export type SnapshotEvent =
   | { outcome: "applied"; snapshot: Snapshot; traceId: string }
   | { outcome: "rejected"; snapshot: Snapshot; traceId: string; errors: readonly ManifestError[] };
 
+/** Approval states the controller acts on: a decision, or a deadline passed. */
+const DECIDED = new Set(["approved", "denied", "expired"]);
+
 export class Controller {
   readonly queue: WorkQueue;
-  readonly reconciler: Reconciler;
+  readonly reconciler: AgentReconciler;
+  private readonly policyQueue: WorkQueue;
+  private readonly secretQueue: WorkQueue;
+  private readonly policyReconciler: PolicyReconciler;
+  private readonly gatekeeper: Gatekeeper;
+  private readonly watcher: StateWatcher;
+  private readonly clock: Clock;
   private readonly o: ControllerOptions;
   private current: Snapshot | undefined;
   private lastRejected: { revision: string; errors: readonly ManifestError[] } | undefined;
   private subscription: EventSubscription | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private cancelExpiry: (() => void) | undefined;
   private stopped = false;
-  private secretsFingerprint = "";
 
   constructor(options: ControllerOptions) {
     this.o = options;
-    this.reconciler = new Reconciler({
-      runtime: options.runtime,
-      stores: options.stores,
-      vault: options.vault,
+    this.clock = options.clock ?? systemClock;
+    const { stores, logger } = options;
+    const now = () => new Date(this.clock.now());
+    this.gatekeeper = new Gatekeeper({ approvals: stores.approvals, audit: stores.audit, policies: () => stores.policies.manifests(), now, ...(options.authors ? { authors: options.authors } : {}) });
+    this.reconciler = new AgentReconciler({
+      ...options,
       acp: options.acp ?? new AcpClient(),
+      gatekeeper: this.gatekeeper,
       desired: () => this.current,
       hasNewerTrigger: (agent) => this.queue.hasNewerTrigger(agent),
-      ...(options.agentPollMs !== undefined ? { agentPollMs: options.agentPollMs } : {}),
-      ...(options.agentMatrixHomeserver !== undefined ? { agentMatrixHomeserver: options.agentMatrixHomeserver } : {}),
-      logger: options.logger,
-      ...(options.stallAfterFailures !== undefined ? { stallAfterFailures: options.stallAfterFailures } : {}),
       ...(options.resyncIntervalMs !== undefined ? { resyncAfterMs: options.resyncIntervalMs } : {}),
-      ...(options.onTransition ? { onTransition: options.onTransition } : {}),
-      ...(options.onChange ? { onChange: options.onChange } : {}),
+      now,
     });
-    this.queue = new WorkQueue({
-      concurrency: options.concurrency ?? 4,
-      handler: (agent, traceId) => this.reconciler.reconcile(agent, traceId),
-      ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
-      ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
-      onSuccess: (agent, _result, ms) => options.onReconcile?.(agent, "success", ms),
-      onFailure: (agent, error, failures, retryInMs, ms) => {
-        options.logger.warn({ agent, failures, retryInMs, err: error instanceof Error ? error.message : String(error) }, "reconcile failed; backing off");
-        options.onReconcile?.(agent, "error", ms);
-      },
+    this.policyReconciler = new PolicyReconciler({ ...stores, gatekeeper: this.gatekeeper, desired: () => this.current, logger, onChanged: (traceId) => this.enqueueAll(traceId, true), now });
+    const queueOf = (kind: string, concurrency: number, handler: (key: string, traceId: string) => Promise<ReconcileResult>) =>
+      new WorkQueue({
+        concurrency,
+        handler,
+        ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
+        ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
+        onSuccess: (key, result, ms) => kind === "agent" && options.onReconcile?.(key, result.terminalError ? "error" : "success", ms),
+        onFailure: (key, error, failures, retryInMs, ms) => {
+          logger.warn({ [kind]: key, failures, retryInMs, err: error instanceof Error ? error.message : String(error) }, `${kind} reconcile failed; backing off`);
+          if (kind === "agent") options.onReconcile?.(key, "error", ms);
+        },
+      });
+    this.queue = queueOf("agent", options.concurrency ?? 4, (agent, traceId) => this.reconciler.reconcile(agent, traceId));
+    this.policyQueue = queueOf("policy", 1, (name, traceId) => this.policyReconciler.reconcile(name, traceId));
+    this.secretQueue = queueOf("secret", 1, async (name, traceId) => {
+      await reconcileSecret({ secrets: options.vault.secrets, approvals: stores.approvals, audit: stores.audit, gatekeeper: this.gatekeeper }, name, "controller", traceId);
+      return {};
     });
+    this.watcher = new StateWatcher({ dir: options.stateDir, feed: stores.feed, onChanges: (changes) => this.onStateChanges(changes), log: logger });
   }
 
   /** The snapshot in force: the last one that validated. */
@@ -100,9 +135,7 @@ export class Controller {
     this.subscription = runtime.subscribe(
       (event) => {
         // Not "kill": it comes before the container has exited, and "die" follows it anyway.
-        if (["die", "oom", "stop", "destroy"].includes(event.action)) {
-          this.queue.add(event.agent, newTraceId());
-        }
+        if (["die", "oom", "stop", "destroy"].includes(event.action)) this.queue.add(event.agent, newTraceId());
       },
       () => {
         logger.info("engine event stream reconnected: resyncing every agent");
@@ -114,28 +147,30 @@ export class Controller {
     );
     const resync = this.o.resyncIntervalMs ?? 5 * 60_000;
     const scheduleResync = () => {
-      const t = setTimeout(() => {
+      this.resyncTimer = setTimeout(() => {
         this.enqueueAll(newTraceId(), false);
         scheduleResync();
-      }, resync * (0.9 + 0.2 * Math.random()));
-      t.unref();
-      this.timers[0] = t;
+      }, resync * (0.9 + 0.2 * Math.random())).unref();
     };
     scheduleResync();
-    this.secretsFingerprint = this.o.vault.secrets.fingerprint();
-    const poll = setInterval(() => {
-      this.pollApprovals();
-      this.pollSecrets();
-    }, this.o.approvalPollMs ?? 2000);
-    poll.unref();
-    this.timers.push(poll);
+    this.watcher.start();
+    // Decided while Ruriko was stopped: secret changes are carried out now (agents and policies all run at the first snapshot).
+    for (const r of this.o.stores.approvals.list({ status: "approved", limit: 1000 })) this.enqueueRequest(r.agent, r.objectKey, r.traceId);
+    this.armExpiry();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.subscription?.close();
-    for (const t of this.timers) clearTimeout(t);
-    await this.queue.stop();
+    this.watcher.stop();
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.cancelExpiry?.();
+    await Promise.all([this.queue.stop(), this.policyQueue.stop(), this.secretQueue.stop()]);
+  }
+
+  /** Reads the state changes committed so far, now, instead of when the file system says so (tests, in-process writers). */
+  flushStateChanges(): void {
+    this.watcher.check();
   }
 
   /**
@@ -146,19 +181,10 @@ export class Controller {
     const traceId = newTraceId();
     const { revisions, audit, inventory } = this.o.stores;
     let errors = snapshot.errors;
-    const agents = objectsOfKind(snapshot, "Agent").length;
     const running = inventory.list().length;
-    if (errors.length === 0 && agents === 0 && running > 0 && !this.o.allowEmpty) {
-      errors = [
-        {
-          code: "io",
-          file: ".",
-          line: 1,
-          column: 1,
-          path: "",
-          message: `the desired state has no agents but Ruriko runs ${running}; refusing to prune them all (an empty or broken checkout?). Start with --allow-empty to allow it.`,
-        },
-      ];
+    if (errors.length === 0 && objectsOfKind(snapshot, "Agent").length === 0 && running > 0 && !this.o.allowEmpty) {
+      const message = `the desired state has no agents but Ruriko runs ${running}; refusing to prune them all (an empty or broken checkout?). Start with --allow-empty to allow it.`;
+      errors = [{ code: "io", file: ".", line: 1, column: 1, path: "", message }];
     }
     if (errors.length > 0) {
       revisions.record({ revision: snapshot.revision, digest: snapshot.digest, outcome: "rejected", errors: [...errors], objects: snapshot.objects.size, traceId });
@@ -177,13 +203,14 @@ export class Controller {
       audit.append({ traceId, actor: "controller", action: "revision.accepted", target: `revision/${snapshot.revision}`, payload: { digest: snapshot.digest, objects: snapshot.objects.size }, result: "ok" });
       this.o.logger.info({ traceId, revision: snapshot.revision, objects: snapshot.objects.size }, `revision ${snapshot.revision} accepted`);
     }
+    if (this.policyReconciler.bootstrap(snapshot, traceId)) this.o.logger.info({ traceId, revision: snapshot.revision }, "first start: the revision's approval policies are in force");
     this.enqueueAll(traceId, true);
     const event: SnapshotEvent = { outcome: "applied", snapshot, traceId };
     this.o.onSnapshot?.(event);
     return event;
   }
 
-  /** Every agent Ruriko should look at: desired, in its inventory, or with a status row. */
+  /** Every agent Ruriko should look at (desired, in its inventory, or with a status row), and every policy. */
   private enqueueAll(traceId: string, urgent: boolean): void {
     if (this.stopped || !this.current) return;
     const names = new Set<string>();
@@ -191,50 +218,63 @@ export class Controller {
     for (const e of this.o.stores.inventory.list()) names.add(e.agent);
     for (const s of this.o.stores.status.list()) names.add(s.agent);
     for (const name of [...names].sort()) this.queue.add(name, traceId, { urgent });
+    for (const name of this.policyReconciler.names(this.current)) this.policyQueue.add(name, traceId, { urgent });
   }
 
-  /**
-   * `ruriko secret set|rotate|delete` writes from another process: when the store changed, every agent with
-   * a binding or a Matrix identity is looked at again, so a rotation reaches it in its next reconcile.
-   */
-  private pollSecrets(): void {
-    if (this.stopped || !this.current) return;
-    try {
-      const fingerprint = this.o.vault.secrets.fingerprint();
-      if (fingerprint === this.secretsFingerprint) return;
-      this.secretsFingerprint = fingerprint;
-      const traceId = newTraceId();
-      // Agents with a binding, and those with a Matrix identity (their token is in the store too).
-      const bound = new Set(objectsOfKind(this.current, "SecretBinding").map((b) => b.object.spec.agent));
-      for (const a of objectsOfKind(this.current, "Agent")) if (a.object.spec.matrix?.userId || a.object.spec.matrix?.provision) bound.add(a.name);
-      this.o.logger.info({ traceId, agents: [...bound].sort() }, "secret store changed: reconciling bound agents");
-      for (const agent of [...bound].sort()) this.queue.add(agent, traceId, { urgent: true });
-    } catch (error) {
-      this.o.logger.warn({ err: error instanceof Error ? error.message : String(error) }, "secret store poll failed");
-    }
-  }
-
-  private pollApprovals(): void {
+  /** What another part of Ruriko, or another process, committed: decisions and secret writes become triggers. */
+  private onStateChanges(changes: readonly StateChange[]): void {
     if (this.stopped) return;
-    const { approvals, audit } = this.o.stores;
-    try {
-      for (const expired of approvals.expireDue()) {
-        audit.append({ traceId: expired.traceId, actor: "controller", action: "approval.expired", target: `approval/${expired.id}`, payload: { agent: expired.agent, summary: expired.summary }, result: "info" });
-        this.queue.add(expired.agent, expired.traceId, { urgent: true });
+    const { approvals } = this.o.stores;
+    let approvalsMoved = false;
+    for (const change of changes) {
+      if (change.topic === "approval") {
+        approvalsMoved = true;
+        const request = approvals.get(change.key);
+        if (request && DECIDED.has(request.status)) this.enqueueRequest(request.agent, request.objectKey, request.traceId);
+      } else {
+        const traceId = newTraceId();
+        for (const agent of this.agentsHolding(change.key)) this.queue.add(agent, traceId, { urgent: true });
+        // Open requests about the secret's old value no longer apply.
+        this.secretQueue.add(change.key, traceId);
       }
-      for (const approved of approvals.list({ status: "approved", limit: 1000 })) {
-        if (approved.objectKey.startsWith("Secret/")) {
-          applySecretDeletion({ secrets: this.o.vault.secrets, approvals, audit }, approved, "controller", approved.traceId);
-        } else this.queue.add(approved.agent, approved.traceId, { urgent: true });
-      }
-      for (const denied of approvals.list({ status: "denied", limit: 50 })) {
-        const status = this.o.stores.status.get(denied.agent);
-        if (status && status.conditions.some((c) => c.type === "AwaitingApproval" && c.status === "True" && c.message.includes(denied.id))) {
-          this.queue.add(denied.agent, denied.traceId, { urgent: true });
-        }
-      }
-    } catch (error) {
-      this.o.logger.warn({ err: error instanceof Error ? error.message : String(error) }, "approval poll failed");
     }
+    if (approvalsMoved) this.armExpiry();
+    this.o.onStateChanges?.(changes);
+  }
+
+  private enqueueRequest(agent: string, key: string, traceId: string): void {
+    const object = parseObjectKey(key);
+    if (agent) this.queue.add(agent, traceId, { urgent: true });
+    else if (object?.kind === "ApprovalPolicy") this.policyQueue.add(object.name, traceId, { urgent: true });
+    else if (object?.kind === "Secret") this.secretQueue.add(object.name, traceId, { urgent: true });
+  }
+
+  /** Agents a write to secret `name` reaches: those granted it, and those whose Matrix token it is. */
+  private agentsHolding(name: string): string[] {
+    const agents = new Set(this.o.stores.appliedConfig.agentsGranted(name));
+    for (const a of this.current ? objectsOfKind(this.current, "Agent") : []) {
+      if (matrixTokenSecretOf(a.object as AgentManifest, this.o.stores.matrixAccounts.current(a.name)) === name) agents.add(a.name);
+    }
+    return [...agents].sort();
+  }
+
+  /** One timer, set for the next approval deadline: a request expires within moments of its expiresAt. */
+  private armExpiry(minDelayMs = 0): void {
+    this.cancelExpiry?.();
+    const next = this.o.stores.approvals.nextDeadline();
+    if (next === undefined || this.stopped) return;
+    this.cancelExpiry = this.clock.after(Math.max(next - this.clock.now(), minDelayMs), () => {
+      const { approvals, audit } = this.o.stores;
+      try {
+        for (const r of approvals.expireDue(new Date(this.clock.now()))) {
+          audit.append({ traceId: r.traceId, actor: "controller", action: "approval.expired", target: `approval/${r.id}`, payload: { agent: r.agent, object: r.objectKey, summary: r.summary, reason: r.reason }, result: "info" });
+        }
+        this.watcher.check();
+        this.armExpiry();
+      } catch (error) {
+        this.o.logger.warn({ err: (error as Error).message }, "cannot expire approval requests; trying again");
+        this.armExpiry(1000);
+      }
+    });
   }
 }

@@ -1,40 +1,23 @@
 /**
- * The planner: a pure function from (desired, observed, stored) state of ONE agent to the ordered actions
- * that converge them, each with its reason in words. No I/O here, so every decision Ruriko makes about
- * containers can be tested, explained by `ruriko plan`, and replayed.
+ * The planner: a pure function from (desired, observed, applied) state of ONE agent to every change that
+ * converges them, each with its reason in words: container actions, the Gosuto it should hold, the secrets
+ * granted to it and revoked from it, its Matrix identity. No I/O here, so every decision Ruriko makes about
+ * an agent can be tested, explained by `ruriko plan`, gated by approvals/ and replayed.
  *
- * Example: the manifest says `state: Running` with image 0.2; Docker shows the container exited with code
- * 137 running image 0.1 that Ruriko applied → [recreate "image changed 0.1 → 0.2"], and the new container
- * is started as part of the recreate.
+ * Example: the manifest says `state: Running` with image 0.2 and Gosuto g at digest d2; Docker shows the
+ * container exited with code 137 running image 0.1 that Ruriko applied, and Ruriko applied Gosuto d1 to it →
+ * [recreate "image changed 0.1 → 0.2", gosuto "Gosuto g: capabilities changed" d1 → d2]. The new container is
+ * started as part of the recreate.
  */
-import type { AgentManifest } from "../api/generated/types.ts";
-import type { ContainerSpec, ObservedContainer } from "../runtime/runtime.ts";
+import { changedFields } from "../api/field-changes.ts";
+import { FIELDS_BY_KIND } from "../api/policy-rules.ts";
+import type { ObservedContainer } from "../runtime/runtime.ts";
+import type { AppliedConfig } from "../store/applied-config-store.ts";
 import type { InventoryEntry } from "../store/inventory-store.ts";
+import type { DesiredAgent } from "./agent-config.ts";
+import { ABSENT, type Action, type ActionWithout, type Change } from "./changes.ts";
+import { planConfig } from "./config-planner.ts";
 import { describeSpecChange } from "./container-spec.ts";
-
-export type Operation = "create" | "update" | "delete" | "start" | "stop";
-
-interface ActionBase {
-  agent: string;
-  /** Why, in words a person understands. */
-  reason: string;
-  /** The operation as approval rules see it. */
-  operation: Operation;
-  /** Top-level spec fields that changed (for `update` rules with `fields`). */
-  fields: string[];
-  /** True when the action repairs drift (a change made behind Ruriko's back) rather than applying a manifest change. */
-  drift: boolean;
-  /** What the change goes from and to: what an approval request is bound to. */
-  fromDigest: string;
-  toDigest: string;
-}
-
-export type Action =
-  | (ActionBase & { type: "create"; spec: ContainerSpec; start: boolean })
-  | (ActionBase & { type: "recreate"; containerId: string; spec: ContainerSpec; start: boolean })
-  | (ActionBase & { type: "start"; containerId: string })
-  | (ActionBase & { type: "stop"; containerId: string })
-  | (ActionBase & { type: "remove"; containerId: string | null });
 
 export interface DriftFinding {
   agent: string;
@@ -43,34 +26,42 @@ export interface DriftFinding {
 
 export interface AgentPlanInput {
   agent: string;
-  /** Undefined when the agent is not in the desired state. */
-  desired?: { manifest: AgentManifest; spec: ContainerSpec };
+  /** Undefined when the agent is not in the desired state. Without gosuto, bindings or matrixUserId, those are not planned. */
+  desired?: Pick<DesiredAgent, "manifest" | "spec"> & Partial<DesiredAgent>;
   /** Containers of this agent owned by this instance (normally zero or one). */
   observed: readonly ObservedContainer[];
   /** What Ruriko created and last applied for this agent, if anything. */
   inventory?: InventoryEntry;
+  /** What Ruriko applied inside the agent. */
+  applied?: AppliedConfig;
 }
 
 export interface AgentPlan {
   agent: string;
-  actions: Action[];
+  changes: Change[];
   /** Drift left alone because the agent's drift mode is `report`. */
   reported: DriftFinding[];
 }
 
-export const ABSENT = "absent";
+/** Newest first: the first is the agent's container, any further one a leftover to remove. */
+const byAge = (observed: readonly ObservedContainer[]) => [...observed].sort((a, b) => (b.startedAt ?? "").localeCompare(a.startedAt ?? "") || a.id.localeCompare(b.id));
+
+/** The container that is the agent's (the newest), if any. */
+export const currentContainer = (observed: readonly ObservedContainer[]): ObservedContainer | undefined => byAge(observed)[0];
 
 export function planAgent(input: AgentPlanInput): AgentPlan {
   const { agent, desired, inventory } = input;
-  const plan: AgentPlan = { agent, actions: [], reported: [] };
-  // Newest first; any further container of the same agent is a leftover to remove.
-  const [current, ...extra] = [...input.observed].sort((a, b) => (b.startedAt ?? "").localeCompare(a.startedAt ?? "") || a.id.localeCompare(b.id));
+  const plan: AgentPlan = { agent, changes: [], reported: [] };
+  const [current, ...extra] = byAge(input.observed);
 
   if (!desired) {
     if (current || inventory) {
-      plan.actions.push({
+      plan.changes.push({
         type: "remove",
         agent,
+        kind: "Agent",
+        object: agent,
+        source: null,
         containerId: current?.id ?? null,
         reason: "not in desired state: remove",
         operation: "delete",
@@ -80,16 +71,16 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         toDigest: ABSENT,
       });
     }
-    for (const c of extra) plan.actions.push(removeExtra(agent, c));
+    for (const c of extra) plan.changes.push(removeExtra(agent, c));
     return plan;
   }
 
   const { manifest, spec } = desired;
   const wantRunning = manifest.spec.state !== "Stopped";
   const driftMode = manifest.spec.drift ?? "heal";
-  const push = (action: Action) => {
+  const push = (action: ActionWithout<"agent" | "kind" | "object" | "source">) => {
     if (action.drift && driftMode === "report") plan.reported.push({ agent, message: action.reason });
-    else plan.actions.push(action);
+    else plan.changes.push({ ...action, agent, kind: "Agent", object: agent, source: action.drift ? null : (desired.source ?? null) } as Action);
   };
   const applied = inventory?.specDigest;
 
@@ -97,12 +88,11 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     const vanished = inventory?.containerId != null;
     push({
       type: "create",
-      agent,
       spec,
       start: wantRunning,
       reason: vanished ? "container was removed behind Ruriko's back: recreate" : applied ? "container missing: create" : "new agent: create",
       operation: "create",
-      fields: [],
+      fields: applied ? [] : changedFields("Agent", undefined, manifest.spec).filter((f) => FIELDS_BY_KIND.Agent.includes(f)),
       drift: vanished,
       fromDigest: applied ?? ABSENT,
       toDigest: spec.specDigest,
@@ -114,7 +104,6 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
       const change = inventory ? describeSpecChange(inventory.spec, spec) : { fields: ["container"], text: "container configuration changed" };
       push({
         type: "recreate",
-        agent,
         containerId: current.id,
         spec,
         start: wantRunning,
@@ -128,7 +117,6 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     } else {
       push({
         type: "recreate",
-        agent,
         containerId: current.id,
         spec,
         start: wantRunning,
@@ -143,7 +131,6 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
   } else if (inventory?.containerId && inventory.containerId !== current.id) {
     push({
       type: "recreate",
-      agent,
       containerId: current.id,
       spec,
       start: wantRunning,
@@ -167,11 +154,10 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
             : "container is not running: start";
       push({
         type: "start",
-        agent,
         containerId: current.id,
         reason: why,
         operation: "start",
-        fields: [],
+        fields: crashed || current.state === "paused" ? [] : ["state"],
         drift: crashed || current.state === "paused",
         fromDigest: `${current.specDigest}#${current.state}`,
         toDigest: `${spec.specDigest}#running`,
@@ -179,7 +165,6 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     } else if (!wantRunning && running) {
       push({
         type: "stop",
-        agent,
         containerId: current.id,
         reason: "spec.state is Stopped: stop",
         operation: "stop",
@@ -190,7 +175,8 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
       });
     }
   }
-  for (const c of extra) plan.actions.push(removeExtra(agent, c));
+  for (const c of extra) plan.changes.push(removeExtra(agent, c));
+  plan.changes.push(...planConfig(agent, desired, input.applied ?? { gosuto: null, matrixUserId: null, grants: [] }));
   return plan;
 }
 
@@ -198,6 +184,9 @@ function removeExtra(agent: string, c: ObservedContainer): Action {
   return {
     type: "remove",
     agent,
+    kind: "Agent",
+    object: agent,
+    source: null,
     containerId: c.id,
     reason: `extra container ${c.name} for the same agent: remove`,
     operation: "update",

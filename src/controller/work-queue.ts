@@ -3,6 +3,11 @@ import PQueue from "p-queue";
 export interface ReconcileResult {
   /** Look again after this long (e.g. to poll something that cannot be watched). */
   requeueAfterMs?: number;
+  /**
+   * A failure retrying cannot fix (an image that is not on the host): recorded, not retried with backoff; the
+   * key runs again on its next trigger (a new revision, a resync).
+   */
+  terminalError?: string;
 }
 
 export interface WorkQueueOptions {

@@ -16,14 +16,17 @@
  * agent's status says why.
  */
 import { randomBytes } from "node:crypto";
+import { parse } from "yaml";
 import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import { provisionedPasswordSecret, provisionedTokenSecret, trustedRoomsOf } from "../controller/agent-config.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
+import type { AppliedGosuto } from "../store/applied-config-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { MatrixAccount, MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
+import { BackoffTracker, type BackoffPolicy } from "../time/backoff.ts";
 import { MatrixAccountError, type AccountHomeserver, type Session } from "./account-homeserver.ts";
 import type { StatusLine } from "./status-messages.ts";
 
@@ -38,6 +41,8 @@ export interface AgentAccountsOptions {
   transaction: <T>(fn: () => T) => T;
   /** The snapshot in force. */
   desired: () => Snapshot | undefined;
+  /** The Gosuto Ruriko applied to an agent: its trust decides the rooms the account is joined to. */
+  appliedGosuto: (agent: string) => AppliedGosuto | null;
   /** True while Ruriko runs the agent (its container exists; a removal waiting for approval keeps it). */
   runs: (agent: string) => boolean;
   /** Ruriko's own rooms (status, approvals), by id: it never invites an agent into them. */
@@ -65,8 +70,8 @@ interface WantedAccount {
 /** A refusal by the homeserver, or missing configuration: recorded on the account and shown in the agent's status. */
 class AccountProblem extends Error {}
 
-const RETRY_BASE_MS = 2000;
-const RETRY_MAX_MS = 5 * 60_000;
+/** Per agent: a homeserver back within seconds is noticed soon, one away for long is asked every few minutes. */
+const RETRY: BackoffPolicy = { baseMs: 2000, maxMs: 5 * 60_000, jitter: 0.2 };
 
 /**
  * `newsbot` for the first account, `newsbot.2` after that one was deactivated (homeservers never reuse a
@@ -74,12 +79,19 @@ const RETRY_MAX_MS = 5 * 60_000;
  */
 export const localpartFor = (agent: string, previousAccounts: number) => (previousAccounts === 0 ? agent : `${agent}.${previousAccounts + 1}`);
 
-export function wantedAccounts(snapshot: Snapshot): Map<string, WantedAccount> {
+/**
+ * The accounts the snapshot asks for. Their rooms come from the Gosuto Ruriko applied to each agent, never from
+ * one still waiting for approval: a trust change that is parked joins nobody anywhere.
+ */
+export function wantedAccounts(snapshot: Snapshot, appliedGosuto: (agent: string) => AppliedGosuto | null): Map<string, WantedAccount> {
   const wanted = new Map<string, WantedAccount>();
   for (const { name, object } of objectsOfKind(snapshot, "Agent")) {
     const spec = (object as AgentManifest).spec;
     if (!spec.matrix?.provision) continue;
-    const gosuto = snapshot.objects.get(objectKey("Gosuto", spec.gosuto))?.object as GosutoManifest | undefined;
+    const applied = appliedGosuto(name);
+    const desired = snapshot.objects.get(objectKey("Gosuto", spec.gosuto));
+    // Applied before Ruriko kept a Gosuto's text: its digest still says whether it is the desired one.
+    const gosuto = applied?.yaml ? (parse(applied.yaml) as GosutoManifest) : applied && desired?.digest === applied.digest ? (desired.object as GosutoManifest) : undefined;
     wanted.set(name, { agent: name, displayName: spec.matrix.displayName ?? null, rooms: trustedRoomsOf(gosuto) });
   }
   return wanted;
@@ -91,7 +103,9 @@ const transient = (error: unknown) => error instanceof MatrixAccountError && (er
 export class AgentAccounts {
   private readonly o: Required<Omit<AgentAccountsOptions, "now">> & { now: () => number };
   private readonly verifiedAt = new Map<string, number>();
-  private readonly retry = new Map<string, { at: number; failures: number }>();
+  private readonly retry: BackoffTracker<string>;
+  /** The agents the last pass looked at: every agent the retry tracker can hold a backoff for. */
+  private lookedAt = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -99,6 +113,7 @@ export class AgentAccounts {
 
   constructor(options: AgentAccountsOptions) {
     this.o = { intervalMs: 30_000, verifyEveryMs: 10 * 60_000, now: () => Date.now(), ...options };
+    this.retry = new BackoffTracker(RETRY, { now: this.o.now });
   }
 
   start(): void {
@@ -136,7 +151,7 @@ export class AgentAccounts {
     const snapshot = this.o.desired();
     if (!snapshot) return;
     const visited = new Set<string>();
-    for (const want of wantedAccounts(snapshot).values()) {
+    for (const want of wantedAccounts(snapshot, this.o.appliedGosuto).values()) {
       if (this.stopped) return;
       if (!this.o.runs(want.agent)) continue;
       visited.add(want.agent);
@@ -149,7 +164,8 @@ export class AgentAccounts {
       await this.attempt(account.agent, () => this.deactivate(account));
     }
     // A backoff belongs to work still to do: an agent no longer looked at (its removal waiting for approval) has none.
-    for (const agent of [...this.retry.keys()]) if (!visited.has(agent)) this.retry.delete(agent);
+    for (const agent of this.lookedAt) if (!visited.has(agent)) this.retry.succeeded(agent);
+    this.lookedAt = visited;
   }
 
   /** Gone from the manifests in force now and from Docker (a removal is carried out only after approval). */
@@ -159,24 +175,22 @@ export class AgentAccounts {
 
   private nextWakeIn(): number {
     const now = this.o.now();
-    const due = [...this.retry.values()].map((r) => r.at).filter((at) => at > now);
+    const due = [...this.lookedAt].map((agent) => this.retry.retryAt(agent) ?? 0).filter((at) => at > now);
     return Math.max(Math.min(...due, now + this.o.intervalMs) - now, 50);
   }
 
   private async attempt(agent: string, work: () => Promise<void>): Promise<void> {
-    const waiting = this.retry.get(agent);
-    if (waiting && this.o.now() < waiting.at) return;
+    if (this.retry.waiting(agent)) return;
     try {
       await work();
-      this.retry.delete(agent);
+      this.retry.succeeded(agent);
     } catch (error) {
-      const failures = (waiting?.failures ?? 0) + 1;
-      this.retry.set(agent, { failures, at: this.o.now() + Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS) });
+      const { failures, delayMs } = this.retry.failed(agent);
       const message = error instanceof Error ? error.message : String(error);
       if (transient(error)) {
         // A token refused between two checks: check it again (and log in again if need be) next time.
         if ((error as MatrixAccountError).httpStatus === 401) this.verifiedAt.delete(agent);
-        if (failures === 1) this.o.logger.warn({ agent, err: message, retryInMs: RETRY_BASE_MS }, "agent Matrix account: the homeserver is away or busy; retrying with backoff");
+        if (failures === 1) this.o.logger.warn({ agent, err: message, retryInMs: delayMs }, "agent Matrix account: the homeserver is away or busy; retrying with backoff");
         return;
       }
       const account = this.o.accounts.current(agent);

@@ -14,14 +14,22 @@ export interface PostContent {
 }
 
 export function requestMessage(r: ApprovalRequest): PostContent {
+  const authors = r.authors.map((a) => a.email || a.name);
+  const wrote = authors.length > 0 ? [`Written by ${authors.join(", ")}${r.excluded.length > 0 ? `; the approval of ${r.excluded.join(", ")} does not count on it` : ""}.`] : [];
   const lines = [
     `Approval needed ${r.id}: ${r.summary}`,
     `Approvers: ${who(r)}; ${r.quorum} needed; expires ${r.expiresAt}.`,
+    ...wrote,
     `React ✅ to approve or ❌ to deny, or reply "approve ${r.id}" / "deny ${r.id} REASON".`,
   ];
   return {
     body: lines.join("\n"),
-    html: `<b>Approval needed</b> <code>${r.id}</code>: ${escapeHtml(r.summary)}<br>Approvers: ${escapeHtml(who(r))}; <b>${r.quorum}</b> needed; expires ${escapeHtml(r.expiresAt)}.<br>React ✅ to approve or ❌ to deny, or reply <code>approve ${r.id}</code> / <code>deny ${r.id} REASON</code>.`,
+    html: [
+      `<b>Approval needed</b> <code>${r.id}</code>: ${escapeHtml(r.summary)}`,
+      `Approvers: ${escapeHtml(who(r))}; <b>${r.quorum}</b> needed; expires ${escapeHtml(r.expiresAt)}.`,
+      ...wrote.map(escapeHtml),
+      `React ✅ to approve or ❌ to deny, or reply <code>approve ${r.id}</code> / <code>deny ${r.id} REASON</code>.`,
+    ].join("<br>"),
     extra: { [APPROVAL_KEY]: approvalKeyContent(r) },
   };
 }
@@ -68,9 +76,11 @@ export function outcomeMessage(r: ApprovalRequest): string | undefined {
     case "denied":
       return `Approval ${r.id} denied by ${r.decidedBy ?? "?"}${r.reason ? ` (${r.reason})` : ""}: ${r.summary}`;
     case "expired":
-      return `Approval ${r.id} expired without a decision: ${r.summary}`;
+      return r.decidedBy
+        ? `Approval ${r.id} expired: approved by ${r.decidedBy} but not carried out in time; nothing was applied: ${r.summary}`
+        : `Approval ${r.id} expired without a decision: ${r.summary}`;
     case "superseded":
-      return `Approval ${r.id} superseded: the desired state changed before a decision, nothing was applied: ${r.summary}`;
+      return `Approval ${r.id} superseded: the planned change or the policy in force moved on, nothing was applied: ${r.summary}`;
     default:
       return undefined;
   }
@@ -86,7 +96,8 @@ export function decisionOfReaction(key: string): "approve" | "deny" | undefined 
 
 /**
  * `approve 3f2a…` / `deny 3f2a… too risky` → the decision. A reply to a request post (`repliedTo` is its
- * request id) may leave the id out: `approve`, `deny too risky`. Anything else → undefined.
+ * request id) may leave the id out: `approve`, `deny too risky`. Anything else → undefined. Whether the
+ * message counts at all (a reply to someone else's event never does) is the approval room's to judge.
  */
 export function decisionOfReply(body: string, repliedTo?: string): { decision: "approve" | "deny"; id: string; reason?: string } | undefined {
   // A reply may quote the message it answers ("> <@ruriko…> …"): only the reply's own text counts.
@@ -101,16 +112,11 @@ export function decisionOfReply(body: string, repliedTo?: string): { decision: "
   const words = match[2]!.trim();
   const [first = "", ...others] = words.split(/\s+/);
   const firstIsId = /^[0-9a-f]{4,32}$/i.test(first);
-  let id: string;
-  let reason: string;
-  if (repliedTo !== undefined) {
-    // A hex-looking first word is this request's id only if it is a prefix of it; otherwise it is the reason.
-    const named = firstIsId && repliedTo.startsWith(first.toLowerCase());
-    [id, reason] = [repliedTo, named ? others.join(" ") : words];
-  } else if (firstIsId) {
-    [id, reason] = [first.toLowerCase(), others.join(" ")];
-  } else {
-    return undefined;
-  }
-  return { decision, id, ...(reason ? { reason } : {}) };
+  if (repliedTo === undefined) return firstIsId ? { decision, id: first.toLowerCase(), ...(others.length > 0 ? { reason: others.join(" ") } : {}) } : undefined;
+  // A reply to a request's post decides that request; naming another request's full id in it is a
+  // contradiction, and nothing counts. A shorter hex-looking word that is not this id is part of the reason.
+  const named = firstIsId && repliedTo.startsWith(first.toLowerCase());
+  if (!named && /^[0-9a-f]{12}$/i.test(first)) return undefined;
+  const reason = named ? others.join(" ") : words;
+  return { decision, id: repliedTo, ...(reason ? { reason } : {}) };
 }

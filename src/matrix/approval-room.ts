@@ -1,9 +1,11 @@
 /**
  * Approvals over Matrix. Parked changes are posted to their policy's room; approvers decide with a reaction
- * on that post (✅/👍 approve, ❌ deny) or a reply `approve ID` / `deny ID reason`. Only reactions on
- * Ruriko's own request posts count, only listed approvers count, each once; the decision itself is the
- * approval store's compare-and-set, so the first decision wins and later reactions change nothing. Outcomes,
- * reminders, expiries and supersessions are posted back to the room and told in the status room.
+ * on that post (✅/👍 approve, ❌ deny) or by text: a reply to that post (`approve`, `deny reason`), or
+ * `approve ID` / `deny ID reason` replying to nothing. Only reactions on Ruriko's own request posts count, and
+ * a reply to anyone else's event never decides; a redacted reaction withdraws its vote while the request is
+ * pending. Whose vote counts, and what it decides, is approvals/votes.ts's judgement inside the store's
+ * compare-and-set, so the first decision wins and later reactions change nothing. Outcomes, reminders, expiries
+ * and supersessions are posted back to the room and told in the status room.
  */
 import type { Logger } from "../observability/logger.ts";
 import type { ApprovalPostStore } from "../store/approval-post-store.ts";
@@ -12,13 +14,14 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { SeenEventsStore } from "../store/seen-events-store.ts";
 import { annotatedRequest, decisionOfReaction, decisionOfReply, outcomeMessage, outcomeReply, reminderMessage, requestMessage, type PostContent } from "./approval-messages.ts";
-import { messageOf, reactionOf, type IncomingMessage, type IncomingReaction, type RawEvent } from "./incoming-events.ts";
+import { BackoffTracker } from "../time/backoff.ts";
+import { messageOf, reactionOf, redactionOf, type IncomingMessage, type IncomingReaction, type IncomingRedaction, type RawEvent } from "./incoming-events.ts";
 import { escapeHtml, type StatusLine } from "./status-messages.ts";
 
 /** How far back one catch-up reads per room. */
 const CATCH_UP_LIMIT = 1000;
-const JOIN_RETRY_BASE_MS = 5000;
-const JOIN_RETRY_MAX_MS = 10 * 60_000;
+/** A policy room Ruriko cannot join is tried again after 5 s, then less and less often, up to every 10 minutes. */
+const JOIN_RETRY = { baseMs: 5000, maxMs: 10 * 60_000, jitter: 0 };
 
 export interface ApprovalRoomOptions {
   approvals: ApprovalStore;
@@ -40,10 +43,11 @@ export interface ApprovalRoomOptions {
 export class ApprovalRoom {
   private readonly o: ApprovalRoomOptions;
   /** Policy rooms Ruriko could not join: when to try again, and how many times it failed. */
-  private readonly joinFailures = new Map<string, { retryAt: number; failures: number }>();
+  private readonly joinFailures: BackoffTracker<string>;
 
   constructor(options: ApprovalRoomOptions) {
     this.o = options;
+    this.joinFailures = new BackoffTracker(JOIN_RETRY, options.now ? { now: options.now } : {});
   }
 
   /** Posts new requests, announces outcomes and sends due reminders. Idempotent; called on a timer. */
@@ -82,16 +86,13 @@ export class ApprovalRoom {
    * backoff, and the status room is told (rate-limited), while requests for other rooms go on.
    */
   private async joined(room: string, traceId: string): Promise<string | undefined> {
-    const now = this.o.now?.() ?? Date.now();
-    const failed = this.joinFailures.get(room);
-    if (failed && now < failed.retryAt) return undefined;
+    if (this.joinFailures.waiting(room)) return undefined;
     try {
       const roomId = await this.o.ensureJoined(room);
-      this.joinFailures.delete(room);
+      this.joinFailures.succeeded(room);
       return roomId;
     } catch (error) {
-      const failures = (failed?.failures ?? 0) + 1;
-      this.joinFailures.set(room, { failures, retryAt: now + Math.min(JOIN_RETRY_BASE_MS * 2 ** (failures - 1), JOIN_RETRY_MAX_MS) });
+      const { failures } = this.joinFailures.failed(room);
       const reason = (error as Error).message;
       this.o.logger.warn({ room, failures, err: reason }, "cannot join an approval room; requests for it wait");
       this.o.report({ key: `approval-room|${room}`, text: `cannot post approval requests to ${room}: ${reason} (invite Ruriko to the room)`, traceId });
@@ -110,6 +111,9 @@ export class ApprovalRoom {
 
   handleMessage(message: IncomingMessage): void {
     const repliedPost = message.inReplyTo ? this.o.posts.byEventId(message.inReplyTo) : undefined;
+    // A reply decides only as a reply to Ruriko's own request post: one to anyone else's event (a copy of a
+    // request, say) never does, whatever id it names.
+    if (message.inReplyTo && !repliedPost) return;
     const reply = decisionOfReply(message.body, repliedPost?.requestId);
     if (!reply) return;
     const request = this.o.approvals.resolve(reply.id);
@@ -117,6 +121,25 @@ export class ApprovalRoom {
     if (!request || !post || post.room !== message.room) return;
     if (!this.o.seen.firstSighting(message.eventId)) return;
     this.decide(request.id, message.sender, reply.decision, message.eventId, post.room, reply.reason);
+  }
+
+  /** A redacted vote (a reaction taken back) no longer counts, while its request is pending. */
+  handleRedaction(redaction: IncomingRedaction): void {
+    if (!this.o.seen.firstSighting(redaction.eventId)) return;
+    const withdrawn = this.o.approvals.withdrawVote(`matrix:${redaction.redacts}`);
+    const post = withdrawn && this.o.posts.get(withdrawn.request.id);
+    if (!withdrawn || !post) return;
+    const { request, approver, approvals } = withdrawn;
+    this.o.audit.append({
+      traceId: request.traceId,
+      actor: redaction.sender,
+      action: "approval.withdrawn",
+      target: `approval/${request.id}`,
+      payload: { eventId: redaction.eventId, redacts: redaction.redacts, voter: approver, room: redaction.room },
+      result: "ok",
+    });
+    this.o.logger.info({ traceId: request.traceId, requestId: request.id, approver, eventId: redaction.eventId }, "approval vote withdrawn in Matrix");
+    this.say(post.room, `Approval ${request.id}: ${approver}'s vote was withdrawn (${approvals} of ${request.quorum}).`, request.traceId);
   }
 
   /**
@@ -133,7 +156,9 @@ export class ApprovalRoom {
         if (reaction) this.handleReaction(reaction);
         const message = messageOf(room, event, self);
         if (message) this.handleMessage(message);
-        if (reaction || message) handled++;
+        const redaction = redactionOf(room, event, self);
+        if (redaction) this.handleRedaction(redaction);
+        if (reaction || message || redaction) handled++;
       }
     }
     return handled;
@@ -154,6 +179,8 @@ export class ApprovalRoom {
     this.o.logger.info({ traceId, requestId, approver, decision, eventId, outcome: result.outcome, ...(result.outcome === "ignored" ? { ignored: result.reason } : {}) }, "approval vote from Matrix");
     if (result.outcome === "recorded" && request) {
       this.say(room, `Approval ${requestId}: ${approver} approves (${result.approvals} of ${request.quorum}).`, traceId);
+    } else if (result.outcome === "ignored" && result.reason === "self-approval") {
+      this.say(room, `Approval ${requestId}: ${approver} wrote this change; their approval does not count (they may still deny it).`, traceId);
     }
   }
 

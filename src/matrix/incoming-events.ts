@@ -1,6 +1,6 @@
 /**
- * What Ruriko reads from rooms, parsed from raw events: text messages (queries, approval replies) and
- * reactions. Pure, so live sync events and events fetched to catch up after a restart go through the same rules.
+ * What Ruriko reads from rooms, parsed from raw events: text messages (queries, approval replies),
+ * reactions and redactions (a vote withdrawn). Pure, so live sync events and events fetched to catch up after a restart go through the same rules.
  */
 
 export interface IncomingMessage {
@@ -21,12 +21,22 @@ export interface IncomingReaction {
   key: string;
 }
 
+/** A redaction of event `redacts` (a withdrawn reaction, say). */
+export interface IncomingRedaction {
+  room: string;
+  eventId: string;
+  sender: string;
+  redacts: string;
+}
+
 /** The fields of a client-server event Ruriko looks at. */
 export interface RawEvent {
   type?: string;
   event_id?: string;
   sender?: string;
   content?: Record<string, unknown>;
+  /** The redacted event, in room versions before 11 (from 11 on it is in the content). */
+  redacts?: string;
 }
 
 interface Relation {
@@ -51,4 +61,10 @@ export function reactionOf(room: string, event: RawEvent, self: string): Incomin
   const relation = event.content?.["m.relates_to"] as Relation | undefined;
   if (relation?.rel_type !== "m.annotation" || typeof relation.event_id !== "string" || typeof relation.key !== "string") return undefined;
   return { room, eventId: event.event_id, sender: event.sender, relatesTo: relation.event_id, key: relation.key };
+}
+
+export function redactionOf(room: string, event: RawEvent, self: string): IncomingRedaction | undefined {
+  if (event.type !== "m.room.redaction" || !event.sender || event.sender === self || !event.event_id) return undefined;
+  const redacts = typeof event.content?.redacts === "string" ? event.content.redacts : event.redacts;
+  return typeof redacts === "string" ? { room, eventId: event.event_id, sender: event.sender, redacts } : undefined;
 }

@@ -4,13 +4,14 @@
  * in the background: a homeserver that is away at start delays messages, never Ruriko.
  */
 import type { SnapshotEvent } from "../controller/controller.ts";
-import type { AppliedChange, StatusTransition } from "../controller/reconciler.ts";
+import type { AppliedChange, StatusTransition } from "../controller/agent-reconciler.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { SeenEventsStore } from "../store/seen-events-store.ts";
 import type { ApprovalPostStore } from "../store/approval-post-store.ts";
 import type { ApprovalStore } from "../store/approval-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { AccountHomeserver } from "./account-homeserver.ts";
 import { AgentAccounts, type AgentAccountsOptions } from "./agent-accounts.ts";
 import { ApprovalRoom } from "./approval-room.ts";
@@ -23,6 +24,9 @@ import { StatusReporter } from "./status-reporter.ts";
 
 /** How long an acted-on event is remembered. */
 const SEEN_EVENTS_KEPT_MS = 90 * 24 * 3600_000;
+
+/** Joining the status room: soon after a homeserver restart, about once a minute while it stays away. */
+const JOIN_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
 
 export interface MatrixBotOptions {
   homeserverUrl: string;
@@ -56,6 +60,8 @@ export interface MatrixBotOptions {
 
 export interface MatrixBot {
   onSnapshot(event: SnapshotEvent): void;
+  /** A request was made or decided (by any process): post it, or its outcome, now. */
+  approvalsChanged(): void;
   onTransition(transition: StatusTransition): void;
   onChange(change: AppliedChange): void;
   stop(): Promise<void>;
@@ -125,6 +131,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     const room = approvalRoom;
     connection.onReaction((reaction) => room.handleReaction(reaction));
     connection.onRoomMessage((message) => room.handleMessage(message));
+    connection.onRedaction((redaction) => room.handleRedaction(redaction));
     connection.onResumed(() => void catchUpApprovals("the homeserver is reachable again"));
   }
   if (accounts) connection.onResumed(() => accounts.wake());
@@ -137,13 +144,28 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       log.warn({ err: (error as Error).message, why }, "could not catch up on approval rooms; live events still count");
     }
   };
+  // Ticks on a timer, and at once when a request is made or decided (approvalsChanged); one at a time.
+  let ticking = false;
+  let tickAgain = false;
+  let ticksStarted = false;
   const tickApprovals = () => {
-    if (stopped || !approvalRoom) return;
+    if (stopped || !approvalRoom || !ticksStarted) return;
+    if (ticking) {
+      tickAgain = true;
+      return;
+    }
+    if (approvalTimer) clearTimeout(approvalTimer);
+    ticking = true;
     approvalRoom
       .tick()
       .catch((error: unknown) => log.warn({ err: (error as Error).message }, "approval posting failed; retrying"))
       .finally(() => {
-        if (!stopped) approvalTimer = setTimeout(tickApprovals, opts.approvals?.pollMs ?? 1000).unref();
+        ticking = false;
+        if (stopped) return;
+        if (tickAgain) {
+          tickAgain = false;
+          tickApprovals();
+        } else approvalTimer = setTimeout(tickApprovals, opts.approvals?.pollMs ?? 1000).unref();
       });
   };
 
@@ -168,9 +190,10 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       deliverer.start();
       if (queries || approvalRoom) await connection.startSync();
       await catchUpApprovals("start");
+      ticksStarted = true;
       tickApprovals();
     } catch (error) {
-      const delay = Math.min(1000 * 2 ** attempt, 60_000);
+      const delay = backoffDelay(attempt + 1, JOIN_RETRY);
       if (attempt === 0) log.warn({ room: opts.room, err: (error as Error).message, retryInMs: delay }, "cannot join the status room yet; retrying with backoff");
       setTimeout(() => void join(attempt + 1), delay).unref();
     }
@@ -178,6 +201,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   void join(0);
 
   return {
+    approvalsChanged: () => tickApprovals(),
     onSnapshot: (event) => {
       reporter.report(describeSnapshot(event));
       if (event.outcome === "applied") accounts?.wake();

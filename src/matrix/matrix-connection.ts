@@ -6,7 +6,7 @@
  */
 import { ClientEvent, createClient, Direction, Method, RoomEvent, type MatrixClient } from "matrix-js-sdk";
 import { logger as sdkRootLogger, type Logger as SdkLogger } from "matrix-js-sdk/lib/logger.js";
-import { messageOf, reactionOf, type IncomingMessage, type IncomingReaction, type RawEvent } from "./incoming-events.ts";
+import { messageOf, reactionOf, redactionOf, type IncomingMessage, type IncomingReaction, type IncomingRedaction, type RawEvent } from "./incoming-events.ts";
 
 export interface MatrixConnectionOptions {
   homeserverUrl: string;
@@ -106,6 +106,15 @@ export class MatrixConnection {
       if (toStartOfTimeline || !data?.liveEvent || !room) return;
       const reaction = reactionOf(room.roomId, event.getEffectiveEvent() as RawEvent, this.userId);
       if (reaction) handler(reaction);
+    });
+  }
+
+  /** Live redactions by others, once syncing (same rules as onRoomMessage). */
+  onRedaction(handler: (redaction: IncomingRedaction) => void): void {
+    this.client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, _removed, data) => {
+      if (toStartOfTimeline || !data?.liveEvent || !room) return;
+      const redaction = redactionOf(room.roomId, event.getEffectiveEvent() as RawEvent, this.userId);
+      if (redaction) handler(redaction);
     });
   }
 

@@ -6,6 +6,7 @@
  */
 import type { Logger } from "../observability/logger.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
+import { BackoffTracker } from "../time/backoff.ts";
 import type { MatrixConnection, NoticeContent } from "./matrix-connection.ts";
 
 export interface OutboxDelivererOptions {
@@ -25,11 +26,12 @@ export class OutboxDeliverer {
   private running = false;
   private stopped = false;
   /** Rooms whose head message failed: each waits out its own backoff while the other rooms go on. */
-  private readonly failing = new Map<string, { failures: number; retryAt: number }>();
+  private readonly failing: BackoffTracker<string>;
   private wake: (() => void) | undefined;
 
   constructor(options: OutboxDelivererOptions) {
     this.o = { idleMs: 1000, backoffBaseMs: 500, backoffMaxMs: 60_000, ...options };
+    this.failing = new BackoffTracker({ baseMs: this.o.backoffBaseMs, maxMs: this.o.backoffMaxMs, jitter: 0.2 });
   }
 
   start(): void {
@@ -51,9 +53,9 @@ export class OutboxDeliverer {
     this.running = true;
     try {
       while (!this.stopped) {
-        const delivered = await this.deliverOnce();
-        if (delivered) continue;
-        const soonest = Math.min(...[...this.failing.values()].map((f) => f.retryAt), Date.now() + this.o.idleMs);
+        const { sent, nextRetryAt } = await this.deliverOnce();
+        if (sent) continue;
+        const soonest = Math.min(nextRetryAt, Date.now() + this.o.idleMs);
         await this.sleep(Math.max(soonest - Date.now(), 10));
       }
     } finally {
@@ -62,14 +64,15 @@ export class OutboxDeliverer {
   }
 
   /**
-   * The head message of each room not in backoff; true when something was sent. A room that fails (Ruriko
-   * kicked out of it, say) never holds up the others, and its messages keep their order.
+   * The head message of each room not in backoff: whether something was sent, and the soonest a room with
+   * messages waiting may be tried again (Infinity when none is in backoff). A room that fails (Ruriko kicked
+   * out of it, say) never holds up the others, and its messages keep their order.
    */
-  private async deliverOnce(): Promise<boolean> {
-    const now = Date.now();
-    const heads = this.o.outbox.heads().filter((m) => (this.failing.get(m.room)?.retryAt ?? 0) <= now);
+  private async deliverOnce(): Promise<{ sent: boolean; nextRetryAt: number }> {
+    const heads = this.o.outbox.heads();
     let sentAny = false;
     for (const message of heads) {
+      if (this.failing.waiting(message.room)) continue;
       const content: NoticeContent = {
         ...(message.extra as Partial<NoticeContent> | null),
         msgtype: "m.notice",
@@ -83,22 +86,19 @@ export class OutboxDeliverer {
         const eventId = await this.o.connection.send(message.room, content, `ruriko-${this.o.instance}-${message.id}`);
         this.o.outbox.markSent(message.id, eventId);
         sentAny = true;
-        if (this.failing.delete(message.room)) this.o.logger.info({ room: message.room, pending: this.o.outbox.unsentCount() }, "room reachable again; delivering its messages");
+        const wasFailing = this.failing.failures(message.room) > 0;
+        this.failing.succeeded(message.room);
+        if (wasFailing) this.o.logger.info({ room: message.room, pending: this.o.outbox.unsentCount() }, "room reachable again; delivering its messages");
       } catch (error) {
         const text = error instanceof Error ? error.message : String(error);
         this.o.outbox.markFailed(message.id, text);
-        const failures = (this.failing.get(message.room)?.failures ?? 0) + 1;
+        const { failures } = this.failing.failed(message.room);
         // One warning when a room starts failing, not one per retry.
         if (failures === 1) this.o.logger.warn({ room: message.room, err: text, pending: this.o.outbox.unsentCount() }, "cannot deliver chat messages to a room; kept in the outbox, retrying with backoff");
-        this.failing.set(message.room, { failures, retryAt: Date.now() + this.backoff(failures) });
       }
     }
-    return sentAny;
-  }
-
-  private backoff(failures: number): number {
-    const delay = Math.min(this.o.backoffBaseMs * 2 ** (failures - 1), this.o.backoffMaxMs);
-    return delay * (0.8 + 0.4 * Math.random());
+    const nextRetryAt = Math.min(...heads.map((m) => this.failing.retryAt(m.room) ?? Number.POSITIVE_INFINITY));
+    return { sent: sentAny, nextRetryAt };
   }
 
   private sleep(ms: number): Promise<void> {

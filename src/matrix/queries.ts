@@ -9,7 +9,8 @@ import type { AuditEntry } from "../store/audit-log.ts";
 import { phaseOf } from "../controller/conditions.ts";
 import { renderPlanText, type PlanReport } from "../controller/plan-report.ts";
 import { renderStatusTable, type StatusReport } from "../controller/status-report.ts";
-import type { CommitInfo } from "../sources/git-source.ts";
+import { renderHistoryText } from "../controller/history-report.ts";
+import type { AgentHistory } from "../sources/git-history.ts";
 import { RURIKO_VERSION } from "../version.ts";
 import { escapeHtml } from "./status-messages.ts";
 
@@ -24,7 +25,7 @@ export interface QuerySources {
   audit(limit: number): AuditEntry[];
   trace(traceId: string): AuditEntry[];
   /** Commits that changed the agent's Agent or Gosuto objects, newest first; undefined without a git source. */
-  history(agent: string): Promise<{ commits: CommitInfo[]; applied: string | null } | undefined>;
+  history(agent: string): Promise<AgentHistory | undefined>;
 }
 
 export interface Reply {
@@ -120,16 +121,11 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
   {
     name: "history",
     usage: "history NAME",
-    summary: "git commits that changed the agent (→ marks the one applied)",
+    summary: "git commits that changed the agent (→ marks the one in force)",
     run: async (s, [name]) => {
       const history = await s.history(name!);
       if (!history) return say("history needs a git source: this Ruriko reads a directory");
-      if (history.commits.length === 0) return say(`no commits change agent ${name}`);
-      return pre(
-        history.commits
-          .map((c) => `${c.sha === history.applied ? "→" : " "} ${c.sha.slice(0, 12)}  ${c.date.slice(0, 10)}  ${c.author}  ${c.subject}`)
-          .join("\n"),
-      );
+      return history.commits.length === 0 ? say(renderHistoryText(name!, history)) : pre(renderHistoryText(name!, history));
     },
   },
   {

@@ -1,11 +1,10 @@
-import { posix } from "node:path";
 import type { AgentManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import type { Snapshot } from "../api/snapshot.ts";
-import { buildPlan } from "../controller/plan-report.ts";
+import { planFromState } from "../controller/plan-from-state.ts";
 import { buildStatusReport } from "../controller/status-report.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import { historyOf } from "../sources/git-source.ts";
+import { agentHistory } from "../sources/git-history.ts";
 import type { StateStores } from "../store/state.ts";
 import type { QuerySources } from "./queries.ts";
 
@@ -26,28 +25,15 @@ export function querySourcesFor(deps: { state: StateStores; snapshot: () => Snap
     async plan() {
       const snapshot = deps.snapshot();
       if (!snapshot) throw new Error("no revision is in force yet");
-      return buildPlan({
-        snapshot,
-        observed: await runtime.list(),
-        inventory: state.inventory.list(),
-        findRequest: (agent, op, from, to) => state.approvals.findForChange(agent, op, from, to),
-      });
+      return planFromState(snapshot, await runtime.list(), state);
     },
     pendingApprovals: () => state.approvals.list({ status: "pending" }),
     audit: (limit) => state.audit.tail(limit),
     trace: (traceId) => state.audit.byTrace(traceId),
     async history(agent) {
-      if (!git) return undefined;
       const snapshot = deps.snapshot();
-      const agentObject = snapshot?.objects.get(objectKey("Agent", agent));
-      const files = new Set<string>();
-      if (agentObject) {
-        files.add(agentObject.source.file);
-        const gosuto = snapshot?.objects.get(objectKey("Gosuto", (agentObject.object as AgentManifest).spec.gosuto));
-        if (gosuto) files.add(gosuto.source.file);
-      }
-      const paths = [...files].map((f) => posix.join(git.path, f));
-      return { commits: await historyOf(git.workDir, paths), applied: state.status.get(agent)?.appliedRevision ?? null };
+      if (!git || !snapshot) return undefined;
+      return agentHistory({ workDir: git.workDir, path: git.path, snapshot, agent, appliedRevision: state.status.get(agent)?.appliedRevision ?? null });
     },
   };
 }

@@ -3,7 +3,7 @@
  * to one message (plain body and HTML). Deciding *when* to say it is status-reporter.ts's job.
  */
 import type { SnapshotEvent } from "../controller/controller.ts";
-import type { AppliedChange, StatusTransition } from "../controller/reconciler.ts";
+import type { AppliedChange, StatusTransition } from "../controller/agent-reconciler.ts";
 import { formatManifestError } from "../api/errors.ts";
 
 export interface StatusLine {

@@ -5,6 +5,7 @@
  */
 import type Docker from "dockerode";
 import { pack } from "tar-stream";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import {
   LABELS,
   MANAGED_BY,
@@ -32,6 +33,9 @@ export interface DockerRuntimeOptions {
   network?: string;
   log?: Log;
 }
+
+/** A local engine restarts in seconds: a short cap notices it soon after it is back. */
+const EVENT_RECONNECT: BackoffPolicy = { baseMs: 500, maxMs: 5_000, jitter: 0.2 };
 
 const EVENT_ACTIONS: ReadonlySet<string> = new Set<RuntimeEventAction>(["start", "die", "oom", "stop", "destroy", "kill", "create"]);
 const APP_UID = 65532;
@@ -291,9 +295,8 @@ export class DockerRuntime implements Runtime {
     const scheduleReconnect = () => {
       if (closed || timer) return;
       attempt++;
-      // A local engine restarts in seconds: a short cap notices it soon after it is back.
-      const delay = Math.min(500 * 2 ** (attempt - 1), 5_000) * (0.8 + 0.4 * Math.random());
-      this.log?.warn({ attempt, retryInMs: Math.round(delay) }, "Docker event stream lost; reconnecting");
+      const delay = backoffDelay(attempt, EVENT_RECONNECT);
+      this.log?.warn({ attempt, retryInMs: delay }, "Docker event stream lost; reconnecting");
       timer = setTimeout(() => {
         timer = undefined;
         void connect(true);

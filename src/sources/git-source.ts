@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { simpleGit, type SimpleGit } from "simple-git";
 import { loadSnapshotFromDirectory } from "../api/load.ts";
 import type { Snapshot } from "../api/snapshot.ts";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { coalescing, redactUrl, SourceError, type Source } from "./source.ts";
 
 interface Log {
@@ -19,16 +20,9 @@ export interface GitSourceOptions {
   path?: string;
   /** Where the clone lives (under Ruriko's state directory). */
   workDir: string;
-  /** Fetch interval; jittered ±10%. */
+  /** Fetch interval; jittered ±10%, and stretched up to 8× while fetches fail. */
   intervalMs?: number;
   log?: Log;
-}
-
-export interface CommitInfo {
-  sha: string;
-  author: string;
-  date: string;
-  subject: string;
 }
 
 /**
@@ -42,6 +36,8 @@ export class GitSource implements Source {
   readonly kind = "git" as const;
   private readonly o: Required<Omit<GitSourceOptions, "log">> & { log?: Log };
   private readonly git: SimpleGit;
+  /** Failures stretch the interval (up to 8×) so a dead remote is not hammered. */
+  private readonly fetchEvery: BackoffPolicy;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private lastSha: string | undefined;
@@ -52,6 +48,7 @@ export class GitSource implements Source {
   constructor(options: GitSourceOptions) {
     this.o = { branch: "main", path: ".", intervalMs: 60_000, ...options };
     this.git = simpleGit();
+    this.fetchEvery = { baseMs: this.o.intervalMs, maxMs: 8 * this.o.intervalMs, jitter: 0.1 };
   }
 
   describe(): string {
@@ -92,9 +89,8 @@ export class GitSource implements Source {
 
   private scheduleNext(): void {
     if (this.stopped) return;
-    // Failures stretch the interval (up to 8×) so a dead remote is not hammered.
-    const backoff = Math.min(2 ** this.failures, 8);
-    const delay = this.o.intervalMs * backoff * (0.9 + 0.2 * Math.random());
+    // The next fetch is retry number failures + 1: the plain interval while all is well.
+    const delay = backoffDelay(this.failures + 1, this.fetchEvery);
     this.timer = setTimeout(() => {
       this.fetchNow()
         .catch((error: unknown) => this.o.log?.warn({ err: (error as Error).message }, `fetch of ${this.describe()} failed`))
@@ -138,17 +134,4 @@ export class GitSource implements Source {
     await repo.raw(["clean", "-ffdx"]);
     return (await repo.revparse(["HEAD"])).trim();
   }
-}
-
-/** Commits that touched any of `paths` (relative to the repository root), newest first. */
-export async function historyOf(workDir: string, paths: readonly string[], maxCount = 20): Promise<CommitInfo[]> {
-  if (paths.length === 0) return [];
-  const out = await simpleGit(workDir).raw(["log", `--max-count=${maxCount}`, "--format=%H%x1f%an%x1f%aI%x1f%s", "--", ...paths]);
-  return out
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => {
-      const [sha, author, date, subject] = line.split("\x1f") as [string, string, string, string];
-      return { sha, author, date, subject };
-    });
 }

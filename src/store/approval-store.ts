@@ -1,10 +1,20 @@
 import { randomBytes } from "node:crypto";
+import { judgeVote, type Decision, type VoteRefusal } from "../approvals/votes.ts";
 import type { Db } from "./database.ts";
 
+export type { Decision } from "../approvals/votes.ts";
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired" | "superseded" | "applied";
-export type Decision = "approve" | "deny";
 
-/** A parked change, bound to exactly the change people were shown (object, from-digest, to-digest). */
+/** Someone who wrote a change (a git commit author). */
+export interface ChangeAuthor {
+  name: string;
+  email: string;
+}
+
+/**
+ * A parked change, bound to exactly the change people were shown (object, from-digest, to-digest) and to the
+ * policy in force when it was asked (requirementDigest): when either moves on, the request is retired.
+ */
 export interface ApprovalRequest {
   id: string;
   agent: string;
@@ -26,6 +36,16 @@ export interface ApprovalRequest {
   decidedBy: string | null;
   reason: string | null;
   traceId: string;
+  /** Digest of what the policy in force required (policy, room, approvers, quorum, identities); null before it was recorded. */
+  requirementDigest: string | null;
+  /** Digest of the file the change was proposed from; null when nothing defines it (a removal, a repair). */
+  sourceDigest: string | null;
+  /** Who wrote the change (git source only). */
+  authors: ChangeAuthor[];
+  /** Approvers who wrote it: their approval does not count. */
+  excluded: string[];
+  /** When the change left the plan: the request never approves or blocks it again. */
+  retiredAt: string | null;
 }
 
 export interface Vote {
@@ -38,7 +58,16 @@ export interface Vote {
 export type VoteOutcome =
   | { outcome: "recorded"; request: ApprovalRequest; approvals: number }
   | { outcome: "decided"; request: ApprovalRequest }
-  | { outcome: "ignored"; reason: "unknown-request" | "not-pending" | "expired" | "not-an-approver" | "duplicate"; request?: ApprovalRequest };
+  | { outcome: "ignored"; reason: "unknown-request" | VoteRefusal; request?: ApprovalRequest };
+
+/** The exact change a request is bound to. */
+export interface ChangeBinding {
+  agent: string;
+  objectKey: string;
+  operation: string;
+  fromDigest: string;
+  toDigest: string;
+}
 
 interface Row {
   id: string;
@@ -61,6 +90,11 @@ interface Row {
   decided_by: string | null;
   reason: string | null;
   trace_id: string;
+  requirement_digest: string | null;
+  source_digest: string | null;
+  authors: string;
+  excluded: string;
+  retired_at: string | null;
 }
 
 const fromRow = (r: Row): ApprovalRequest => ({
@@ -84,9 +118,18 @@ const fromRow = (r: Row): ApprovalRequest => ({
   decidedBy: r.decided_by,
   reason: r.reason,
   traceId: r.trace_id,
+  requirementDigest: r.requirement_digest,
+  sourceDigest: r.source_digest,
+  authors: JSON.parse(r.authors) as ChangeAuthor[],
+  excluded: JSON.parse(r.excluded) as string[],
+  retiredAt: r.retired_at,
 });
 
-export type NewApprovalRequest = Omit<ApprovalRequest, "id" | "status" | "createdAt" | "decidedAt" | "decidedBy" | "reason">;
+export type NewApprovalRequest = Omit<ApprovalRequest, "id" | "status" | "createdAt" | "decidedAt" | "decidedBy" | "reason" | "retiredAt" | "requirementDigest" | "sourceDigest" | "authors" | "excluded"> &
+  Partial<Pick<ApprovalRequest, "requirementDigest" | "sourceDigest" | "authors" | "excluded">>;
+
+/** Requests that can still approve a change (approved) or will once decided (pending). */
+const LIVE = "('pending', 'approved')";
 
 /**
  * Approval requests and their votes. Every state change is a compare-and-set on `status = 'pending'`
@@ -127,20 +170,34 @@ export class ApprovalStore {
     return (this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[]).map(fromRow);
   }
 
-  /** The newest request for exactly this change, whatever its status. */
-  findForChange(agent: string, operation: string, fromDigest: string, toDigest: string): ApprovalRequest | undefined {
-    const row = this.db
-      .prepare("SELECT * FROM approvals WHERE agent = ? AND operation = ? AND from_digest = ? AND to_digest = ? ORDER BY created_at DESC, rowid DESC LIMIT 1")
-      .get(agent, operation, fromDigest, toDigest) as Row | undefined;
-    return row && fromRow(row);
+  /** Requests for exactly this change that the plan has not left behind (not retired), newest first. */
+  forChange(change: ChangeBinding): ApprovalRequest[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM approvals WHERE agent = ? AND object_key = ? AND operation = ? AND from_digest = ? AND to_digest = ? AND retired_at IS NULL ORDER BY created_at DESC, rowid DESC")
+        .all(change.agent, change.objectKey, change.operation, change.fromDigest, change.toDigest) as Row[]
+    ).map(fromRow);
+  }
+
+  /**
+   * Requests that still bind something, in one scope: an agent's (every object of it), or one object of no
+   * agent (`Secret/x`, `ApprovalPolicy/y`). Live ones can still apply a change; denied and expired ones block it.
+   */
+  openIn(scope: { agent: string } | { objectKey: string }): ApprovalRequest[] {
+    const [column, value] = "agent" in scope ? ["agent", scope.agent] : ["object_key", scope.objectKey];
+    const agentless = "agent" in scope ? "" : " AND agent = ''";
+    return (
+      this.db.prepare(`SELECT * FROM approvals WHERE ${column} = ?${agentless} AND retired_at IS NULL AND status IN ('pending', 'approved', 'denied', 'expired') ORDER BY created_at, rowid`).all(value) as Row[]
+    ).map(fromRow);
   }
 
   create(request: NewApprovalRequest, now = new Date()): ApprovalRequest {
     const id = randomBytes(6).toString("hex");
     this.db
       .prepare(
-        `INSERT INTO approvals (id, agent, object_key, operation, from_digest, to_digest, revision, summary, policy, room, approvers, quorum, status, created_at, expires_at, remind_at, trace_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+        `INSERT INTO approvals (id, agent, object_key, operation, from_digest, to_digest, revision, summary, policy, room, approvers, quorum, status, created_at, expires_at, remind_at, trace_id,
+                                requirement_digest, source_digest, authors, excluded)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -159,6 +216,10 @@ export class ApprovalStore {
         request.expiresAt,
         request.remindAt,
         request.traceId,
+        request.requirementDigest ?? null,
+        request.sourceDigest ?? null,
+        JSON.stringify(request.authors ?? []),
+        JSON.stringify(request.excluded ?? []),
       );
     return this.get(id)!;
   }
@@ -168,62 +229,90 @@ export class ApprovalStore {
   }
 
   /**
-   * Records one approver's decision. `override` is the local operator's break-glass path (`ruriko approvals
-   * approve` on the host): it decides at once, whoever the policy lists.
+   * Records one approver's decision, judged by approvals/votes.ts. `override` is the local operator's
+   * break-glass path (`ruriko approvals approve` on the host): it decides at once, whoever the policy lists.
+   * An approval gives the change as long again as the request had to be decided in: an approved change not
+   * carried out by then expires.
    */
   vote(id: string, vote: { approver: string; decision: Decision; source: string; override?: boolean; reason?: string }, now = new Date()): VoteOutcome {
     return this.db.transaction((): VoteOutcome => {
       const request = this.get(id);
       if (!request) return { outcome: "ignored", reason: "unknown-request" };
-      if (request.status !== "pending") return { outcome: "ignored", reason: "not-pending", request };
-      if (Date.parse(request.expiresAt) <= now.getTime()) {
-        this.setStatus(id, "expired", now, null, "expired before a decision");
-        return { outcome: "ignored", reason: "expired", request: this.get(id)! };
+      const judgement = judgeVote(request, this.votes(id), vote, now.getTime());
+      if (!judgement.accepted) {
+        if (judgement.reason === "expired") this.setStatus(id, "expired", now, null, "expired before a decision");
+        return { outcome: "ignored", reason: judgement.reason, request: this.get(id)! };
       }
-      if (!vote.override && !request.approvers.includes(vote.approver)) return { outcome: "ignored", reason: "not-an-approver", request };
-      const inserted = this.db
-        .prepare("INSERT OR IGNORE INTO approval_votes (request_id, approver, decision, source, at) VALUES (?, ?, ?, ?, ?)")
-        .run(id, vote.approver, vote.decision, vote.source, now.toISOString());
-      if (inserted.changes === 0) return { outcome: "ignored", reason: "duplicate", request };
-
-      if (vote.decision === "deny") {
+      this.db.prepare("INSERT INTO approval_votes (request_id, approver, decision, source, at) VALUES (?, ?, ?, ?, ?)").run(id, vote.approver, vote.decision, vote.source, now.toISOString());
+      if (judgement.result === "denied") {
         this.setStatus(id, "denied", now, vote.approver, vote.reason?.slice(0, 500) ?? null);
         return { outcome: "decided", request: this.get(id)! };
       }
-      const approvals = this.votes(id).filter((v) => v.decision === "approve").length;
-      if (vote.override || approvals >= request.quorum) {
+      if (judgement.result === "approved") {
         const approvers = this.votes(id).filter((v) => v.decision === "approve").map((v) => v.approver);
         this.setStatus(id, "approved", now, approvers.join(","), null);
+        const window = Date.parse(request.expiresAt) - Date.parse(request.createdAt);
+        this.db.prepare("UPDATE approvals SET expires_at = ? WHERE id = ?").run(new Date(now.getTime() + Math.max(window, 0)).toISOString(), id);
         return { outcome: "decided", request: this.get(id)! };
       }
-      return { outcome: "recorded", request, approvals };
+      return { outcome: "recorded", request, approvals: judgement.approvals };
     })();
   }
 
   /**
-   * Compare-and-set from pending; returns the requests that moved. `among` limits which pending requests
-   * are considered (container changes and secret grants are gated apart).
+   * Withdraws the vote cast by event `source` (a reaction that was redacted) while its request is pending.
+   * Returns whose vote it was and the approvals left, or undefined when it changed nothing.
    */
-  supersedePending(agent: string, keep: ReadonlyArray<{ operation: string; fromDigest: string; toDigest: string }>, now = new Date(), among: (r: ApprovalRequest) => boolean = () => true): ApprovalRequest[] {
+  withdrawVote(source: string): { request: ApprovalRequest; approver: string; decision: Decision; approvals: number } | undefined {
+    return this.db.transaction(() => {
+      const vote = this.db
+        .prepare("SELECT v.request_id, v.approver, v.decision FROM approval_votes v JOIN approvals a ON a.id = v.request_id WHERE v.source = ? AND a.status = 'pending'")
+        .get(source) as { request_id: string; approver: string; decision: Decision } | undefined;
+      if (!vote) return undefined;
+      this.db.prepare("DELETE FROM approval_votes WHERE request_id = ? AND approver = ?").run(vote.request_id, vote.approver);
+      const approvals = this.votes(vote.request_id).filter((v) => v.decision === "approve").length;
+      return { request: this.get(vote.request_id)!, approver: vote.approver, decision: vote.decision, approvals };
+    })();
+  }
+
+  /**
+   * The plan left these requests behind: live ones (pending, approved) become superseded and are never
+   * applied; denied and expired ones stop blocking. Compare-and-set; returns the live requests that moved.
+   */
+  retire(ids: readonly string[], reason: string, now = new Date()): ApprovalRequest[] {
     return this.db.transaction(() => {
       const moved: ApprovalRequest[] = [];
-      for (const request of this.list({ agent, status: "pending", limit: 1000 })) {
-        if (!among(request)) continue;
-        if (keep.some((k) => request.operation === k.operation && request.fromDigest === k.fromDigest && request.toDigest === k.toDigest)) continue;
-        if (this.setStatus(request.id, "superseded", now, null, "the desired state changed before a decision")) moved.push(this.get(request.id)!);
+      const at = now.toISOString();
+      for (const id of ids) {
+        const live = this.db.prepare(`UPDATE approvals SET status = 'superseded', reason = ?, retired_at = ?, decided_at = COALESCE(decided_at, ?) WHERE id = ? AND status IN ${LIVE}`).run(reason, at, at, id);
+        if (live.changes === 1) moved.push(this.get(id)!);
+        else this.db.prepare("UPDATE approvals SET retired_at = ? WHERE id = ? AND retired_at IS NULL").run(at, id);
       }
       return moved;
     })();
   }
 
-  /** Expires every pending request whose time is up; called on a timer, not only when someone looks. */
+  /**
+   * Expires every pending request whose time is up, and every approved one not carried out in time; called on
+   * a timer set for the next deadline, not only when someone looks.
+   */
   expireDue(now = new Date()): ApprovalRequest[] {
     return this.db.transaction(() => {
-      const due = this.db.prepare("SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?").all(now.toISOString()) as Array<{ id: string }>;
+      const due = this.db.prepare(`SELECT id, status FROM approvals WHERE status IN ${LIVE} AND expires_at <= ?`).all(now.toISOString()) as Array<{ id: string; status: ApprovalStatus }>;
       const moved: ApprovalRequest[] = [];
-      for (const { id } of due) if (this.setStatus(id, "expired", now, null, "expired before a decision")) moved.push(this.get(id)!);
+      for (const { id, status } of due) {
+        const reason = status === "approved" ? "approved, but not carried out before it expired" : "expired before a decision";
+        const changed = this.db.prepare("UPDATE approvals SET status = 'expired', reason = ?, decided_at = COALESCE(decided_at, ?) WHERE id = ? AND status = ?").run(reason, now.toISOString(), id, status);
+        if (changed.changes === 1) moved.push(this.get(id)!);
+      }
       return moved;
     })();
+  }
+
+  /** The earliest time a live request expires, if any. */
+  nextDeadline(): number | undefined {
+    const row = this.db.prepare(`SELECT min(expires_at) AS at FROM approvals WHERE status IN ${LIVE}`).get() as { at: string | null };
+    return row.at ? Date.parse(row.at) : undefined;
   }
 
   /**
@@ -239,14 +328,9 @@ export class ApprovalStore {
     })();
   }
 
-  /** approved → applied, once the executor has carried the change out. */
+  /** approved → applied, once the change was carried out. */
   markApplied(id: string, now = new Date()): boolean {
     return this.db.prepare("UPDATE approvals SET status = 'applied', decided_at = COALESCE(decided_at, ?) WHERE id = ? AND status = 'approved'").run(now.toISOString(), id).changes === 1;
-  }
-
-  /** An approved change that can no longer be applied as approved (the object moved on): never apply it later. */
-  retireApproved(id: string, reason = "the object changed after approval"): boolean {
-    return this.db.prepare("UPDATE approvals SET status = 'superseded', reason = ? WHERE id = ? AND status = 'approved'").run(reason, id).changes === 1;
   }
 
   private setStatus(id: string, status: ApprovalStatus, now: Date, decidedBy: string | null, reason: string | null): boolean {

@@ -55,6 +55,16 @@ export function rekey(db: Db, current: MasterKey, next: MasterKey): { secrets: n
       value.fill(0);
       updateSecret.run(sealed.keyId, sealed.nonce, sealed.ciphertext, sealed.tag, row.name);
     }
+    // Values staged for an approved rotation are sealed for the version they will become.
+    const staged = db.prepare("SELECT p.name, s.version + 1 AS version, p.key_id, p.nonce, p.ciphertext, p.tag FROM secret_pending p JOIN secrets s ON s.name = p.name").all() as Array<SealedRow & { name: string; version: number }>;
+    const updateStaged = db.prepare("UPDATE secret_pending SET key_id = ?, nonce = ?, ciphertext = ?, tag = ? WHERE name = ?");
+    for (const row of staged) {
+      const aad = secretAssociatedData(row.name, row.version);
+      const value = open(current, sealedOf(row), aad, `staged value of secret ${row.name}`);
+      const sealed = seal(next, value, aad);
+      value.fill(0);
+      updateStaged.run(sealed.keyId, sealed.nonce, sealed.ciphertext, sealed.tag, row.name);
+    }
     const tokens = db.prepare("SELECT agent, key_id, nonce, ciphertext, tag FROM agent_tokens").all() as Array<SealedRow & { agent: string }>;
     const updateToken = db.prepare("UPDATE agent_tokens SET key_id = ?, nonce = ?, ciphertext = ?, tag = ? WHERE agent = ?");
     for (const row of tokens) {

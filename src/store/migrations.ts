@@ -216,4 +216,106 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX matrix_accounts_current ON matrix_accounts (agent) WHERE state <> 'deactivated';
     `,
   },
+  {
+    version: 7,
+    name: "one-plan-one-gate",
+    sql: `
+      -- A request is bound to the change AND to the policy in force (requirement_digest: which policy, room,
+      -- approvers, quorum); to the text it was proposed from (source_digest: the defining file), so a denied
+      -- change is asked again once that file is touched; to who wrote it (authors) and whose votes therefore do
+      -- not count (excluded). retired_at: the change left the plan; the request never approves or blocks it again.
+      ALTER TABLE approvals ADD COLUMN requirement_digest TEXT;
+      ALTER TABLE approvals ADD COLUMN source_digest TEXT;
+      ALTER TABLE approvals ADD COLUMN authors TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE approvals ADD COLUMN excluded TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE approvals ADD COLUMN retired_at TEXT;
+      -- An approval waiting to be carried out is as live as a pending one: one of either per exact change.
+      UPDATE approvals SET status = 'superseded', reason = 'an older duplicate of a live request', retired_at = created_at
+        WHERE status IN ('pending', 'approved') AND rowid NOT IN (
+          SELECT max(rowid) FROM approvals WHERE status IN ('pending', 'approved') GROUP BY agent, object_key, operation, from_digest, to_digest);
+      DROP INDEX approvals_one_pending;
+      CREATE UNIQUE INDEX approvals_one_live ON approvals (agent, object_key, operation, from_digest, to_digest) WHERE status IN ('pending', 'approved');
+      CREATE INDEX approvals_object ON approvals (object_key, status);
+      CREATE INDEX approvals_deadline ON approvals (expires_at) WHERE status IN ('pending', 'approved');
+      -- Votes are withdrawn by the event they came from (a redacted reaction).
+      CREATE INDEX approval_votes_source ON approval_votes (source);
+
+      -- What Ruriko applied inside each agent: the planner diffs the manifests against this, never against what
+      -- the agent happens to report. gosuto_yaml is NULL for a Gosuto applied before this table existed.
+      CREATE TABLE agent_config_applied (
+        agent TEXT PRIMARY KEY,
+        gosuto_name TEXT,
+        gosuto_digest TEXT,
+        gosuto_yaml TEXT,
+        matrix_user_id TEXT,
+        revision TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      INSERT INTO agent_config_applied (agent, gosuto_digest, revision, updated_at)
+        SELECT agent, gosuto_digest, COALESCE(applied_revision, ''), updated_at FROM agent_status WHERE gosuto_digest IS NOT NULL;
+
+      -- Secrets granted to agents (SecretBindings applied). A revoke deletes the row: adding the binding back is a
+      -- new grant. secret is NULL for grants applied before this table existed (the binding of that digest names it).
+      CREATE TABLE secret_grants (
+        agent TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        secret TEXT,
+        env TEXT,
+        digest TEXT NOT NULL,
+        approval_id TEXT,
+        revision TEXT NOT NULL,
+        granted_at TEXT NOT NULL,
+        PRIMARY KEY (agent, binding)
+      );
+      INSERT OR IGNORE INTO secret_grants (agent, binding, digest, approval_id, revision, granted_at)
+        SELECT agent, substr(object_key, length('SecretBinding/') + 1), to_digest, id, revision, COALESCE(decided_at, created_at)
+        FROM approvals WHERE operation = 'grant' AND status = 'applied' AND object_key LIKE 'SecretBinding/%' ORDER BY created_at DESC;
+
+      -- The ApprovalPolicy objects in force, as Ruriko last applied them: they, never the revision being
+      -- proposed, decide what needs approval.
+      CREATE TABLE policies_in_force (
+        name TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+      );
+
+      -- A new secret value waiting for its rotation to be approved, sealed like the secrets themselves.
+      CREATE TABLE secret_pending (
+        name TEXT PRIMARY KEY,
+        revision TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        tag BLOB NOT NULL,
+        created_at TEXT NOT NULL
+      );
+
+      -- A feed of state changes any process makes (serve, the CLI): readers follow it by sequence number, so a
+      -- decision taken in another process reaches the controller as an event. Written by triggers, so no writer
+      -- can forget to.
+      CREATE TABLE state_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        key TEXT NOT NULL,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      );
+      CREATE TRIGGER approvals_feed_insert AFTER INSERT ON approvals BEGIN
+        INSERT INTO state_changes (topic, key) VALUES ('approval', NEW.id);
+      END;
+      CREATE TRIGGER approvals_feed_status AFTER UPDATE OF status ON approvals WHEN OLD.status IS NOT NEW.status BEGIN
+        INSERT INTO state_changes (topic, key) VALUES ('approval', NEW.id);
+      END;
+      CREATE TRIGGER secrets_feed_insert AFTER INSERT ON secrets BEGIN
+        INSERT INTO state_changes (topic, key) VALUES ('secret', NEW.name);
+      END;
+      CREATE TRIGGER secrets_feed_update AFTER UPDATE OF revision ON secrets BEGIN
+        INSERT INTO state_changes (topic, key) VALUES ('secret', NEW.name);
+      END;
+      CREATE TRIGGER secrets_feed_delete AFTER DELETE ON secrets BEGIN
+        INSERT INTO state_changes (topic, key) VALUES ('secret', OLD.name);
+      END;
+    `,
+  },
 ];

@@ -60,6 +60,12 @@ export function checkSecretName(name: string): void {
   }
 }
 
+function checkValue(name: string, value: Buffer): void {
+  checkSecretName(name);
+  if (value.length === 0) throw new SecretStoreError("empty-value", name, `secret ${name}: the value is empty`);
+  if (value.length > MAX_SECRET_BYTES) throw new SecretStoreError("empty-value", name, `secret ${name}: the value is larger than ${MAX_SECRET_BYTES} bytes`);
+}
+
 export class SecretStore {
   private readonly db: Db;
   private readonly key: MasterKey;
@@ -71,9 +77,7 @@ export class SecretStore {
 
   /** Creates the secret, or stores a new version of it when `mode` allows. */
   set(name: string, value: Buffer, mode: "create-or-rotate" | "rotate" = "create-or-rotate", now = new Date()): SecretInfo {
-    checkSecretName(name);
-    if (value.length === 0) throw new SecretStoreError("empty-value", name, `secret ${name}: the value is empty`);
-    if (value.length > MAX_SECRET_BYTES) throw new SecretStoreError("empty-value", name, `secret ${name}: the value is larger than ${MAX_SECRET_BYTES} bytes`);
+    checkValue(name, value);
     return this.db.transaction(() => {
       const existing = this.row(name);
       if (!existing && mode === "rotate") throw new SecretStoreError("not-found", name, `secret ${name} does not exist (create it with: ruriko secret set ${name})`);
@@ -121,7 +125,61 @@ export class SecretStore {
   }
 
   delete(name: string): boolean {
-    return this.db.prepare("DELETE FROM secrets WHERE name = ?").run(name).changes === 1;
+    return this.db.transaction(() => {
+      this.db.prepare("DELETE FROM secret_pending WHERE name = ?").run(name);
+      return this.db.prepare("DELETE FROM secrets WHERE name = ?").run(name).changes === 1;
+    })();
+  }
+
+  /**
+   * Keeps a new value of an existing secret aside, sealed, while its rotation waits for approval; the secret
+   * itself is unchanged. A second staging replaces the first. Returns the staged value's revision.
+   */
+  stage(name: string, value: Buffer, now = new Date()): { revision: string; version: number } {
+    checkValue(name, value);
+    return this.db.transaction(() => {
+      const current = this.row(name);
+      if (!current) throw new SecretStoreError("not-found", name, `secret ${name} does not exist (create it with: ruriko secret set ${name})`);
+      const version = current.version + 1;
+      const sealed = seal(this.key, value, secretAssociatedData(name, version));
+      const revision = randomBytes(12).toString("hex");
+      this.db
+        .prepare(
+          `INSERT INTO secret_pending (name, revision, key_id, nonce, ciphertext, tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, tag = excluded.tag, created_at = excluded.created_at`,
+        )
+        .run(name, revision, sealed.keyId, sealed.nonce, sealed.ciphertext, sealed.tag, now.toISOString());
+      return { revision, version };
+    })();
+  }
+
+  /**
+   * Makes the staged value `revision` the secret's new version, if the secret is still at `fromRevision`
+   * (what the approval was for). Undefined, and nothing changed, when either moved on.
+   */
+  promote(name: string, revision: string, fromRevision: string, now = new Date()): SecretInfo | undefined {
+    return this.db.transaction(() => {
+      const current = this.row(name);
+      const staged = this.db.prepare("SELECT * FROM secret_pending WHERE name = ? AND revision = ?").get(name, revision) as (Row & { revision: string }) | undefined;
+      if (!current || !staged || current.revision !== fromRevision) return undefined;
+      const at = now.toISOString();
+      this.db
+        .prepare("UPDATE secrets SET version = ?, revision = ?, key_id = ?, nonce = ?, ciphertext = ?, tag = ?, updated_at = ? WHERE name = ?")
+        .run(current.version + 1, staged.revision, staged.key_id, staged.nonce, staged.ciphertext, staged.tag, at, name);
+      this.db.prepare("DELETE FROM secret_pending WHERE name = ?").run(name);
+      return this.info(name);
+    })();
+  }
+
+  /** The value kept aside for a rotation waiting for approval, if any (its revision, never the value). */
+  staged(name: string): { revision: string; createdAt: string } | undefined {
+    const row = this.db.prepare("SELECT revision, created_at FROM secret_pending WHERE name = ?").get(name) as { revision: string; created_at: string } | undefined;
+    return row && { revision: row.revision, createdAt: row.created_at };
+  }
+
+  /** Drops a staged value (its rotation was denied, expired or superseded). */
+  discardStaged(name: string, revision: string): void {
+    this.db.prepare("DELETE FROM secret_pending WHERE name = ? AND revision = ?").run(name, revision);
   }
 
   /** Changes whenever any secret is written or deleted: the controller polls it to re-push rotated secrets. */

@@ -1,13 +1,16 @@
 import { join } from "node:path";
 import { AgentStatusStore } from "./agent-status-store.ts";
+import { AppliedConfigStore } from "./applied-config-store.ts";
 import { ApprovalPostStore } from "./approval-post-store.ts";
 import { ApprovalStore } from "./approval-store.ts";
 import { AuditLog } from "./audit-log.ts";
+import { ChangeFeed } from "./change-feed.ts";
 import { openDatabase, type Db } from "./database.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { MatrixAccountStore } from "./matrix-account-store.ts";
 import { MetaStore } from "./meta-store.ts";
 import { OutboxStore } from "./outbox-store.ts";
+import { PolicyStore } from "./policy-store.ts";
 import { SeenEventsStore } from "./seen-events-store.ts";
 import { RevisionStore } from "./revision-store.ts";
 
@@ -23,6 +26,9 @@ export interface StateStores {
   seenEvents: SeenEventsStore;
   approvalPosts: ApprovalPostStore;
   matrixAccounts: MatrixAccountStore;
+  appliedConfig: AppliedConfigStore;
+  policies: PolicyStore;
+  feed: ChangeFeed;
   /** This installation's id, used in every ownership label. */
   instance: string;
   /** Runs `fn` in one transaction: writes to several tables land together or not at all (a crash between them). */
@@ -48,6 +54,9 @@ export function openState(stateDir: string): StateStores {
     seenEvents: new SeenEventsStore(db),
     approvalPosts: new ApprovalPostStore(db),
     matrixAccounts: new MatrixAccountStore(db),
+    appliedConfig: new AppliedConfigStore(db),
+    policies: new PolicyStore(db),
+    feed: new ChangeFeed(db),
     instance: meta.instanceId(),
     transaction: (fn) => db.transaction(fn)(),
     close: () => db.close(),

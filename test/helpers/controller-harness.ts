@@ -74,7 +74,7 @@ export async function startTestController(overrides: Partial<ControllerOptions> 
   const logFile = join(stateDir, "ruriko.log");
   const logger = createLogger({ level: "debug", pretty: false, destination: pino.destination({ dest: logFile, sync: true }) });
   const runtime = new DockerRuntime({ docker, instance, log: logger });
-  const controller = new Controller({ runtime, stores: state, vault, logger, concurrency: 4, approvalPollMs: 200, backoffBaseMs: 200, backoffMaxMs: 2000, ...overrides });
+  const controller = new Controller({ runtime, stores: state, vault, stateDir, logger, concurrency: 4, backoffBaseMs: 200, backoffMaxMs: 2000, ...overrides });
   controller.start();
   return {
     controller,

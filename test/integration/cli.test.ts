@@ -49,7 +49,8 @@ describe("operator commands", () => {
     assert.match(text.stdout, /recreate one: image changed ruriko\/gitai:dev → ruriko\/gitai:next\n\s+needs approval: yes \(1 of @alice:localhost; policy default requires approval for Agent update fields image\)/);
     assert.match(text.stdout, /create\s+three: new agent: create\n/);
     assert.match(text.stdout, /remove\s+two: not in desired state: remove\n\s+needs approval: yes \(1 of @alice:localhost; deleting an agent always needs approval\)/);
-    assert.match(text.stdout, /3 action\(s\), 2 needing approval\./);
+    assert.match(text.stdout, /gosuto\s+three: Gosuto\/three: first applied\n/, "the new agent's Gosuto is part of the plan");
+    assert.match(text.stdout, /4 change\(s\), 2 needing approval\./);
 
     const md = ruriko("plan", "--manifests", dir, "--state-dir", h.stateDir, "--output", "markdown");
     assert.match(md.stdout, /^\| `three` \| create \| new agent: create \| no \|$/m);
@@ -58,7 +59,7 @@ describe("operator commands", () => {
     const json = JSON.parse(ruriko("plan", "--manifests", dir, "--state-dir", h.stateDir, "--output", "json").stdout) as { items: Array<{ agent: string; action: string; approval: { required: boolean } }> };
     assert.deepEqual(
       json.items.map((i) => [i.agent, i.action, i.approval.required]),
-      [["one", "recreate", true], ["three", "create", false], ["two", "remove", true]],
+      [["one", "recreate", true], ["three", "create", false], ["three", "gosuto", false], ["two", "remove", true]],
     );
   });
 

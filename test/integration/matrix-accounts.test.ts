@@ -87,6 +87,7 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
         secrets: h.vault.secrets,
         audit: h.state.audit,
         desired: () => h.controller.snapshot,
+        appliedGosuto: (name) => h.state.appliedConfig.get(name).gosuto,
         runs: (name) => h.state.inventory.get(name) !== undefined,
         transaction: h.state.transaction,
         onAccountChanged: (name, traceId) => h.controller.queue.add(name, traceId, { urgent: true }),
@@ -188,6 +189,13 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
       join(dir, "policy.yaml"),
       `apiVersion: ruriko.dev/v1alpha1\nkind: ApprovalPolicy\nmetadata: {name: gate}\nspec:\n  room: "${statusRoom}"\n  approvers: ["@alice:localhost"]\n  rules: [{match: {kind: Agent, operation: create, names: [gated]}, require: approval}]\n`,
     );
+    // A new policy is itself a change: in force only once the policies already in force (here none: the local operator) approve it.
+    await h.offer(dir);
+    let policyChange: ReturnType<typeof h.state.approvals.list>[number] | undefined;
+    await waitFor(() => !!(policyChange = h.state.approvals.list({ status: "pending" }).find((r) => r.objectKey === "ApprovalPolicy/gate")), "the new policy parked", 20_000);
+    h.state.approvals.vote(policyChange!.id, { approver: "test-operator", decision: "approve", source: "test", override: true });
+    await waitFor(() => h.state.policies.get("gate") !== undefined, "the policy in force", 20_000);
+
     writeFileSync(join(dir, "gated.yaml"), `${gosuto("gated", "{}")}---\n${agent("gated", "{provision: true}")}`);
     await h.offer(dir);
     let request: ReturnType<typeof h.state.approvals.list>[number] | undefined;

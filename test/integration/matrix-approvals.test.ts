@@ -91,7 +91,7 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     mallory = createClient({ baseUrl: synapse.baseUrl, accessToken: m.accessToken, userId: m.userId });
     for (const c of [alice, bob, mallory]) await c.joinRoom(room);
 
-    h = await startTestController({ approvalPollMs: 200 });
+    h = await startTestController();
     for (const tag of [IMAGE_A, IMAGE_B, IMAGE_C]) {
       const [repo, version] = tag.split(":") as [string, string];
       await h.docker.getImage(TEST_AGENT_IMAGE).tag({ repo, tag: version });

@@ -6,7 +6,8 @@ import { after, describe, test } from "node:test";
 import { simpleGit } from "simple-git";
 import type { Snapshot } from "../../src/api/snapshot.ts";
 import { DirectorySource } from "../../src/sources/directory-source.ts";
-import { GitSource, historyOf } from "../../src/sources/git-source.ts";
+import { commitsTouching } from "../../src/sources/git-history.ts";
+import { GitSource } from "../../src/sources/git-source.ts";
 import { waitFor } from "../helpers/controller-harness.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
 
@@ -97,9 +98,9 @@ describe("git source", () => {
       await source.refresh("nothing new");
       assert.equal(got.length, 2, "no new commit, no new snapshot");
 
-      const history = await historyOf(source.checkoutDir, ["deploy/gosutos/b.yaml"]);
+      const history = await commitsTouching(source.checkoutDir, ["deploy/gosutos/b.yaml"]);
       assert.deepEqual(history.map((c) => [c.sha, c.subject, c.author]), [[second, "add b", "Test Author"]]);
-      const all = await historyOf(source.checkoutDir, ["deploy"]);
+      const all = await commitsTouching(source.checkoutDir, ["deploy"]);
       assert.deepEqual(all.map((c) => c.sha), [second, repo.first]);
     } finally {
       await source.stop();

@@ -350,6 +350,10 @@ export type Room = string
  */
 export type Approvers = [MatrixUserId, ...(MatrixUserId)[]]
 /**
+ * Let an approver's vote count on a change they authored (off by default, as GitHub's prevent self-review).
+ */
+export type AllowSelfApproval = boolean
+/**
  * Distinct approvers needed.
  */
 export type Quorum = number
@@ -361,11 +365,14 @@ export type TimeToLive = string
  * A reminder is posted this long before expiry.
  */
 export type Reminder = string
-export type Kind = ("Agent" | "Gosuto" | "SecretBinding" | "ApprovalPolicy")
-export type Operation = ("create" | "update" | "delete" | "start" | "stop" | "grant" | "revoke")
+/**
+ * Agent (create, update, delete, start, stop), Gosuto (create, update: a Gosuto pushed to an agent), SecretBinding (grant, revoke), Secret (delete, rotate: ruriko secret delete|set|rotate), ApprovalPolicy (create, update, delete).
+ */
+export type Kind = ("Agent" | "Gosuto" | "SecretBinding" | "Secret" | "ApprovalPolicy")
+export type Operation = ("create" | "update" | "delete" | "start" | "stop" | "grant" | "revoke" | "rotate")
 export type ObjectNames = DnsLabel[]
 /**
- * For update: top-level spec fields whose change triggers the rule (image, env, resources, capabilities, trust, …).
+ * Top-level spec fields whose change triggers the rule: Agent (image, env, resources, gosuto, matrix, state), Gosuto (capabilities, trust, persona, …), ApprovalPolicy (approvers, rules, …). A create changes every field it sets.
  */
 export type ChangedFields = string[]
 export type Requirement = ("approval" | "none")
@@ -378,7 +385,7 @@ require: Requirement
 }[]
 
 /**
- * Which changes are risky, who approves them, how many approvers, for how long. Deleting an agent always needs approval, whatever the policies say.
+ * Which changes are risky, who approves them, how many approvers, for how long. The policies Ruriko last applied decide: a revision never approves itself, and a change to a policy is itself gated by the policies in force. Deleting an agent always needs approval, whatever the policies say.
  */
 export interface ApprovalPolicyManifest {
 apiVersion: APIVersion
@@ -395,10 +402,21 @@ spec: ApprovalPolicySpec
 export interface ApprovalPolicySpec {
 room: Room
 approvers: Approvers
+gitIdentities?: ApproversGitIdentities
+allowSelfApproval?: AllowSelfApproval
 quorum?: Quorum
 ttl?: TimeToLive
 remindBefore?: Reminder
 rules?: Rules
+}
+/**
+ * Per approver, the git author emails or names they commit as. With a git source, an approver's vote does not count on a change whose commits they authored (unless allowSelfApproval).
+ */
+export interface ApproversGitIdentities {
+/**
+ * @minItems 1
+ */
+[k: string]: [string, ...(string)[]] | undefined
 }
 /**
  * Every given field must fit; an omitted field matches anything.

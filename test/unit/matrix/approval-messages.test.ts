@@ -25,6 +25,11 @@ const request: ApprovalRequest = {
   decidedBy: null,
   reason: null,
   traceId: "t1",
+  requirementDigest: "sha256:req",
+  sourceDigest: "sha256:src",
+  authors: [],
+  excluded: [],
+  retiredAt: null,
 };
 
 describe("approval messages", () => {

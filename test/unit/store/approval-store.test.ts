@@ -71,14 +71,20 @@ describe("approval store (real SQLite file)", () => {
     s.close();
   });
 
-  test("superseding keeps the requests for changes still planned", () => {
+  test("retiring supersedes live requests and unblocks decided ones; nothing else moves", () => {
     const s = freshState();
-    const keep = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
-    const stale = s.approvals.create({ ...base, operation: "update", toDigest: "sha256:b", expiresAt: new Date(Date.now() + 60_000).toISOString() });
-    const moved = s.approvals.supersedePending("newsbot", [{ operation: "delete", fromDigest: "sha256:a", toDigest: "absent" }]);
-    assert.deepEqual(moved.map((m) => m.id), [stale.id]);
+    const later = new Date(Date.now() + 60_000).toISOString();
+    const keep = s.approvals.create({ ...base, expiresAt: later });
+    const pending = s.approvals.create({ ...base, operation: "update", toDigest: "sha256:b", expiresAt: later });
+    const denied = s.approvals.create({ ...base, operation: "update", toDigest: "sha256:c", expiresAt: later });
+    s.approvals.vote(denied.id, { approver: "@bob:localhost", decision: "deny", source: "m" });
+    const moved = s.approvals.retire([pending.id, denied.id], "moved on");
+    assert.deepEqual(moved.map((m) => m.id), [pending.id], "only a live request changes status");
     assert.equal(s.approvals.get(keep.id)!.status, "pending");
-    assert.equal(s.approvals.get(stale.id)!.status, "superseded");
+    assert.equal(s.approvals.get(pending.id)!.status, "superseded");
+    assert.equal(s.approvals.get(denied.id)!.status, "denied", "a denial stays a denial");
+    assert.ok(s.approvals.get(denied.id)!.retiredAt, "but it no longer blocks its change");
+    assert.deepEqual(s.approvals.openIn({ agent: "newsbot" }).map((r) => r.id), [keep.id]);
     s.close();
   });
 

@@ -1,0 +1,28 @@
+import { canonicalJson } from "./digest.ts";
+import type { Kind } from "./kinds.ts";
+import { validatorFor } from "./schemas.ts";
+
+/** Each kind's spec with nothing set but the schema's defaults: what a new object's fields are compared with. */
+const emptySpecs = new Map<Kind, Record<string, unknown>>();
+
+function emptySpecOf(kind: Kind): Record<string, unknown> {
+  let spec = emptySpecs.get(kind);
+  if (!spec) {
+    spec = {};
+    // Validation fails for kinds with required fields; it fills in the defaults all the same.
+    validatorFor(kind)({ apiVersion: "ruriko.dev/v1alpha1", kind, metadata: { name: "empty" }, spec });
+    emptySpecs.set(kind, spec);
+  }
+  return spec;
+}
+
+/**
+ * The top-level spec fields that differ between two versions of an object's spec, sorted. A new object
+ * (`from` undefined) changes every field it sets to something other than the default.
+ */
+export function changedFields(kind: Kind, from: object | undefined, to: object | undefined): string[] {
+  const before = (from ?? emptySpecOf(kind)) as Record<string, unknown>;
+  const after = (to ?? emptySpecOf(kind)) as Record<string, unknown>;
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...keys].filter((k) => canonicalJson(before[k]) !== canonicalJson(after[k])).sort();
+}

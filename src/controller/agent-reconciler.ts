@@ -1,0 +1,269 @@
+/**
+ * reconcile(agent): the one idempotent step of the controller for an agent. It receives only the agent's name
+ * and reads as five named steps:
+ *
+ *   observe → plan → gate → act → status
+ *
+ * observe reads the desired state (the snapshot in force), the engine and Ruriko's records of what it applied;
+ * plan (planner.ts, pure) lists every change that converges them; gate (approvals/) decides which run now,
+ * which wait for people and which stay refused; act carries out those that run and makes the running agent
+ * hold what was applied (agent-sync.ts); status (agent-status.ts, pure) is written once, at the end. Running it
+ * twice in a row does nothing the second time.
+ */
+import type { AcpClient } from "../acp/client.ts";
+import type { Snapshot } from "../api/snapshot.ts";
+import type { Gatekeeper } from "../approvals/gatekeeper.ts";
+import type { Verdict } from "../approvals/gate.ts";
+import { withTrace, type Logger } from "../observability/logger.ts";
+import { RuntimeError, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import type { AgentStatusStore, Condition } from "../store/agent-status-store.ts";
+import type { AgentTokenStore } from "../store/agent-token-store.ts";
+import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
+import type { AppliedConfig, AppliedConfigStore } from "../store/applied-config-store.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import type { InventoryStore } from "../store/inventory-store.ts";
+import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
+import type { SecretStore } from "../store/secret-store.ts";
+import { desiredAgentOf, type DesiredAgent } from "./agent-config.ts";
+import { emptyOutcome, nextAgentStatus, transitionsOf, type AgentOutcome } from "./agent-status.ts";
+import { AgentSync, type AgentConfigEvent } from "./agent-sync.ts";
+import { ContainerExecutor } from "./container-executor.ts";
+import { isContainerAction, proposalOf, type Action, type Change, type ConfigChange } from "./changes.ts";
+import { currentContainer, planAgent, type AgentPlan, type AgentPlanInput } from "./planner.ts";
+import type { ReconcileResult } from "./work-queue.ts";
+
+export interface ReconcilerStores {
+  status: AgentStatusStore;
+  inventory: InventoryStore;
+  approvals: ApprovalStore;
+  audit: AuditLog;
+  matrixAccounts: MatrixAccountStore;
+  appliedConfig: AppliedConfigStore;
+  /** Writes to several stores land together or not at all. */
+  transaction<T>(fn: () => T): T;
+}
+
+export interface StatusTransition {
+  agent: string;
+  traceId: string;
+  condition: Condition;
+  previous?: Condition;
+}
+
+/**
+ * Something Ruriko changed for an agent, for people to hear about (the status room): a container action,
+ * a Gosuto pushed to a running agent, or a change in the secrets it holds. Names and versions, never values.
+ */
+export type AppliedChange = { agent: string; traceId: string; what: "container"; action: Action["type"]; reason: string; drift: boolean; approval?: string } | AgentConfigEvent;
+
+export interface AgentReconcilerOptions {
+  runtime: Runtime;
+  stores: ReconcilerStores;
+  vault: { secrets: SecretStore; tokens: AgentTokenStore };
+  acp: AcpClient;
+  gatekeeper: Gatekeeper;
+  /** The snapshot in force (the last good one), or undefined before the first. */
+  desired: () => Snapshot | undefined;
+  logger: Logger;
+  /** How often to ask a Ready agent for its /status, to catch drift inside it. */
+  agentPollMs?: number;
+  /** The homeserver URL agents use for their Matrix identity; undefined when Ruriko runs without Matrix. */
+  agentMatrixHomeserver?: string;
+  /** How long a started agent may take to answer ACP before that is an error. */
+  agentStartGraceMs?: number;
+  /** How long one reconcile waits for a starting agent to answer before handing back its worker. */
+  agentBootWaitMs?: number;
+  /** True when a newer trigger arrived for the agent: stop waiting, it runs again. */
+  hasNewerTrigger?: (agent: string) => boolean;
+  /** Consecutive failures after which the agent is reported Stalled (retries go on, backed off). */
+  stallAfterFailures?: number;
+  /** How often to look again at a Ready agent even without events. */
+  resyncAfterMs?: number;
+  onTransition?: (transition: StatusTransition) => void;
+  onChange?: (change: AppliedChange) => void;
+  now?: () => Date;
+}
+
+/** Everything reconcile reads about one agent. */
+type World = Omit<AgentPlanInput, "desired" | "applied"> & { desired: DesiredAgent | undefined; applied: AppliedConfig };
+
+export class AgentReconciler {
+  private readonly o: AgentReconcilerOptions & { now: () => Date };
+  private readonly executor: ContainerExecutor;
+  private readonly sync: AgentSync;
+
+  constructor(options: AgentReconcilerOptions) {
+    this.o = { now: () => new Date(), ...options };
+    const { stores, vault, now } = this.o;
+    this.executor = new ContainerExecutor({
+      runtime: options.runtime,
+      inventory: stores.inventory,
+      approvals: stores.approvals,
+      audit: stores.audit,
+      appliedConfig: stores.appliedConfig,
+      tokens: vault.tokens,
+      now,
+      onExecuted: (a, traceId, approval) => this.o.onChange?.({ agent: a.agent, traceId, what: "container", action: a.type, reason: a.reason, drift: a.drift, ...(approval ? { approval: approval.id } : {}) }),
+    });
+    this.sync = new AgentSync({
+      acp: options.acp,
+      secrets: vault.secrets,
+      tokens: vault.tokens,
+      matrixAccounts: stores.matrixAccounts,
+      audit: stores.audit,
+      handOverToken: (agent, containerId, traceId) => this.executor.handOverToken(agent, containerId, traceId),
+      ...(options.agentMatrixHomeserver !== undefined ? { agentMatrixHomeserver: options.agentMatrixHomeserver } : {}),
+      agentStartGraceMs: options.agentStartGraceMs ?? 60_000,
+      ...(options.hasNewerTrigger ? { hasNewerTrigger: options.hasNewerTrigger } : {}),
+      onEvent: (event) => this.o.onChange?.(event),
+      now,
+    });
+  }
+
+  async reconcile(agent: string, traceId: string): Promise<ReconcileResult> {
+    const snapshot = this.o.desired();
+    // Before the first good snapshot there is nothing to converge to, and nothing may be pruned.
+    if (!snapshot) return {};
+    const log = withTrace(this.o.logger, traceId).child({ agent });
+    const previous = this.o.stores.status.get(agent);
+    let outcome = emptyOutcome();
+    let world: World | undefined;
+    let failure: unknown;
+    try {
+      world = await this.observe(agent, snapshot);
+      const plan = planAgent(world);
+      const verdicts = await this.gate(plan, world, snapshot.revision, traceId);
+      outcome = await this.act(world, plan, verdicts, snapshot.revision, traceId, log);
+    } catch (error) {
+      failure = error;
+      outcome.error = failureOf(error);
+      if (error instanceof RuntimeError && error.code === "engine-unavailable") this.executor.engineLost();
+      log.warn({ err: outcome.error.message, terminal: outcome.error.terminal }, "reconcile failed");
+    }
+    if (world && !world.desired && outcome.converged) {
+      this.o.stores.status.delete(agent);
+      this.executor.forget(agent);
+      this.sync.forget(agent);
+      return {};
+    }
+    this.writeStatus(agent, previous, outcome, snapshot.revision, traceId);
+    if (outcome.error) {
+      // A terminal failure waits for something to change (a revision, a resync), never for a backoff timer.
+      if (outcome.error.terminal) return { terminalError: outcome.error.message };
+      throw failure;
+    }
+    if (outcome.requeueAfterMs !== undefined) return { requeueAfterMs: outcome.requeueAfterMs };
+    const resyncAfterMs = this.o.resyncAfterMs ?? 5 * 60_000;
+    if (outcome.agentReport) return { requeueAfterMs: Math.min(this.o.agentPollMs ?? 30_000, resyncAfterMs) };
+    return outcome.converged ? { requeueAfterMs: resyncAfterMs } : {};
+  }
+
+  private async observe(agent: string, snapshot: Snapshot): Promise<World> {
+    const { inventory, appliedConfig, matrixAccounts } = this.o.stores;
+    const observed = (await this.o.runtime.list(agent)).filter((c) => c.agent === agent);
+    const entry = inventory.get(agent);
+    const desired = desiredAgentOf(snapshot, agent, matrixAccounts.current(agent));
+    return { agent, observed, applied: appliedConfig.get(agent), ...(entry ? { inventory: entry } : {}), desired };
+  }
+
+  private gate(plan: AgentPlan, world: World, revision: string, traceId: string): Promise<Verdict[]> {
+    const driftMode = world.desired?.manifest.spec.drift ?? "heal";
+    return this.o.gatekeeper.decide({ agent: plan.agent }, plan.changes.map((c) => proposalOf(c, driftMode)), { revision, traceId });
+  }
+
+  private async act(world: World, plan: AgentPlan, verdicts: readonly Verdict[], revision: string, traceId: string, log: Logger): Promise<AgentOutcome> {
+    const outcome = emptyOutcome();
+    outcome.reported = plan.reported.map((r) => r.message);
+    const runnable: Array<{ change: Change; approval?: ApprovalRequest }> = [];
+    plan.changes.forEach((change, i) => {
+      const v = verdicts[i]!;
+      if (v.verdict === "run") runnable.push({ change, ...(v.approval ? { approval: v.approval } : {}) });
+      else if (v.verdict === "park") outcome.parked.push(v.request!);
+      else outcome.blocked.push(v.request);
+    });
+
+    let containersChanged = false;
+    for (const { change, approval } of runnable) {
+      if (!isContainerAction(change)) continue;
+      const wait = this.executor.crashLoopWait(change);
+      if (wait > 0) {
+        outcome.waiting.push(`${change.reason} (crash loop: next start in ${Math.ceil(wait / 1000)}s)`);
+        outcome.requeueAfterMs = wait;
+        continue;
+      }
+      await this.executor.execute(change, traceId, log, approval);
+      outcome.executed.push(change);
+      containersChanged = true;
+    }
+    const config = runnable.filter((r): r is { change: ConfigChange; approval?: ApprovalRequest } => !isContainerAction(r.change));
+    if (config.length > 0) this.recordApplied(world.agent, config, revision, traceId);
+    outcome.executed.push(...config.map((r) => r.change));
+    outcome.converged = runnable.length === plan.changes.length && outcome.waiting.length === 0;
+
+    const container: ObservedContainer | undefined = containersChanged ? currentContainer((await this.o.runtime.list(world.agent)).filter((c) => c.agent === world.agent)) : currentContainer(world.observed);
+    if (container) outcome.observed = container;
+    const desired = world.desired;
+    if (desired && desired.manifest.spec.state !== "Stopped" && container?.state === "running") {
+      const applied = containersChanged || config.length > 0 ? this.o.stores.appliedConfig.get(world.agent) : world.applied;
+      // Wait for boot only for a container this reconcile started: one that merely looks running may be dying.
+      const startedHere = outcome.executed.some((a) => a.type === "create" || a.type === "recreate" || a.type === "start");
+      const synced = await this.sync.sync({ manifest: desired.manifest, observed: container, applied, bindings: desired.bindings, bootWaitMs: startedHere ? (this.o.agentBootWaitMs ?? 3000) : 0, traceId, log });
+      if (synced.report) outcome.agentReport = synced.report;
+      if (synced.refused) outcome.refused = synced.refused;
+      if (synced.matrixProblem) outcome.matrixProblem = synced.matrixProblem;
+      outcome.missingSecrets = synced.missingSecrets;
+      if (synced.waiting) {
+        outcome.waiting.push(synced.waiting);
+        outcome.converged = false;
+        if (synced.requeueAfterMs !== undefined) outcome.requeueAfterMs = synced.requeueAfterMs;
+      }
+    }
+    return outcome;
+  }
+
+  /** Records config changes the gate let through as applied (the agent sync then delivers them), in one transaction. */
+  private recordApplied(agent: string, changes: ReadonlyArray<{ change: ConfigChange; approval?: ApprovalRequest }>, revision: string, traceId: string): void {
+    const { appliedConfig, approvals, audit } = this.o.stores;
+    const now = this.o.now();
+    this.o.stores.transaction(() => {
+      for (const { change, approval } of changes) {
+        switch (change.type) {
+          case "gosuto":
+            appliedConfig.setGosuto(agent, change.gosuto, revision, now);
+            break;
+          case "grant":
+            appliedConfig.grant(agent, { binding: change.binding.binding, secret: change.binding.secret, env: change.binding.env ?? null, digest: change.binding.digest, approvalId: approval?.id ?? null }, revision, now);
+            break;
+          case "revoke":
+            appliedConfig.revoke(agent, change.binding);
+            break;
+          case "identity":
+            appliedConfig.setMatrixUserId(agent, change.userId, revision, now);
+            break;
+        }
+        if (approval) approvals.markApplied(approval.id, now);
+        audit.append({
+          traceId,
+          actor: "controller",
+          action: `agent.${change.type}`,
+          target: `Agent/${agent}`,
+          payload: { object: `${change.kind}/${change.object}`, reason: change.reason, fromDigest: change.fromDigest, toDigest: change.toDigest, revision, ...(approval ? { approval: approval.id } : {}) },
+          result: "ok",
+        });
+      }
+    });
+  }
+
+  private writeStatus(agent: string, previous: ReturnType<AgentStatusStore["get"]>, outcome: AgentOutcome, revision: string, traceId: string): void {
+    const next = nextAgentStatus(previous, outcome, { agent, revision, now: this.o.now().toISOString(), stallAfterFailures: this.o.stallAfterFailures ?? 5 });
+    this.o.stores.status.put(next);
+    for (const t of transitionsOf(previous, next)) this.o.onTransition?.({ agent, traceId, ...t });
+  }
+}
+
+/** A failure as the status tells it; an image missing from the host is terminal: retrying cannot fix it. */
+function failureOf(error: unknown): NonNullable<AgentOutcome["error"]> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof RuntimeError && error.code === "image-missing") return { message, terminal: true, reason: "ImageMissing" };
+  return { message, terminal: false };
+}

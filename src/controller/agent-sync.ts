@@ -1,0 +1,194 @@
+/**
+ * Makes a running agent hold what Ruriko applied to it — its Gosuto, exactly its granted secrets (at their
+ * current versions), its Matrix identity — pushing over ACP only what differs from what the agent reports.
+ * No decision is taken here: what the agent should hold was decided by the plan and the gate, and recorded.
+ * So a new container, a restart or a change made inside the agent behind Ruriko's back is put right without
+ * asking anyone, and never beyond what was approved.
+ */
+import { AcpError, type AcpClient, type AcpEndpoint } from "../acp/client.ts";
+import type { AcpStatus, AgentManifest } from "../api/generated/types.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { ObservedContainer } from "../runtime/runtime.ts";
+import type { AgentTokenStore } from "../store/agent-token-store.ts";
+import type { AppliedConfig } from "../store/applied-config-store.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
+import type { SecretStore } from "../store/secret-store.ts";
+import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
+import { ReconcileError } from "./container-executor.ts";
+
+/** Something Ruriko changed inside a running agent, for people to hear about. Names and versions, never values. */
+export type AgentConfigEvent =
+  | { agent: string; traceId: string; what: "gosuto"; gosuto: string; digest: string }
+  | { agent: string; traceId: string; what: "secrets"; delivered: Array<{ name: string; version: number }>; revoked: string[] };
+
+export interface AgentSyncOptions {
+  acp: AcpClient;
+  secrets: SecretStore;
+  tokens: AgentTokenStore;
+  matrixAccounts: MatrixAccountStore;
+  audit: AuditLog;
+  /** Issues a new token and writes it into the container (the agent does not accept the one on record). */
+  handOverToken: (agent: string, containerId: string, traceId: string) => Promise<string>;
+  /** The homeserver URL agents use; undefined when Ruriko runs without Matrix. */
+  agentMatrixHomeserver?: string;
+  /** How long a started agent may take to answer ACP before that is an error. */
+  agentStartGraceMs: number;
+  /** True when a newer trigger arrived for the agent: stop waiting for it to boot, it runs again. */
+  hasNewerTrigger?: (agent: string) => boolean;
+  onEvent?: (event: AgentConfigEvent) => void;
+  now: () => Date;
+}
+
+export interface SyncResult {
+  /** What the agent holds now (as it reported, or as just pushed); undefined when it did not answer yet. */
+  report?: { gosutoDigest: string | null; secretsDigest: string | null };
+  waiting?: string;
+  requeueAfterMs?: number;
+  refused?: string;
+  missingSecrets: string[];
+  matrixProblem?: MatrixProblem;
+}
+
+export class AgentSync {
+  private readonly o: AgentSyncOptions;
+  /** Since when a running agent has not answered ACP. */
+  private readonly unanswered = new Map<string, number>();
+
+  constructor(options: AgentSyncOptions) {
+    this.o = options;
+  }
+
+  forget(agent: string): void {
+    this.unanswered.delete(agent);
+  }
+
+  /**
+   * `bootWaitMs`: how long to wait for a container this reconcile started to answer (one that merely looks
+   * running may be dying, so 0 for those). `bindings`: the desired bindings, naming the secret of a grant
+   * applied before Ruriko kept its name.
+   */
+  async sync(input: { manifest: AgentManifest; observed: ObservedContainer; applied: AppliedConfig; bindings: readonly DesiredBinding[]; bootWaitMs: number; traceId: string; log: Logger }): Promise<SyncResult> {
+    const { manifest, observed, applied, traceId, log } = input;
+    const agent = manifest.metadata.name;
+    const result: SyncResult = { missingSecrets: [] };
+    if (!observed.controlHostPort) throw new ReconcileError(agent, "configure", "the container's control port is not published");
+    const endpoint: AcpEndpoint = { agent, baseUrl: `http://127.0.0.1:${observed.controlHostPort}`, token: this.o.tokens.get(agent) ?? (await this.o.handOverToken(agent, observed.id, traceId)) };
+
+    let report: AcpStatus;
+    try {
+      report = await this.agentStatus(endpoint, observed.id, traceId, input.bootWaitMs);
+      this.unanswered.delete(agent);
+    } catch (error) {
+      if (!(error instanceof AcpError && (error.code === "unreachable" || error.code === "timeout"))) throw error;
+      const now = this.o.now().getTime();
+      const since = this.unanswered.get(agent) ?? now;
+      this.unanswered.set(agent, since);
+      if (now - since > this.o.agentStartGraceMs) throw error;
+      // Just started: Gitai takes a moment to listen. Soon at first (a container that just died reads as running
+      // for a moment), then less often.
+      return { ...result, waiting: "waiting for the agent to answer on its control port", requeueAfterMs: now - since < 1000 ? 50 : 250 };
+    }
+
+    const gosutoDigest = await this.syncGosuto(endpoint, report, applied, traceId, log, result);
+    const secretsDigest = await this.syncSecrets(endpoint, report, applied, input.bindings, traceId, log, result);
+    await this.syncMatrixIdentity(manifest, endpoint, report, applied, traceId, log, result);
+    result.report = { gosutoDigest, secretsDigest };
+    return result;
+  }
+
+  /** The agent's /status; hands over a new token once when the agent does not accept the one on record. */
+  private async agentStatus(endpoint: AcpEndpoint, containerId: string, traceId: string, bootWaitMs: number): Promise<AcpStatus> {
+    // A container that just started answers within a second or so: wait for it here, on loopback only (polling the
+    // engine instead would load it while it starts the others). Longer than that, the requeue takes over.
+    const deadline = performance.now() + bootWaitMs;
+    while (performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent)) {
+      if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    try {
+      return await this.o.acp.status(endpoint, traceId, { retries: 0 });
+    } catch (error) {
+      if (!(error instanceof AcpError && error.code === "unauthorized")) throw error;
+      endpoint.token = await this.o.handOverToken(endpoint.agent, containerId, traceId);
+      return await this.o.acp.status(endpoint, traceId);
+    }
+  }
+
+  private async syncGosuto(endpoint: AcpEndpoint, report: AcpStatus, applied: AppliedConfig, traceId: string, log: Logger, result: SyncResult): Promise<string | null> {
+    const gosuto = applied.gosuto;
+    // Nothing applied yet (its first Gosuto waits for approval), or applied before Ruriko kept its text: leave it.
+    if (!gosuto?.yaml || report.gosutoDigest === gosuto.digest) return report.gosutoDigest;
+    const agent = endpoint.agent;
+    try {
+      await this.o.acp.putConfig(endpoint, { gosuto: gosuto.yaml, digest: gosuto.digest }, traceId);
+    } catch (error) {
+      if (!(error instanceof AcpError && error.code === "refused")) throw error;
+      result.refused = error.details.length > 0 ? error.details.join("; ") : error.message;
+      log.warn({ gosuto: gosuto.name, refusal: result.refused }, `configure ${agent}: the agent refused Gosuto ${gosuto.name}`);
+      this.o.audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, toDigest: gosuto.digest, error: result.refused }, result: "error" });
+      return report.gosutoDigest;
+    }
+    log.info({ gosuto: gosuto.name, from: report.gosutoDigest, to: gosuto.digest }, `configure ${agent}: Gosuto ${gosuto.name} applied`);
+    this.o.audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest }, result: "ok" });
+    // A first Gosuto is part of bringing the agent up; an edit reaching a running agent is news.
+    if (report.gosutoDigest !== null && gosuto.name) this.o.onEvent?.({ agent, traceId, what: "gosuto", gosuto: gosuto.name, digest: gosuto.digest });
+    return gosuto.digest;
+  }
+
+  private async syncSecrets(endpoint: AcpEndpoint, report: AcpStatus, applied: AppliedConfig, bindings: readonly DesiredBinding[], traceId: string, log: Logger, result: SyncResult): Promise<string | null> {
+    const agent = endpoint.agent;
+    const wanted = new Map<string, SecretVersion>();
+    for (const grant of applied.grants) {
+      const name = grant.secret ?? bindings.find((b) => b.binding === grant.binding && b.digest === grant.digest)?.secret;
+      if (!name) continue;
+      const info = this.o.secrets.info(name);
+      if (info) wanted.set(info.name, info);
+      else if (!result.missingSecrets.includes(name)) result.missingSecrets.push(name);
+    }
+    if (report.secretsDigest === secretsDigestOf([...wanted.values()])) return report.secretsDigest;
+    const values: Record<string, string> = {};
+    const versions: Record<string, number> = {};
+    const delivered: SecretVersion[] = [];
+    for (const name of wanted.keys()) {
+      const revealed = this.o.secrets.reveal(name);
+      if (!revealed) continue; // deleted this very moment: the next reconcile sees it missing
+      values[name] = revealed.value.toString("utf8");
+      versions[name] = revealed.info.version;
+      delivered.push(revealed.info);
+    }
+    // The digest of what is actually sent (a rotation between listing and reading moves it on).
+    const digest = secretsDigestOf(delivered);
+    await this.o.acp.putSecrets(endpoint, { secrets: values, versions, digest }, traceId);
+    const revoked = report.secrets.map((s) => s.name).filter((n) => !(n in values));
+    const summary = delivered.map((d) => ({ name: d.name, version: d.version }));
+    log.info({ delivered: summary, revoked }, `configure ${agent}: secrets delivered`);
+    this.o.audit.append({ traceId, actor: "controller", action: "agent.secrets", target: `Agent/${agent}`, payload: { delivered: summary, revoked, digest }, result: "ok" });
+    // After a restart the agent holds nothing and gets everything again: only a change of what it held is news.
+    if (report.secretsDigest !== null) this.o.onEvent?.({ agent, traceId, what: "secrets", delivered: summary, revoked });
+    return digest;
+  }
+
+  /**
+   * The agent's Matrix identity: its account's user id and access token (provisioned by matrix/agent-accounts.ts,
+   * or an existing account whose token the operator stored). Read from the state database only: syncing never
+   * waits on the homeserver. A new identity waiting for approval is not delivered; the agent keeps what it has.
+   */
+  private async syncMatrixIdentity(manifest: AgentManifest, endpoint: AcpEndpoint, report: AcpStatus, applied: AppliedConfig, traceId: string, log: Logger, result: SyncResult): Promise<void> {
+    const agent = manifest.metadata.name;
+    const account = this.o.matrixAccounts.current(agent);
+    const tokenSecret = matrixTokenSecretOf(manifest, account);
+    // Read once: the digest and the value sent then belong to the same version of the token.
+    const token = tokenSecret ? this.o.secrets.reveal(tokenSecret) : undefined;
+    const desired = desiredMatrixOf(manifest, { homeserver: this.o.agentMatrixHomeserver, account, token: token?.info });
+    if (desired.problem) result.matrixProblem = desired.problem;
+    if (desired.identity && desired.identity.userId !== applied.matrixUserId) return;
+    const want = desired.identity?.digest ?? null;
+    if ((report.matrix?.digest ?? null) === want) return;
+    const identity = desired.identity && token ? { homeserver: desired.identity.homeserver, userId: desired.identity.userId, accessToken: token.value.toString("utf8") } : null;
+    await this.o.acp.putMatrix(endpoint, { identity, digest: want }, traceId);
+    const userId = identity?.userId ?? null;
+    log.info({ userId, matrixDigest: want }, `configure ${agent}: ${userId ? `Matrix identity ${userId} delivered` : "Matrix identity dropped"}`);
+    this.o.audit.append({ traceId, actor: "controller", action: "agent.matrix", target: `Agent/${agent}`, payload: { userId, digest: want, previous: report.matrix?.userId ?? null }, result: "ok" });
+  }
+}

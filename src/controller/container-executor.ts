@@ -1,0 +1,171 @@
+/**
+ * Carries out an agent's container actions on the Runtime (create, recreate, start, stop, remove), recording
+ * each step in the inventory before the next so that a crash in between is read correctly, and hands the new
+ * container its ACP token before its first start. A container that keeps crashing is started again with a
+ * growing delay (crash-loop backoff) instead of at once.
+ */
+import { ACP_TOKEN_FILE } from "../acp/protocol.ts";
+import type { Logger } from "../observability/logger.ts";
+import { RuntimeError, type ContainerSpec, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import type { AgentTokenStore } from "../store/agent-token-store.ts";
+import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
+import type { AppliedConfigStore } from "../store/applied-config-store.ts";
+import type { AuditLog } from "../store/audit-log.ts";
+import type { InventoryStore } from "../store/inventory-store.ts";
+import { backoffDelay } from "../time/backoff.ts";
+import type { Action } from "./changes.ts";
+
+/** A failed action, with the agent and the action that failed. */
+export class ReconcileError extends Error {
+  readonly agent: string;
+  readonly action: string;
+  constructor(agent: string, action: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ReconcileError";
+    this.agent = agent;
+    this.action = action;
+  }
+}
+
+export interface ContainerExecutorOptions {
+  runtime: Runtime;
+  inventory: InventoryStore;
+  approvals: ApprovalStore;
+  audit: AuditLog;
+  appliedConfig: AppliedConfigStore;
+  tokens: AgentTokenStore;
+  now: () => Date;
+  onExecuted?: (action: Action, traceId: string, approval?: ApprovalRequest) => void;
+}
+
+/** Crash-loop restarts: 1 s, 2 s, 4 s … up to 5 minutes; a container that stayed up 10 minutes starts afresh. */
+const CRASH_BACKOFF = { baseMs: 1000, maxMs: 5 * 60_000, jitter: 0 };
+const CRASH_RESET_MS = 10 * 60_000;
+
+export class ContainerExecutor {
+  private readonly o: ContainerExecutorOptions;
+  private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
+  /** The shared network and the like; made sure of again after any failure (it may have been removed). */
+  private prepared = false;
+
+  constructor(options: ContainerExecutorOptions) {
+    this.o = options;
+  }
+
+  /** How long a start that repairs a crash must still wait (0: go now, and counted as a restart). */
+  crashLoopWait(action: Action): number {
+    if (action.type !== "start" || !action.drift) return 0;
+    const now = this.o.now().getTime();
+    const entry = this.crashes.get(action.agent);
+    if (!entry || now - entry.lastStartAt > CRASH_RESET_MS) {
+      this.crashes.set(action.agent, { count: 1, lastStartAt: now });
+      return 0;
+    }
+    const wait = entry.lastStartAt + backoffDelay(entry.count, CRASH_BACKOFF) - now;
+    if (wait > 0) return wait;
+    this.crashes.set(action.agent, { count: entry.count + 1, lastStartAt: now });
+    return 0;
+  }
+
+  forget(agent: string): void {
+    this.crashes.delete(agent);
+  }
+
+  /** The engine went away: make sure of the shared network again before the next create. */
+  engineLost(): void {
+    this.prepared = false;
+  }
+
+  async execute(action: Action, traceId: string, log: Logger, approval: ApprovalRequest | undefined): Promise<void> {
+    const { runtime, inventory, audit, approvals } = this.o;
+    const target = `Agent/${action.agent}`;
+    const payload: Record<string, unknown> = { reason: action.reason, drift: action.drift, ...(approval ? { approval: approval.id } : {}) };
+    log.info({ action: action.type, reason: action.reason }, `${action.type} ${action.agent}: ${action.reason}`);
+    try {
+      switch (action.type) {
+        case "create":
+        case "recreate":
+          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId));
+          break;
+        case "start":
+          payload.containerId = action.containerId;
+          try {
+            await runtime.start(action.containerId);
+          } catch (error) {
+            // A container the engine will not start again is replaced, with the same spec and the same data
+            // volume: after an engine restart containerd may still hold its old task ("task … already exists"),
+            // or its host port may have been taken meanwhile. Retrying the start would fail forever.
+            const spec = inventory.get(action.agent)?.spec;
+            if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || !spec) throw error;
+            log.warn({ containerId: action.containerId, err: error.message }, `start ${action.agent}: the engine will not start this container; replacing it`);
+            Object.assign(payload, { replaced: action.containerId, startError: error.message }, await this.createContainer(action.agent, spec, action.containerId, true, traceId));
+          }
+          break;
+        case "stop":
+          await runtime.stop(action.containerId);
+          payload.containerId = action.containerId;
+          break;
+        case "remove":
+          if (action.containerId) await runtime.remove(action.containerId);
+          payload.containerId = action.containerId;
+          if (action.operation === "delete") {
+            await runtime.removeAgentVolume(action.agent);
+            inventory.forget(action.agent);
+            this.o.appliedConfig.forget(action.agent);
+            this.o.tokens.forget(action.agent);
+          }
+          break;
+      }
+      if (approval) approvals.markApplied(approval.id, this.o.now());
+      audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
+      this.o.onExecuted?.(action, traceId, approval);
+    } catch (error) {
+      this.prepared = false;
+      const message = error instanceof Error ? error.message : String(error);
+      audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload: { ...payload, error: message }, result: "error" });
+      if (error instanceof RuntimeError) throw error;
+      throw new ReconcileError(action.agent, action.type, `${action.type} ${action.agent}: ${message}`, { cause: error });
+    }
+  }
+
+  /** Gives the agent a new ACP token: sealed in the state database, written as a file into its data volume. */
+  async handOverToken(agent: string, containerId: string, traceId: string): Promise<string> {
+    const token = this.o.tokens.issue(agent, this.o.now());
+    await this.o.runtime.writeAgentFile(containerId, ACP_TOKEN_FILE, Buffer.from(token, "utf8"));
+    this.o.audit.append({ traceId, actor: "controller", action: "agent.token.issued", target: `Agent/${agent}`, payload: { containerId }, result: "ok" });
+    return token;
+  }
+
+  /**
+   * Creates the agent's container (removing `replacing` first), hands it its ACP token, and starts it if
+   * asked. Every step is recorded in the inventory before the next, so a crash in between is read correctly.
+   */
+  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string): Promise<Record<string, unknown>> {
+    const { runtime, inventory } = this.o;
+    if (!this.prepared) {
+      await runtime.prepare();
+      this.prepared = true;
+    }
+    // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
+    inventory.record(agent, { containerId: null, spec });
+    if (replacing) await runtime.remove(replacing);
+    if (!(await runtime.imageExists(spec.image))) {
+      throw new RuntimeError("create", agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
+    }
+    let created: ObservedContainer;
+    try {
+      created = await runtime.create(spec);
+    } catch (error) {
+      // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
+      if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
+      const existing = (await runtime.list(agent)).find((c) => c.agent === agent && c.specDigest === spec.specDigest);
+      if (!existing) throw error;
+      created = existing;
+    }
+    inventory.record(agent, { containerId: created.id, spec });
+    // Before the first start, so Gitai finds its token as it comes up.
+    await this.handOverToken(agent, created.id, traceId);
+    if (start) await runtime.start(created.id);
+    return { containerId: created.id, specDigest: spec.specDigest, image: spec.image, revision: spec.revision };
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Who wrote a change, according to a git source: the authors of the commits since the change's starting point
+ * was applied that touched the file defining its object (or any file, for an object the revision removed). With
+ * them, an approver cannot approve their own change (approvals/gate.ts, selfApprovers).
+ */
+import { posix } from "node:path";
+import type { ObjectKey } from "../api/kinds.ts";
+import type { Snapshot } from "../api/snapshot.ts";
+import type { ProposedChange } from "../approvals/gate.ts";
+import type { ChangeAuthor } from "../store/approval-store.ts";
+import { changeAuthors } from "./git-history.ts";
+
+export interface GitAuthorsOptions {
+  /** The checkout of the manifests repository, and the manifests' sub-path in it. */
+  workDir: string;
+  path: string;
+  /** The snapshot the change was planned from (the one in force). */
+  snapshot: () => Snapshot | undefined;
+  /** The revision the change starts from was applied at; null when unknown (then: the newest commit touching its file). */
+  appliedRevision: (change: ProposedChange) => string | null;
+}
+
+export function gitChangeAuthors(o: GitAuthorsOptions): (change: ProposedChange, revision: string) => Promise<ChangeAuthor[]> {
+  return async (change, revision) => {
+    const file = o.snapshot()?.objects.get(change.binding.objectKey as ObjectKey)?.source.file;
+    return changeAuthors(o.workDir, { paths: file ? [posix.join(o.path, file)] : [], since: o.appliedRevision(change), until: revision });
+  };
+}

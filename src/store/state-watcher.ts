@@ -1,0 +1,86 @@
+/**
+ * Turns committed writes to the state database — by this process or any other, such as `ruriko approvals
+ * approve` or `ruriko secret rotate` — into events. The kernel tells us the database's files changed (inotify,
+ * through fs.watch on the state directory); the change feed (change-feed.ts) says what changed. A slow fallback
+ * look covers a file system that cannot watch.
+ */
+import { watch, type FSWatcher } from "node:fs";
+import type { ChangeFeed, StateChange } from "./change-feed.ts";
+
+export interface StateWatcherOptions {
+  dir: string;
+  feed: ChangeFeed;
+  onChanges: (changes: StateChange[]) => void;
+  log: { warn(obj: object, msg?: string): void };
+  /** How often to look even without a file event. */
+  fallbackMs?: number;
+}
+
+/** Changes older than this are forgotten (at start, then daily). */
+const FEED_KEPT_MS = 7 * 24 * 3600_000;
+
+export class StateWatcher {
+  private readonly o: Required<StateWatcherOptions>;
+  private cursor = 0;
+  private watcher: FSWatcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private scheduled = false;
+  private stopped = false;
+
+  constructor(options: StateWatcherOptions) {
+    this.o = { fallbackMs: 30_000, ...options };
+  }
+
+  /** Starts after the changes made so far: what happened before is the caller's to read at start. */
+  start(): void {
+    this.prune();
+    this.cursor = this.o.feed.latest();
+    try {
+      this.watcher = watch(this.o.dir, { persistent: false }, () => this.schedule());
+      this.watcher.on("error", (error) => this.o.log.warn({ err: error.message }, "cannot watch the state directory; changes from other processes are noticed every few seconds"));
+    } catch (error) {
+      this.o.log.warn({ err: (error as Error).message }, "cannot watch the state directory; changes from other processes are noticed every few seconds");
+    }
+    const fallback = this.watcher ? this.o.fallbackMs : Math.min(this.o.fallbackMs, 2000);
+    this.timers.push(setInterval(() => this.schedule(), fallback).unref(), setInterval(() => this.prune(), 24 * 3600_000).unref());
+  }
+
+  /** Reads what changed now (also what an in-process writer calls to be heard without waiting for the kernel). */
+  check(): void {
+    if (this.stopped) return;
+    for (;;) {
+      const changes = this.o.feed.since(this.cursor);
+      if (changes.length === 0) return;
+      this.cursor = changes[changes.length - 1]!.seq;
+      this.o.onChanges(changes);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watcher?.close();
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  /** A burst of file events (one commit touches the WAL several times) becomes one look. */
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      try {
+        this.check();
+      } catch (error) {
+        this.o.log.warn({ err: (error as Error).message }, "cannot read the state change feed; trying again on the next change");
+      }
+    });
+  }
+
+  private prune(): void {
+    try {
+      this.o.feed.prune(new Date(Date.now() - FEED_KEPT_MS));
+    } catch (error) {
+      this.o.log.warn({ err: (error as Error).message }, "cannot prune the state change feed");
+    }
+  }
+}
