@@ -17,12 +17,13 @@ function emptySpecOf(kind: Kind): Record<string, unknown> {
 }
 
 /**
- * The top-level spec fields that differ between two versions of an object's spec, sorted. A new object
- * (`from` undefined) changes every field it sets to something other than the default.
+ * The top-level spec fields that differ between two versions of an object's spec, sorted; a field left out
+ * reads as its default. A new object (`from` undefined) changes every field it sets to other than the default.
  */
 export function changedFields(kind: Kind, from: object | undefined, to: object | undefined): string[] {
-  const before = (from ?? emptySpecOf(kind)) as Record<string, unknown>;
-  const after = (to ?? emptySpecOf(kind)) as Record<string, unknown>;
+  const empty = emptySpecOf(kind);
+  const before: Record<string, unknown> = { ...empty, ...from };
+  const after: Record<string, unknown> = { ...empty, ...to };
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].filter((k) => canonicalJson(before[k]) !== canonicalJson(after[k])).sort();
 }

@@ -52,13 +52,13 @@ export function checkPolicyRules(policy: LoadedObject & { object: ApprovalPolicy
       at(["spec", "rules", i, "require"], "deleting an agent always needs approval; this rule could never be honoured");
     }
     if (fields.length === 0) return;
-    if (operation && !FIELD_OPERATIONS.includes(operation)) {
-      at([...base, "fields"], `"${operation}" changes carry no fields (fields apply to: ${FIELD_OPERATIONS.join(", ")})`);
-      return;
-    }
     const known = kind ? FIELDS_BY_KIND[kind] : [...new Set(Object.values(FIELDS_BY_KIND).flat())];
     if (known.length === 0) {
       at([...base, "fields"], `${kind} changes carry no fields`);
+      return;
+    }
+    if (operation && !FIELD_OPERATIONS.includes(operation)) {
+      at([...base, "fields"], `"${operation}" changes carry no fields (fields apply to: ${FIELD_OPERATIONS.join(", ")})`);
       return;
     }
     fields.forEach((field, j) => {

@@ -42,8 +42,3 @@ export function judgeVote(request: VotedRequest, votes: ReadonlyArray<{ approver
   if (ballot.decision === "deny") return { accepted: true, result: "denied", approvals };
   return { accepted: true, result: ballot.override || approvals >= request.quorum ? "approved" : "recorded", approvals };
 }
-
-/** Approvals still missing, for people reading "1 of 2". */
-export function approvalsOf(votes: ReadonlyArray<{ decision: Decision }>): number {
-  return votes.filter((v) => v.decision === "approve").length;
-}

@@ -146,12 +146,13 @@ export class ContainerExecutor {
       await runtime.prepare();
       this.prepared = true;
     }
-    // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
-    inventory.record(agent, { containerId: null, spec });
-    if (replacing) await runtime.remove(replacing);
+    // Before anything is removed: a missing image must leave the running agent as it was.
     if (!(await runtime.imageExists(spec.image))) {
       throw new RuntimeError("create", agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
     }
+    // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
+    inventory.record(agent, { containerId: null, spec });
+    if (replacing) await runtime.remove(replacing);
     let created: ObservedContainer;
     try {
       created = await runtime.create(spec);

@@ -70,9 +70,10 @@ export class PolicyReconciler {
     this.o = options;
   }
 
-  /** Every policy to look at: desired or in force. */
+  /** Every policy to look at: desired, in force, or with a request still open (to retire it once it is moot). */
   names(snapshot: Snapshot): string[] {
-    return [...new Set([...objectsOfKind(snapshot, "ApprovalPolicy").map((p) => p.name), ...this.o.policies.list().map((p) => p.name)])].sort();
+    const names = [...objectsOfKind(snapshot, "ApprovalPolicy").map((p) => p.name), ...this.o.policies.list().map((p) => p.name), ...this.o.approvals.openObjectNames("ApprovalPolicy")];
+    return [...new Set(names)].sort();
   }
 
   /** At a first start, the revision's policies go in force as they are. True when it did that. */

@@ -1,4 +1,5 @@
 import PQueue from "p-queue";
+import { backoffDelay } from "../time/backoff.ts";
 
 export interface ReconcileResult {
   /** Look again after this long (e.g. to poll something that cannot be watched). */
@@ -149,7 +150,6 @@ export class WorkQueue {
 
   backoff(failures: number): number {
     const { backoffBaseMs, backoffMaxMs, random } = this.options;
-    const raw = Math.min(backoffBaseMs * 2 ** Math.min(failures - 1, 30), backoffMaxMs);
-    return Math.round(raw * (0.8 + 0.4 * random()));
+    return backoffDelay(failures, { baseMs: backoffBaseMs, maxMs: backoffMaxMs, jitter: 0.2 }, random);
   }
 }

@@ -191,6 +191,14 @@ export class ApprovalStore {
     ).map(fromRow);
   }
 
+  /** The names of objects of `kind` (of no agent) with open requests: ones to look at even if gone from everywhere else. */
+  openObjectNames(kind: string): string[] {
+    const prefix = `${kind}/`;
+    return (
+      this.db.prepare("SELECT DISTINCT object_key FROM approvals WHERE agent = '' AND substr(object_key, 1, ?) = ? AND retired_at IS NULL AND status IN ('pending', 'approved', 'denied', 'expired')").all(prefix.length, prefix) as Array<{ object_key: string }>
+    ).map((r) => r.object_key.slice(prefix.length));
+  }
+
   create(request: NewApprovalRequest, now = new Date()): ApprovalRequest {
     const id = randomBytes(6).toString("hex");
     this.db

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from "node:crypto";
 import commonSchema from "../../schemas/common.schema.json" with { type: "json" };
-import { sha256 } from "../api/digest.ts";
 import { open, seal, type MasterKey, type Sealed } from "../secrets/crypto.ts";
 import type { Db } from "./database.ts";
 
@@ -180,12 +179,6 @@ export class SecretStore {
   /** Drops a staged value (its rotation was denied, expired or superseded). */
   discardStaged(name: string, revision: string): void {
     this.db.prepare("DELETE FROM secret_pending WHERE name = ? AND revision = ?").run(name, revision);
-  }
-
-  /** Changes whenever any secret is written or deleted: the controller polls it to re-push rotated secrets. */
-  fingerprint(): string {
-    const rows = this.db.prepare("SELECT name, revision FROM secrets ORDER BY name").all() as Array<{ name: string; revision: string }>;
-    return sha256(rows.map((r) => `${r.name} ${r.revision}\n`).join(""));
   }
 
   private row(name: string): Row | undefined {

@@ -19,8 +19,9 @@ import { startSynapse, type SynapseHandle } from "../helpers/synapse.ts";
 
 const IMAGE_A = "ruriko/gitai:approval-a";
 const IMAGE_B = "ruriko/gitai:approval-b";
-/** A change never proposed before (re-proposing a denied change stays denied: the request is bound to it). */
 const IMAGE_C = "ruriko/gitai:approval-c";
+const IMAGE_D = "ruriko/gitai:approval-d";
+const IMAGE_E = "ruriko/gitai:approval-e";
 
 const agentDoc = (name: string, image: string) =>
   `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: "${image}", gosuto: ${name}}\n`;
@@ -92,7 +93,7 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     for (const c of [alice, bob, mallory]) await c.joinRoom(room);
 
     h = await startTestController();
-    for (const tag of [IMAGE_A, IMAGE_B, IMAGE_C]) {
+    for (const tag of [IMAGE_A, IMAGE_B, IMAGE_C, IMAGE_D, IMAGE_E]) {
       const [repo, version] = tag.split(":") as [string, string];
       await h.docker.getImage(TEST_AGENT_IMAGE).tag({ repo, tag: version });
     }
@@ -120,7 +121,7 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     await h?.stop();
     await synapse?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
-    for (const tag of [IMAGE_A, IMAGE_B, IMAGE_C]) await h?.docker.getImage(tag).remove().catch(() => {});
+    for (const tag of [IMAGE_A, IMAGE_B, IMAGE_C, IMAGE_D, IMAGE_E]) await h?.docker.getImage(tag).remove().catch(() => {});
   });
 
   test("quorum of two by reaction and reply; an outsider, a look-alike and a duplicate change nothing", async () => {
@@ -220,5 +221,50 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     assert.equal(await containerImage("alpha"), IMAGE_C);
     const votes = h.state.audit.forTarget(`approval/${request.id}`, 50).filter((e) => e.action === "approval.approve" && e.result === "ok");
     assert.deepEqual(votes.map((e) => e.actor).sort(), ["@alice:localhost", "@bob:localhost"], "alice's reaction, read again on start, is not counted twice");
+  });
+
+  test("a redacted ✅ withdraws that vote while the request is pending", async () => {
+    writeFileSync(join(dir, "alpha.yaml"), agentDoc("alpha", IMAGE_D));
+    await h.offer(dir);
+    await waitFor(() => !!pendingFor("alpha") && pendingFor("alpha")!.summary.includes(IMAGE_D), "a new request", 20_000);
+    const request = pendingFor("alpha")!;
+    let post: Awaited<ReturnType<typeof postOf>>;
+    await waitFor(async () => !!(post = await postOf(request.id)), "posted", 30_000);
+    const vote = await react(alice, post!.event_id!, "✅");
+    await waitFor(() => h.state.approvals.votes(request.id).length === 1, "alice counted", 20_000);
+    await alice.redactEvent(room, vote.event_id);
+    await waitFor(() => h.state.approvals.votes(request.id).length === 0, "alice's vote withdrawn", 20_000);
+    await waitFor(() => botSaid(new RegExp(`Approval ${request.id}: @alice:localhost's vote was withdrawn \\(0 of 2\\)`)), "the withdrawal told", 20_000);
+    await react(bob, post!.event_id!, "✅");
+    await waitFor(() => h.state.approvals.votes(request.id).length === 1, "bob counted", 20_000);
+    assert.equal(h.state.approvals.get(request.id)!.status, "pending", "one vote of two: the withdrawn one does not count");
+    await react(alice, post!.event_id!, "✅");
+    await waitFor(() => h.state.approvals.get(request.id)!.status === "applied", "applied once alice votes again", 30_000);
+    assert.ok(h.state.audit.forTarget(`approval/${request.id}`, 50).some((e) => e.action === "approval.withdrawn" && e.actor === "@alice:localhost"));
+  });
+
+  test("a reply to someone else's copy of a request never decides the real one", async () => {
+    writeFileSync(join(dir, "alpha.yaml"), agentDoc("alpha", IMAGE_E));
+    await h.offer(dir);
+    await waitFor(() => !!pendingFor("alpha") && pendingFor("alpha")!.summary.includes(IMAGE_E), "a new request", 20_000);
+    const request = pendingFor("alpha")!;
+    let post: Awaited<ReturnType<typeof postOf>>;
+    await waitFor(async () => !!(post = await postOf(request.id)), "posted", 30_000);
+    // An outsider posts a harmless-looking copy; both approvers reply to the copy, naming the real id.
+    const copy = await mallory.sendEvent(room, EventType.RoomMessage, { msgtype: "m.notice", body: `Approval needed ${request.id}: Agent/alpha: fix a typo in the README`, "dev.ruriko.approval": { id: request.id } } as never);
+    const replyTo = (eventId: string, body: string) => ({ msgtype: "m.text", body, "m.relates_to": { "m.in_reply_to": { event_id: eventId } } }) as never;
+    await alice.sendEvent(room, EventType.RoomMessage, replyTo(copy.event_id, `approve ${request.id}`));
+    await bob.sendEvent(room, EventType.RoomMessage, replyTo(copy.event_id, `approve ${request.id}`));
+    // A reply to Ruriko's own post that names another request's id is a contradiction: it counts for nothing either.
+    await alice.sendEvent(room, EventType.RoomMessage, replyTo(post!.event_id!, "approve 0123456789ab"));
+    // The same words as a reply to Ruriko's own post do count. Events are read in order: once this one has
+    // counted, the ones before it were read too.
+    const real = await alice.sendEvent(room, EventType.RoomMessage, replyTo(post!.event_id!, "approve"));
+    await waitFor(() => h.state.approvals.votes(request.id).length > 0, "the reply to the real post counted", 20_000);
+    assert.deepEqual(h.state.approvals.votes(request.id).map((v) => [v.approver, v.source]), [["@alice:localhost", `matrix:${real.event_id}`]], "only the reply to the real post counted");
+    assert.equal(h.state.approvals.get(request.id)!.status, "pending", "bob's reply to the copy did not count");
+    await bob.sendEvent(room, EventType.RoomMessage, replyTo(post!.event_id!, `approve ${request.id}`));
+    await waitFor(() => h.state.approvals.get(request.id)!.status === "applied", "applied", 30_000);
+    assert.equal(await containerImage("alpha"), IMAGE_E);
   });
 });

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { AgentManifest } from "../../../src/api/generated/types.ts";
 import { containerSpecFor } from "../../../src/controller/container-spec.ts";
-import { ABSENT } from "../../../src/controller/changes.ts";
+import { stringify } from "yaml";
+import type { DesiredAgent, DesiredBinding, DesiredGosuto } from "../../../src/controller/agent-config.ts";
+import { ABSENT, proposalOf } from "../../../src/controller/changes.ts";
+import type { AppliedConfig } from "../../../src/store/applied-config-store.ts";
 import { planAgent, type AgentPlanInput } from "../../../src/controller/planner.ts";
 import type { ObservedContainer } from "../../../src/runtime/runtime.ts";
 import type { InventoryEntry } from "../../../src/store/inventory-store.ts";
@@ -115,5 +118,58 @@ describe("planner", () => {
     const m = agent({ image: "ruriko/gitai:0.3" });
     const input = { desired: desired(m), observed: [container({ specDigest: "sha256:old" })], inventory: inventoryOf(agent()) };
     assert.deepEqual(plan(input), plan(input));
+  });
+});
+
+describe("planner: what the agent holds inside", () => {
+  const m = agent();
+  const spec = containerSpecFor(m, "r1");
+  const running = { desired: desired(m), observed: [container({ specDigest: spec.specDigest })], inventory: inventoryOf(m) };
+  const gosuto = (digest: string, specFields: Record<string, unknown>, name = "newsbot"): DesiredGosuto => ({ name, digest, yaml: stringify({ apiVersion: "ruriko.dev/v1alpha1", kind: "Gosuto", metadata: { name }, spec: specFields }), spec: specFields, source: "file-g" });
+  const binding = (digest: string, secret = "openai-key"): DesiredBinding => ({ binding: "newsbot-openai", secret, env: "OPENAI_API_KEY", digest, source: "file-b" });
+  const nothing: AppliedConfig = { gosuto: null, matrixUserId: null, grants: [] };
+  const config = (desiredPart: Partial<DesiredAgent>, applied: AppliedConfig) => planAgent({ agent: "newsbot", ...running, desired: { ...running.desired, ...desiredPart }, applied }).changes;
+
+  test("a first Gosuto is a Gosuto create that sets its fields; an edit is an update naming the fields changed", () => {
+    const first = config({ gosuto: gosuto("d1", { persona: { model: "x" }, capabilities: [{ name: "all", allow: true }] }) }, nothing);
+    assert.deepEqual(first.map((c) => [c.type, c.kind, c.object, c.operation, c.fields, c.fromDigest, c.toDigest, c.source]), [["gosuto", "Gosuto", "newsbot", "create", ["capabilities", "persona"], ABSENT, "d1", "file-g"]]);
+    const applied: AppliedConfig = { ...nothing, gosuto: { name: "newsbot", digest: "d1", yaml: gosuto("d1", { persona: { model: "x" } }).yaml } };
+    const edit = config({ gosuto: gosuto("d2", { persona: { model: "x" }, trust: { allowedSenders: ["*"] } }) }, applied);
+    assert.deepEqual(edit.map((c) => [c.type, c.operation, c.fields, c.reason]), [["gosuto", "update", ["trust"], "trust changed"]]);
+    assert.deepEqual(config({ gosuto: gosuto("d1", { persona: { model: "x" } }) }, applied), [], "applied already: nothing to do, whatever the agent reports");
+  });
+
+  test("a Gosuto applied before Ruriko kept its text: every field counts as changed", () => {
+    const edit = config({ gosuto: gosuto("d2", { persona: { model: "x" } }) }, { ...nothing, gosuto: { name: null, digest: "d1", yaml: null } });
+    assert.deepEqual(edit.map((c) => [c.operation, c.fields]), [["update", ["persona"]]]);
+  });
+
+  test("grants: a new binding, a changed one; revokes: a binding gone; re-added after a revoke it is a new grant", () => {
+    const b1 = binding("b1");
+    assert.deepEqual(config({ bindings: [b1] }, nothing).map((c) => [c.type, c.kind, c.object, c.operation, c.fromDigest, c.toDigest]), [["grant", "SecretBinding", "newsbot-openai", "grant", ABSENT, "b1"]]);
+    const granted: AppliedConfig = { ...nothing, grants: [{ binding: "newsbot-openai", secret: "openai-key", env: "OPENAI_API_KEY", digest: "b1", approvalId: "r1" }] };
+    assert.deepEqual(config({ bindings: [b1] }, granted), []);
+    assert.deepEqual(config({ bindings: [binding("b2", "other-key")] }, granted).map((c) => [c.type, c.fromDigest, c.toDigest]), [["grant", "b1", "b2"]]);
+    assert.deepEqual(config({ bindings: [] }, granted).map((c) => [c.type, c.operation, c.fromDigest, c.toDigest, c.reason]), [["revoke", "revoke", "b1", ABSENT, "revoke secret openai-key from agent newsbot"]]);
+    // After the revoke was applied, the grant row is gone: the same binding back is a grant again.
+    assert.deepEqual(config({ bindings: [b1] }, nothing).map((c) => [c.type, c.fromDigest]), [["grant", ABSENT]]);
+  });
+
+  test("a Matrix identity change is an Agent update of field matrix; one not known yet (account being made) is no change", () => {
+    const ch = config({ matrixUserId: "@newsbot:hs" }, nothing);
+    assert.deepEqual(ch.map((c) => [c.type, c.kind, c.operation, c.fields, c.fromDigest, c.toDigest]), [["identity", "Agent", "update", ["matrix"], ABSENT, "matrix:@newsbot:hs"]]);
+    assert.deepEqual(config({ matrixUserId: undefined }, { ...nothing, matrixUserId: "@old:hs" }), []);
+    assert.deepEqual(config({ matrixUserId: null }, { ...nothing, matrixUserId: "@old:hs" }).map((c) => [c.type, c.toDigest]), [["identity", ABSENT]]);
+  });
+
+  test("an agent no longer desired has no config changes: its removal covers them", () => {
+    const removal = planAgent({ agent: "newsbot", observed: running.observed, inventory: running.inventory, applied: { ...nothing, grants: [{ binding: "b", secret: "s", env: null, digest: "b1", approvalId: null }] } });
+    assert.deepEqual(removal.changes.map((c) => c.type), ["remove"]);
+  });
+
+  test("the gate sees each change with its object, and a Gosuto's summary names the agent", () => {
+    const [g] = config({ gosuto: gosuto("d1", {}) }, nothing);
+    const p = proposalOf(g!);
+    assert.deepEqual([p.binding.objectKey, p.subject.kind, p.summary, p.sourceDigest], ["Gosuto/newsbot", "Gosuto", "Gosuto/newsbot for agent newsbot: first applied", "file-g"]);
   });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { annotatedRequest, APPROVAL_KEY, decisionOfReaction, decisionOfReply, outcomeReply, requestMessage } from "../../../src/matrix/approval-messages.ts";
-import { messageOf, reactionOf } from "../../../src/matrix/incoming-events.ts";
+import { messageOf, reactionOf, redactionOf } from "../../../src/matrix/incoming-events.ts";
 import type { ApprovalRequest } from "../../../src/store/approval-store.ts";
 
 const request: ApprovalRequest = {
@@ -68,6 +68,7 @@ describe("approval messages", () => {
     assert.deepEqual(decisionOfReply("approve", "3f2a9c01"), { decision: "approve", id: "3f2a9c01" });
     assert.deepEqual(decisionOfReply("deny dead code", "3f2a9c01"), { decision: "deny", id: "3f2a9c01", reason: "dead code" }, "a hex-looking word is a reason unless it is this request's id");
     assert.deepEqual(decisionOfReply("> <@ruriko:localhost> Approval needed 3f2a9c01\n\ndeny 3f2a too late", "3f2a9c01"), { decision: "deny", id: "3f2a9c01", reason: "too late" }, "the quoted fallback is ignored");
+    assert.equal(decisionOfReply("approve 0123456789ab", "3f2a9c01d2e4"), undefined, "a reply to one request naming another's id decides nothing");
   });
 });
 
@@ -88,5 +89,14 @@ describe("incoming events", () => {
     assert.equal(reactionOf("!r", { ...e, sender: self }, self), undefined);
     assert.equal(reactionOf("!r", { ...e, content: { "m.relates_to": { rel_type: "m.reference", event_id: "$post", key: "✅" } } }, self), undefined);
     assert.equal(reactionOf("!r", { ...e, type: "m.room.message" }, self), undefined);
+  });
+});
+
+describe("redactions", () => {
+  test("a redaction names the event it takes back, in any room version; Ruriko's own are skipped", () => {
+    assert.deepEqual(redactionOf("!r", { type: "m.room.redaction", event_id: "$x", sender: "@a:hs", redacts: "$vote" }, "@ruriko:hs"), { room: "!r", eventId: "$x", sender: "@a:hs", redacts: "$vote" });
+    assert.deepEqual(redactionOf("!r", { type: "m.room.redaction", event_id: "$y", sender: "@a:hs", content: { redacts: "$vote" } }, "@ruriko:hs")?.redacts, "$vote", "room version 11 puts it in the content");
+    assert.equal(redactionOf("!r", { type: "m.room.redaction", event_id: "$z", sender: "@ruriko:hs", redacts: "$v" }, "@ruriko:hs"), undefined);
+    assert.equal(redactionOf("!r", { type: "m.reaction", event_id: "$w", sender: "@a:hs" }, "@ruriko:hs"), undefined);
   });
 });

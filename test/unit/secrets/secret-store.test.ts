@@ -55,9 +55,9 @@ describe("secret store", () => {
     const dir = tempDir();
     const state = openState(dir);
     const vault = openVault(state, { stateDir: dir, env: { RURIKO_MASTER_KEY: generateMasterKeyText() } });
-    const before = vault.secrets.fingerprint();
+    const before = state.feed.latest();
     assert.equal(vault.secrets.set("openai-key", Buffer.from("sk-plaintext-one")).version, 1);
-    assert.notEqual(vault.secrets.fingerprint(), before);
+    assert.deepEqual(state.feed.since(before).map((c) => [c.topic, c.key]), [["secret", "openai-key"]], "every write is in the change feed, for serve to hear");
     const v2 = vault.secrets.set("openai-key", Buffer.from("sk-plaintext-two"), "rotate");
     assert.equal(v2.version, 2);
     assert.equal(vault.secrets.reveal("openai-key")?.value.toString(), "sk-plaintext-two");
@@ -76,6 +76,8 @@ describe("secret store", () => {
     let state = openState(dir);
     let vault = openVault(state, { stateDir: dir, env: { RURIKO_MASTER_KEY: first } });
     vault.secrets.set("a", Buffer.from("value-a"));
+    // A rotation waiting for approval keeps its value sealed aside: it moves to the new key too.
+    const staged = vault.secrets.stage("a", Buffer.from("value-a2"));
     const token = vault.tokens.issue("newsbot");
     state.close();
 
@@ -90,6 +92,29 @@ describe("secret store", () => {
     vault = openVault(state, { stateDir: dir, env: { RURIKO_MASTER_KEY: second } });
     assert.equal(vault.secrets.reveal("a")?.value.toString(), "value-a");
     assert.equal(vault.tokens.get("newsbot"), token);
+    assert.equal(vault.secrets.promote("a", staged.revision, vault.secrets.info("a")!.revision)?.version, 2);
+    assert.equal(vault.secrets.reveal("a")?.value.toString(), "value-a2");
+    state.close();
+  });
+
+  test("a staged rotation changes nothing until promoted, and only from the value it was staged against", () => {
+    const dir = tempDir();
+    const state = openState(dir);
+    const vault = openVault(state, { stateDir: dir, env: { RURIKO_MASTER_KEY: generateMasterKeyText() } });
+    const v1 = vault.secrets.set("k", Buffer.from("one"));
+    const staged = vault.secrets.stage("k", Buffer.from("two"));
+    assert.equal(staged.version, 2);
+    assert.equal(vault.secrets.reveal("k")?.value.toString(), "one", "staging is not rotating");
+    assert.equal(vault.secrets.staged("k")?.revision, staged.revision);
+    assert.equal(vault.secrets.promote("k", staged.revision, "not-the-current-revision"), undefined, "the secret moved on: nothing promoted");
+    assert.equal(vault.secrets.promote("k", "another-staging", v1.revision), undefined);
+    const v2 = vault.secrets.promote("k", staged.revision, v1.revision)!;
+    assert.deepEqual([v2.version, v2.revision, vault.secrets.reveal("k")?.value.toString()], [2, staged.revision, "two"]);
+    assert.equal(vault.secrets.staged("k"), undefined, "promoted once");
+    const again = vault.secrets.stage("k", Buffer.from("three"));
+    vault.secrets.discardStaged("k", again.revision);
+    assert.equal(vault.secrets.staged("k"), undefined);
+    assert.throws(() => vault.secrets.stage("nope", Buffer.from("x")), (e: Error) => e instanceof SecretStoreError && e.code === "not-found");
     state.close();
   });
 });

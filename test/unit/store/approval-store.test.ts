@@ -88,6 +88,52 @@ describe("approval store (real SQLite file)", () => {
     s.close();
   });
 
+  test("a withdrawn vote no longer counts and may be cast again; after the decision nothing is withdrawn", () => {
+    const s = freshState();
+    const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "matrix:$a1" });
+    assert.equal(s.approvals.withdrawVote("matrix:$other"), undefined);
+    const withdrawn = s.approvals.withdrawVote("matrix:$a1")!;
+    assert.deepEqual([withdrawn.approver, withdrawn.approvals, withdrawn.request.id], ["@alice:localhost", 0, r.id]);
+    assert.equal(s.approvals.vote(r.id, { approver: "@bob:localhost", decision: "approve", source: "matrix:$b1" }).outcome, "recorded", "one of two");
+    assert.equal(s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "matrix:$a2" }).outcome, "decided");
+    assert.equal(s.approvals.withdrawVote("matrix:$a2"), undefined, "decided: the first decision stands");
+    assert.equal(s.approvals.get(r.id)!.status, "approved");
+    s.close();
+  });
+
+  test("an author's approval is refused; an approval gives the change its TTL again to be carried out, then it expires", () => {
+    const s = freshState();
+    const created = new Date("2026-01-01T00:00:00.000Z");
+    const r = s.approvals.create({ ...base, quorum: 1, excluded: ["@alice:localhost"], authors: [{ name: "Alice", email: "alice@example.org" }], expiresAt: "2026-01-01T01:00:00.000Z" }, created);
+    const own = s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "m" }, new Date("2026-01-01T00:10:00.000Z"));
+    assert.deepEqual(own.outcome === "ignored" && own.reason, "self-approval");
+    s.approvals.vote(r.id, { approver: "@bob:localhost", decision: "approve", source: "m" }, new Date("2026-01-01T00:50:00.000Z"));
+    assert.equal(s.approvals.get(r.id)!.expiresAt, "2026-01-01T01:50:00.000Z");
+    assert.equal(s.approvals.nextDeadline(), Date.parse("2026-01-01T01:50:00.000Z"));
+    assert.deepEqual(s.approvals.expireDue(new Date("2026-01-01T01:49:59.000Z")), []);
+    const [expired] = s.approvals.expireDue(new Date("2026-01-01T01:50:00.000Z"));
+    assert.deepEqual([expired!.status, expired!.decidedBy], ["expired", "@bob:localhost"]);
+    assert.match(expired!.reason!, /not carried out/);
+    assert.equal(s.approvals.markApplied(r.id), false, "an expired approval is never applied");
+    assert.equal(s.approvals.nextDeadline(), undefined);
+    s.close();
+  });
+
+  test("requests of a change exclude retired ones; open policy requests are found by kind", () => {
+    const s = freshState();
+    const later = new Date(Date.now() + 60_000).toISOString();
+    const policy = { ...base, agent: "", objectKey: "ApprovalPolicy/yolo", operation: "create", fromDigest: "absent", toDigest: "p1" };
+    const r = s.approvals.create({ ...policy, expiresAt: later });
+    assert.deepEqual(s.approvals.forChange(policy).map((x) => x.id), [r.id]);
+    assert.deepEqual(s.approvals.openObjectNames("ApprovalPolicy"), ["yolo"]);
+    assert.deepEqual(s.approvals.openIn({ objectKey: "ApprovalPolicy/yolo" }).map((x) => x.id), [r.id]);
+    s.approvals.retire([r.id], "gone");
+    assert.deepEqual(s.approvals.forChange(policy), []);
+    assert.deepEqual(s.approvals.openObjectNames("ApprovalPolicy"), []);
+    s.close();
+  });
+
   test("the local operator's override decides alone; ids resolve by unique prefix", () => {
     const s = freshState();
     const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
