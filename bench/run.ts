@@ -1,6 +1,6 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|acp]
+ *   node bench/run.ts [--only plan|docker|acp|decision]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -8,6 +8,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchAcp } from "./acp-apply.ts";
+import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });
@@ -41,6 +42,15 @@ if (!values.only || values.only === "acp") {
   results.acp = a;
   console.log(`Gosuto edit → applied, ${a.agents} agents: per agent median ${a.editToApplied.perAgentMedianMs.toFixed(0)} ms, p95 ${a.editToApplied.perAgentP95Ms.toFixed(0)} ms; all ${a.agents} ${a.editToApplied.allAgentsMedianMs.toFixed(0)} ms`);
   console.log(`bare ACP PUT /config: per call median ${a.bareAcpPut.perCallMedianMs.toFixed(1)} ms, p95 ${a.bareAcpPut.perCallP95Ms.toFixed(1)} ms; all ${a.agents} ${a.bareAcpPut.allAgentsMedianMs.toFixed(0)} ms`);
+}
+
+if (!values.only || values.only === "decision") {
+  const d = await benchDecision();
+  results.decision = d;
+  console.log(`approval decision → change applied (${d.rounds} rounds; the change's own time, ungated: median ${d.changeOwnTimeMedianMs} ms):`);
+  for (const [how, m] of [["ruriko approvals approve (another process)", d.cli], ["in-process vote (as a Matrix reaction)", d.inProcess]] as const) {
+    console.log(`  ${how}: median ${m.decisionToAppliedMedianMs} ms, minus the change's own time ${m.minusOwnTimeMedianMs} ms; decision → acting on it median ${m.decisionToActingMedianMs} ms (max ${m.decisionToActingMaxMs} ms)`);
+  }
 }
 
 const dir = join(import.meta.dirname, "results");

@@ -52,6 +52,7 @@ export function approvalsShow(stateDir: string, id: string, opts: { output: Outp
         `policy    ${r.policy ?? "(none: local operator only)"}${r.room ? ` in ${r.room}` : ""}`,
         `approvers ${r.approvers.length > 0 ? r.approvers.join(", ") : "(local operator)"}; quorum ${r.quorum}`,
         `created   ${r.createdAt}; expires ${r.expiresAt}`,
+        ...(r.authors.length > 0 ? [`authors   ${r.authors.map((a) => `${a.name} <${a.email}>`).join(", ")}${r.excluded.length > 0 ? ` (their approval does not count: ${r.excluded.join(", ")})` : ""}`] : []),
         `trace     ${r.traceId}`,
         ...votes.map((v) => `vote      ${v.approver} ${v.decision} via ${v.source} at ${v.at}`),
       ].join("\n"),

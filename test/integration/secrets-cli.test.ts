@@ -115,4 +115,49 @@ describe("ruriko secret", () => {
       await serve.stop();
     }
   });
+
+  test("a rotation a policy in force gates waits for approval, and serve carries it out the moment it is approved elsewhere; a denied deletion can be asked again", async () => {
+    await ensureAgentImage(new Docker());
+    const own = newStateDir();
+    const key = spawnSync(process.execPath, [CLI, "secret", "keygen"], { encoding: "utf8" }).stdout.trim();
+    const cli = (args: string[], input = "") =>
+      spawnSync(process.execPath, [CLI, ...args, "--state-dir", own.stateDir], { encoding: "utf8", timeout: 60_000, input, env: { ...process.env, RURIKO_MASTER_KEY: key } });
+    const dir = writeTree({
+      "a.yaml": `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: rot}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: rot}\nspec: {image: "${TEST_AGENT_IMAGE}", gosuto: rot, resources: {memory: 128Mi}}\n`,
+      "b.yaml": `apiVersion: ruriko.dev/v1alpha1\nkind: SecretBinding\nmetadata: {name: rot-key}\nspec: {agent: rot, secret: rot-key}\n`,
+      "p.yaml": `apiVersion: ruriko.dev/v1alpha1\nkind: ApprovalPolicy\nmetadata: {name: guard}\nspec:\n  room: "!a:localhost"\n  approvers: ["@a:localhost"]\n  rules:\n    - {match: {kind: Secret, operation: rotate, names: [rot-key]}, require: approval}\n    - {match: {kind: SecretBinding, operation: grant}, require: none}\n`,
+    });
+    assert.equal(cli(["secret", "set", "rot-key"], VALUE_1).status, 0);
+    const serve = await startServe(["--manifests", dir], { stateDir: own.stateDir, env: { RURIKO_MASTER_KEY: key } });
+    const digest = async () => (await serve.status())?.agents.find((a) => a.name === "rot")?.agent.secretsDigest ?? null;
+    try {
+      await waitFor(async () => (await serve.status())?.agents.find((a) => a.name === "rot")?.phase === "Ready" && (await digest()) !== null, "Ready with version 1", 90_000);
+      const v1 = await digest();
+
+      const rotate = cli(["secret", "rotate", "rot-key"], VALUE_2);
+      assert.equal(rotate.status, 0, rotate.stderr);
+      const id = /request ([0-9a-f]{12}) is pending/.exec(rotate.stdout)?.[1];
+      assert.ok(id, rotate.stdout);
+      assert.match(cli(["secret", "info", "rot-key"]).stdout, /version {3}1/, "not rotated before approval");
+      assert.ok(!rotate.stdout.includes(VALUE_2));
+
+      assert.equal(cli(["approvals", "approve", id]).status, 0);
+      await waitFor(() => /version {3}2/.test(cli(["secret", "info", "rot-key"]).stdout), "serve rotated it on the decision");
+      await waitFor(async () => (await digest()) !== v1, "the agent holds version 2");
+
+      const first = cli(["secret", "delete", "rot-key"]);
+      const deleteId = /request ([0-9a-f]{12}) is pending/.exec(first.stdout)?.[1];
+      assert.ok(deleteId, first.stdout);
+      assert.equal(cli(["approvals", "deny", deleteId]).status, 0);
+      const again = cli(["secret", "delete", "rot-key"]);
+      assert.equal(again.status, 0, again.stderr);
+      const againId = /request ([0-9a-f]{12}) is pending/.exec(again.stdout)?.[1];
+      assert.ok(againId && againId !== deleteId, "asking again after a denial is a new request");
+      assert.ok(!readFileSync(serve.logFile, "utf8").includes(VALUE_2));
+    } finally {
+      await serve.stop();
+      await removeInstanceResources(new Docker(), own.instance);
+      rmSync(own.stateDir, { recursive: true, force: true });
+    }
+  });
 });
