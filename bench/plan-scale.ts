@@ -57,7 +57,8 @@ spec:
   if (snapshot.errors.length > 0) throw new Error(`synthetic manifests invalid: ${snapshot.errors[0]!.message}`);
   const plan = planFromState(snapshot, [], undefined);
   const planned = performance.now();
-  if (plan.items.length !== n) throw new Error(`expected ${n} actions, got ${plan.items.length}`);
+  // Each agent: its container created, and its first Gosuto applied.
+  if (plan.items.length !== 2 * n) throw new Error(`expected ${2 * n} changes, got ${plan.items.length}`);
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   console.log(JSON.stringify({ agents: n, objects: snapshot.objects.size, loadValidateMs: loaded - started, planMs: planned - loaded, totalMs: planned - started, peakRssMb }));
 } finally {

@@ -1,4 +1,3 @@
-import { canonicalJson } from "./digest.ts";
 import type { Kind } from "./kinds.ts";
 import { validatorFor } from "./schemas.ts";
 
@@ -25,5 +24,16 @@ export function changedFields(kind: Kind, from: object | undefined, to: object |
   const before: Record<string, unknown> = { ...empty, ...from };
   const after: Record<string, unknown> = { ...empty, ...to };
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  return [...keys].filter((k) => canonicalJson(before[k]) !== canonicalJson(after[k])).sort();
+  return [...keys].filter((k) => !sameContent(before[k], after[k])).sort();
+}
+
+/** Equal as content: key order does not matter and an undefined member is no member (as in digests). */
+function sameContent(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => sameContent(x, (b as unknown[])[i]));
+  const entries = (o: object) => Object.entries(o).filter(([, v]) => v !== undefined);
+  const [ea, eb] = [entries(a), entries(b)];
+  const other = b as Record<string, unknown>;
+  return ea.length === eb.length && ea.every(([k, v]) => sameContent(v, other[k]));
 }

@@ -68,18 +68,43 @@ export function desiredAgentOf(snapshot: Snapshot, name: string, account: { stat
   };
 }
 
+/** A Gosuto's text, made once per object however many agents use it, and only when it is pushed or recorded. */
+const gosutoYaml = new WeakMap<LoadedObject, string>();
+
 export function desiredGosutoOf(snapshot: Snapshot, agent: AgentManifest): DesiredGosuto | undefined {
   const loaded = snapshot.objects.get(objectKey("Gosuto", agent.spec.gosuto));
   if (!loaded) return undefined;
   const object = loaded.object as GosutoManifest;
-  return { name: loaded.name, digest: loaded.digest, yaml: stringify(object), spec: (object.spec ?? {}) as Record<string, unknown>, source: sourceOf(snapshot, loaded) };
+  return {
+    name: loaded.name,
+    digest: loaded.digest,
+    get yaml() {
+      let text = gosutoYaml.get(loaded);
+      if (text === undefined) gosutoYaml.set(loaded, (text = stringify(object)));
+      return text;
+    },
+    spec: (object.spec ?? {}) as Record<string, unknown>,
+    source: sourceOf(snapshot, loaded),
+  };
 }
+
+/** Each snapshot's bindings by agent, indexed once: planning thousands of agents must not scan them all per agent. */
+const bindingsByAgent = new WeakMap<Snapshot, Map<string, DesiredBinding[]>>();
 
 /** The bindings that name this agent, by binding name (never a reserved secret: validation refuses those too). */
 export function desiredBindingsOf(snapshot: Snapshot, agent: string): DesiredBinding[] {
-  return objectsOfKind(snapshot, "SecretBinding")
-    .filter((b) => b.object.spec.agent === agent && !RESERVED_SECRET_NAMES.test(b.object.spec.secret))
-    .map((b) => ({ binding: b.name, secret: b.object.spec.secret, env: b.object.spec.env, digest: b.digest, source: sourceOf(snapshot, b) }));
+  let index = bindingsByAgent.get(snapshot);
+  if (!index) {
+    index = new Map();
+    for (const b of objectsOfKind(snapshot, "SecretBinding")) {
+      if (RESERVED_SECRET_NAMES.test(b.object.spec.secret)) continue;
+      const list = index.get(b.object.spec.agent) ?? [];
+      list.push({ binding: b.name, secret: b.object.spec.secret, env: b.object.spec.env, digest: b.digest, source: sourceOf(snapshot, b) });
+      index.set(b.object.spec.agent, list);
+    }
+    bindingsByAgent.set(snapshot, index);
+  }
+  return index.get(agent) ?? [];
 }
 
 /** The Matrix user an agent should be: the existing account it names, its provisioned account once made, or none. */

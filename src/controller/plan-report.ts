@@ -61,10 +61,12 @@ export function buildPlan(input: PlanInputs): PlanReport {
   const { snapshot } = input;
   const report: PlanReport = { revision: snapshot.revision, items: [], reported: [], errors: [], ...(input.policiesInForce ? {} : { bootstrap: true }) };
   const names = new Set<string>([...objectsOfKind(snapshot, "Agent").map((a) => a.name), ...input.inventory.map((e) => e.agent), ...input.observed.map((c) => c.agent)]);
+  const inventoryOf = new Map(input.inventory.map((e) => [e.agent, e]));
+  const observedOf = Map.groupBy(input.observed, (c) => c.agent);
   for (const agent of [...names].sort()) {
     const desired = desiredAgentOf(snapshot, agent, input.matrixAccount(agent));
-    const inventory = input.inventory.find((e) => e.agent === agent);
-    const plan = planAgent({ agent, observed: input.observed.filter((c) => c.agent === agent), ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired });
+    const inventory = inventoryOf.get(agent);
+    const plan = planAgent({ agent, observed: observedOf.get(agent) ?? [], ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired });
     report.reported.push(...plan.reported);
     const proposals = plan.changes.map((c) => proposalOf(c, desired?.manifest.spec.drift ?? "heal"));
     input.preview(proposals).forEach((verdict, i) => {

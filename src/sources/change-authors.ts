@@ -22,6 +22,8 @@ export interface GitAuthorsOptions {
 
 export function gitChangeAuthors(o: GitAuthorsOptions): (change: ProposedChange, revision: string) => Promise<ChangeAuthor[]> {
   return async (change, revision) => {
+    // A secret's deletion or rotation is asked on the command line, not written in the repository.
+    if (change.subject.kind === "Secret") return [];
     const file = o.snapshot()?.objects.get(change.binding.objectKey as ObjectKey)?.source.file;
     return changeAuthors(o.workDir, { paths: file ? [posix.join(o.path, file)] : [], since: o.appliedRevision(change), until: revision });
   };
