@@ -11,6 +11,7 @@ import { AcpClient } from "../src/acp/client.ts";
 import { parseManifestFile } from "../src/api/parse.ts";
 import { isReady, startTestController, TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
 import { writeTree } from "../test/helpers/manifest-tree.ts";
+import { percentile, until } from "./timing.ts";
 
 const AGENTS = 20;
 const CONCURRENCY = 4;
@@ -18,19 +19,6 @@ const ROUNDS = 5;
 const names = Array.from({ length: AGENTS }, (_, i) => `acp-${i}`);
 const gosuto = (name: string, round: number) => `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec:\n  persona: {systemPrompt: "round ${round}"}\n`;
 const agent = (name: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: "${TEST_AGENT_IMAGE}", gosuto: ${name}}\n`;
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function until(check: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 export async function benchAcp() {
   // No periodic /status polls during the measurement: only the edit drives the pushes.

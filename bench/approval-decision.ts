@@ -12,6 +12,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isAwaitingApproval, isReady, startTestController, TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
 import { writeTree } from "../test/helpers/manifest-tree.ts";
+import { median, until } from "./timing.ts";
 
 const ROUNDS = 7;
 const CLI = join(import.meta.dirname, "../src/cli/ruriko.ts");
@@ -26,19 +27,6 @@ spec:
 `;
 const manifest = (image: string, tz: string) =>
   `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: dec}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: dec}\nspec: {image: "${image}", gosuto: dec, env: {TZ: "${tz}"}, resources: {memory: 128Mi}}\n`;
-
-const median = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-async function until(check: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 export async function benchDecision() {
   // No periodic polls of the agent during the measurement: only the change and the decision drive the work.

@@ -16,6 +16,7 @@ import type { AgentManifest } from "../src/api/generated/types.ts";
 import { DockerRuntime } from "../src/runtime/docker-runtime.ts";
 import { isReady, removeInstanceResources, startTestController, TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
 import { writeTree } from "../test/helpers/manifest-tree.ts";
+import { percentile, until } from "./timing.ts";
 
 const AGENTS = 20;
 const CONCURRENCY = 4;
@@ -25,11 +26,6 @@ const manifest = (name: string, tz: string) =>
   `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec:\n  image: ${TEST_AGENT_IMAGE}\n  gosuto: ${name}\n  env: {TZ: ${tz}}\n  resources: {memory: 128Mi}\n`;
 
 const names = Array.from({ length: AGENTS }, (_, i) => `bench-${i}`);
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 /** Until the agent in the container answers GET /health on its published control port. */
 async function waitHealthy(docker: Docker, containerId: string): Promise<void> {
@@ -67,14 +63,6 @@ async function rawRun(docker: Docker, tz: string, instance: string): Promise<num
   return performance.now() - started;
 }
 
-async function waitAll(check: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export async function benchDocker() {
   const docker = new Docker();
   const rawInstance = `braw${Date.now().toString(36)}`;
@@ -94,14 +82,14 @@ export async function benchDocker() {
     try {
       let t = performance.now();
       await h.offer(dir);
-      await waitAll(() => names.every((n) => isReady(h.state.status.get(n))));
+      await until(() => names.every((n) => isReady(h.state.status.get(n))));
       const rurikoStartMs = performance.now() - t;
 
       for (const n of names) writeFileSync(join(dir, `${n}.yaml`), manifest(n, "Europe/Paris"));
       const before = new Map(names.map((n) => [n, h.state.status.get(n)!.containerId]));
       t = performance.now();
       await h.offer(dir);
-      await waitAll(() => names.every((n) => { const s = h.state.status.get(n); return isReady(s) && s!.containerId !== before.get(n); }));
+      await until(() => names.every((n) => { const s = h.state.status.get(n); return isReady(s) && s!.containerId !== before.get(n); }));
       const rurikoEditMs = performance.now() - t;
 
       const healMs: number[] = [];
@@ -113,7 +101,7 @@ export async function benchDocker() {
         const stampBefore = h.state.status.get(name)!.updatedAt;
         const killedAt = performance.now();
         await docker.getContainer(id).kill();
-        await waitAll(() => { const s = h.state.status.get(name); return !!s && s.updatedAt !== stampBefore && isReady(s) && s.containerState === "running"; });
+        await until(() => { const s = h.state.status.get(name); return !!s && s.updatedAt !== stampBefore && isReady(s) && s.containerState === "running"; });
         healMs.push(performance.now() - killedAt);
         // Baseline: a stopped container started by hand.
         const spare = await docker.createContainer({

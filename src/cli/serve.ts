@@ -10,7 +10,6 @@ import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
-import { parseObjectKey } from "../api/kinds.ts";
 import { gitChangeAuthors } from "../sources/change-authors.ts";
 import { startMatrixBot, type MatrixBot } from "../matrix/matrix-bot.ts";
 import { querySourcesFor } from "../matrix/query-sources.ts";
@@ -139,9 +138,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
             workDir: gitWorkDir,
             path: opts.path,
             snapshot: () => late.controller?.snapshot,
-            // Since the agent was last converged, or the policy put in force.
-            appliedRevision: (change) =>
-              change.binding.agent ? (state.status.get(change.binding.agent)?.appliedRevision ?? null) : (state.policies.get(parseObjectKey(change.binding.objectKey)?.name ?? "")?.revision ?? null),
+            appliedRevisions: { agent: (name) => state.status.get(name)?.appliedRevision ?? null, policy: (name) => state.policies.get(name)?.revision ?? null },
           }),
         }
       : {}),

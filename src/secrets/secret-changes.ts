@@ -7,6 +7,7 @@
  * secret as it is, and retires those that no longer do (the secret was rotated or deleted since). `ruriko secret`
  * runs it when proposing, and `serve` whenever a decision about a secret is made, in any process.
  */
+import { parseObjectKey } from "../api/kinds.ts";
 import type { ProposedChange, Verdict } from "../approvals/gate.ts";
 import type { Gatekeeper } from "../approvals/gatekeeper.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
@@ -104,7 +105,7 @@ function apply(deps: SecretChangeDeps, name: string, info: SecretInfo, change: P
 
 function proposalOf(r: ApprovalRequest): ProposedChange {
   return {
-    subject: { kind: "Secret", name: r.objectKey.slice("Secret/".length), operation: r.operation, fields: [], drift: false },
+    subject: { kind: "Secret", name: parseObjectKey(r.objectKey)?.name ?? r.objectKey, operation: r.operation, fields: [], drift: false },
     binding: { agent: r.agent, objectKey: r.objectKey, operation: r.operation, fromDigest: r.fromDigest, toDigest: r.toDigest },
     summary: r.summary,
     sourceDigest: r.sourceDigest,

@@ -16,8 +16,11 @@ export interface GitAuthorsOptions {
   path: string;
   /** The snapshot the change was planned from (the one in force). */
   snapshot: () => Snapshot | undefined;
-  /** The revision the change starts from was applied at; null when unknown (then: the newest commit touching its file). */
-  appliedRevision: (change: ProposedChange) => string | null;
+  /**
+   * Where a change starts: the revision its agent last converged at, or its policy was put in force at; null when
+   * unknown (then: the newest commit touching its file).
+   */
+  appliedRevisions: { agent(name: string): string | null; policy(name: string): string | null };
 }
 
 export function gitChangeAuthors(o: GitAuthorsOptions): (change: ProposedChange, revision: string) => Promise<ChangeAuthor[]> {
@@ -25,6 +28,8 @@ export function gitChangeAuthors(o: GitAuthorsOptions): (change: ProposedChange,
     // A secret's deletion or rotation is asked on the command line, not written in the repository.
     if (change.subject.kind === "Secret") return [];
     const file = o.snapshot()?.objects.get(change.binding.objectKey as ObjectKey)?.source.file;
-    return changeAuthors(o.workDir, { paths: file ? [posix.join(o.path, file)] : [], since: o.appliedRevision(change), until: revision });
+    const { agent } = change.binding;
+    const since = agent ? o.appliedRevisions.agent(agent) : change.subject.kind === "ApprovalPolicy" ? o.appliedRevisions.policy(change.subject.name) : null;
+    return changeAuthors(o.workDir, { paths: file ? [posix.join(o.path, file)] : [], since, until: revision });
   };
 }

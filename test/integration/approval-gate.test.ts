@@ -256,7 +256,7 @@ describe("no self-approval (a real git repository)", () => {
     const workDir = join(base, "checkout");
     const late: { h?: TestController } = {};
     h = await startTestController({
-      authors: gitChangeAuthors({ workDir, path: ".", snapshot: () => late.h?.controller.snapshot, appliedRevision: (c) => late.h?.state.status.get(c.binding.agent)?.appliedRevision ?? null }),
+      authors: gitChangeAuthors({ workDir, path: ".", snapshot: () => late.h?.controller.snapshot, appliedRevisions: { agent: (name) => late.h?.state.status.get(name)?.appliedRevision ?? null, policy: () => null } }),
     });
     late.h = h;
     source = new GitSource({ url: bare, workDir, intervalMs: 3_600_000 });
