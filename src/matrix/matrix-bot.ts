@@ -209,8 +209,9 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     onTransition: (t) => reporter.report(describeTransition(t)),
     onChange: (c) => {
       reporter.report(describeChange(c));
-      // A new container may be an agent waiting for its account (none is made before its container is).
-      if (c.what === "container" && (c.action === "create" || c.action === "recreate")) accounts?.wake();
+      // A new container may be an agent waiting for its account (none is made before its container is); a Gosuto
+      // applied may trust other rooms (an account joins only the rooms of the Gosuto in force).
+      if ((c.what === "container" && (c.action === "create" || c.action === "recreate")) || c.what === "gosuto") accounts?.wake();
     },
     async stop() {
       stopped = true;
