@@ -8,6 +8,7 @@
  * - Otherwise the first matching rule of the first policy (in name order) that has one decides.
  * - With no matching rule: granting a secret and deleting a secret need the first policy's approvers; a change
  *   to an ApprovalPolicy needs that policy's own approvers (a new one: the first policy's); everything else goes.
+ *   Only a rule that names the kind exempts those: a broad `require: none` (no kind) never does.
  * - With no policy in force at all, only the local operator can approve (`ruriko approvals approve`).
  *
  * Example: policy `default` in force has `{match: {kind: Gosuto, fields: [capabilities]}, require: approval}`;
@@ -103,8 +104,9 @@ export function requirementFor(subject: GateSubject, policiesInForce: readonly A
     const matching = ordered.find((p) => (p.spec.rules ?? []).some((r) => r.require === "approval" && ruleMatches(r, subject)));
     return requirement(matching ?? ordered[0], "deleting an agent always needs approval");
   }
+  const riskyByDefault = (subject.kind === "SecretBinding" && subject.operation === "grant") || (subject.kind === "Secret" && subject.operation === "delete") || subject.kind === "ApprovalPolicy";
   for (const policy of ordered) {
-    const rule = (policy.spec.rules ?? []).find((r) => ruleMatches(r, subject));
+    const rule = (policy.spec.rules ?? []).find((r) => ruleMatches(r, subject) && !(riskyByDefault && r.require === "none" && r.match.kind === undefined));
     if (!rule) continue;
     if (rule.require === "none") return { required: false, why: `policy ${policy.metadata.name} exempts it` };
     return requirement(policy, `policy ${policy.metadata.name} requires approval for ${describeMatch(rule)}`);

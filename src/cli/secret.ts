@@ -37,7 +37,7 @@ async function withGate<T>(opts: SecretCommandOptions, run: (state: StateStores,
   try {
     const vault = openVault(state, { stateDir: opts.stateDir, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
     const gatekeeper = new Gatekeeper({ approvals: state.approvals, audit: state.audit, policies: () => state.policies.manifests() });
-    return await run(state, vault, { secrets: vault.secrets, approvals: state.approvals, audit: state.audit, gatekeeper });
+    return await run(state, vault, { secrets: vault.secrets, approvals: state.approvals, audit: state.audit, gatekeeper, transaction: state.transaction });
   } finally {
     state.close();
   }

@@ -27,7 +27,7 @@ import type { SecretStore } from "../store/secret-store.ts";
 import { desiredAgentOf, type DesiredAgent } from "./agent-config.ts";
 import { emptyOutcome, nextAgentStatus, transitionsOf, type AgentOutcome } from "./agent-status.ts";
 import { AgentSync, type AgentConfigEvent } from "./agent-sync.ts";
-import { ContainerExecutor } from "./container-executor.ts";
+import { ContainerExecutor, ReconcileError } from "./container-executor.ts";
 import { isContainerAction, proposalOf, type Action, type Change, type ConfigChange } from "./changes.ts";
 import { currentContainer, planAgent, type AgentPlan, type AgentPlanInput } from "./planner.ts";
 import type { ReconcileResult } from "./work-queue.ts";
@@ -241,7 +241,8 @@ export class AgentReconciler {
             appliedConfig.setMatrixUserId(agent, change.userId, revision, now);
             break;
         }
-        if (approval) approvals.markApplied(approval.id, now);
+        // Claimed in the same transaction: an approval that expired since the gate rolls the whole record back.
+        if (approval && !approvals.markApplied(approval.id, now)) throw new ReconcileError(agent, change.type, `approval ${approval.id} is no longer approved: ${change.reason} waits for a new decision`);
         audit.append({
           traceId,
           actor: "controller",

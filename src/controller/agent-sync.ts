@@ -182,7 +182,9 @@ export class AgentSync {
     const token = tokenSecret ? this.o.secrets.reveal(tokenSecret) : undefined;
     const desired = desiredMatrixOf(manifest, { homeserver: this.o.agentMatrixHomeserver, account, token: token?.info });
     if (desired.problem) result.matrixProblem = desired.problem;
+    // A new identity, or dropping one, waits for its approval: the agent keeps what it holds meanwhile.
     if (desired.identity && desired.identity.userId !== applied.matrixUserId) return;
+    if (!desired.identity && !desired.problem && applied.matrixUserId !== null) return;
     const want = desired.identity?.digest ?? null;
     if ((report.matrix?.digest ?? null) === want) return;
     const identity = desired.identity && token ? { homeserver: desired.identity.homeserver, userId: desired.identity.userId, accessToken: token.value.toString("utf8") } : null;

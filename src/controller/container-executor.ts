@@ -76,19 +76,27 @@ export class ContainerExecutor {
     this.prepared = false;
   }
 
+  /**
+   * Carries out one action. An approval is claimed (approved → applied) before anything is changed: one that
+   * expired meanwhile stops the action, and one claimed is never used twice, even if the action fails halfway
+   * (what it started is then finished as applied, see the planner).
+   */
   async execute(action: Action, traceId: string, log: Logger, approval: ApprovalRequest | undefined): Promise<void> {
-    const { runtime, inventory, audit, approvals } = this.o;
+    const { runtime, inventory, audit } = this.o;
     const target = `Agent/${action.agent}`;
     const payload: Record<string, unknown> = { reason: action.reason, drift: action.drift, ...(approval ? { approval: approval.id } : {}) };
+    const claim = () => this.claim(action, approval);
     log.info({ action: action.type, reason: action.reason }, `${action.type} ${action.agent}: ${action.reason}`);
     try {
       switch (action.type) {
         case "create":
         case "recreate":
-          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId));
+          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId, claim));
           break;
         case "start":
           payload.containerId = action.containerId;
+          claim();
+          inventory.setStopped(action.agent, false);
           try {
             await runtime.start(action.containerId);
           } catch (error) {
@@ -98,14 +106,17 @@ export class ContainerExecutor {
             const spec = inventory.get(action.agent)?.spec;
             if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || !spec) throw error;
             log.warn({ containerId: action.containerId, err: error.message }, `start ${action.agent}: the engine will not start this container; replacing it`);
-            Object.assign(payload, { replaced: action.containerId, startError: error.message }, await this.createContainer(action.agent, spec, action.containerId, true, traceId));
+            Object.assign(payload, { replaced: action.containerId, startError: error.message }, await this.createContainer(action.agent, spec, action.containerId, true, traceId, () => {}));
           }
           break;
         case "stop":
+          claim();
           await runtime.stop(action.containerId);
+          inventory.setStopped(action.agent, true);
           payload.containerId = action.containerId;
           break;
         case "remove":
+          claim();
           if (action.containerId) await runtime.remove(action.containerId);
           payload.containerId = action.containerId;
           if (action.operation === "delete") {
@@ -116,7 +127,6 @@ export class ContainerExecutor {
           }
           break;
       }
-      if (approval) approvals.markApplied(approval.id, this.o.now());
       audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
       this.o.onExecuted?.(action, traceId, approval);
     } catch (error) {
@@ -126,6 +136,12 @@ export class ContainerExecutor {
       if (error instanceof RuntimeError) throw error;
       throw new ReconcileError(action.agent, action.type, `${action.type} ${action.agent}: ${message}`, { cause: error });
     }
+  }
+
+  private claim(action: Action, approval: ApprovalRequest | undefined): void {
+    if (!approval || this.o.approvals.markApplied(approval.id, this.o.now())) return;
+    const status = this.o.approvals.get(approval.id)?.status ?? "gone";
+    throw new ReconcileError(action.agent, action.type, `approval ${approval.id} is ${status}, no longer approved: the change was not made and waits for a new decision`);
   }
 
   /** Gives the agent a new ACP token: sealed in the state database, written as a file into its data volume. */
@@ -140,7 +156,7 @@ export class ContainerExecutor {
    * Creates the agent's container (removing `replacing` first), hands it its ACP token, and starts it if
    * asked. Every step is recorded in the inventory before the next, so a crash in between is read correctly.
    */
-  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string): Promise<Record<string, unknown>> {
+  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void): Promise<Record<string, unknown>> {
     const { runtime, inventory } = this.o;
     if (!this.prepared) {
       await runtime.prepare();
@@ -150,8 +166,9 @@ export class ContainerExecutor {
     if (!(await runtime.imageExists(spec.image))) {
       throw new RuntimeError("create", agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
     }
+    claim();
     // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
-    inventory.record(agent, { containerId: null, spec });
+    inventory.record(agent, { containerId: null, spec, stopped: !start });
     if (replacing) await runtime.remove(replacing);
     let created: ObservedContainer;
     try {
@@ -163,7 +180,7 @@ export class ContainerExecutor {
       if (!existing) throw error;
       created = existing;
     }
-    inventory.record(agent, { containerId: created.id, spec });
+    inventory.record(agent, { containerId: created.id, spec, stopped: !start });
     // Before the first start, so Gitai finds its token as it comes up.
     await this.handOverToken(agent, created.id, traceId);
     if (start) await runtime.start(created.id);

@@ -114,7 +114,7 @@ export class Controller {
     this.queue = queueOf("agent", options.concurrency ?? 4, (agent, traceId) => this.reconciler.reconcile(agent, traceId));
     this.policyQueue = queueOf("policy", 1, (name, traceId) => this.policyReconciler.reconcile(name, traceId));
     this.secretQueue = queueOf("secret", 1, async (name, traceId) => {
-      await reconcileSecret({ secrets: options.vault.secrets, approvals: stores.approvals, audit: stores.audit, gatekeeper: this.gatekeeper }, name, "controller", traceId);
+      await reconcileSecret({ secrets: options.vault.secrets, approvals: stores.approvals, audit: stores.audit, gatekeeper: this.gatekeeper, transaction: stores.transaction }, name, "controller", traceId);
       return {};
     });
     this.watcher = new StateWatcher({ dir: options.stateDir, feed: stores.feed, onChanges: (changes) => this.onStateChanges(changes), log: logger });

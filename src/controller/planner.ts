@@ -84,7 +84,22 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
   };
   const applied = inventory?.specDigest;
 
-  if (!current) {
+  if (!current && inventory && inventory.specDigest !== spec.specDigest) {
+    // The container is gone while the manifests ask for something else than was applied: put back what was
+    // applied. The change to the manifests' spec is planned (and gated) once it runs again, never slipped in here.
+    const vanished = inventory.containerId != null;
+    push({
+      type: "create",
+      spec: inventory.spec,
+      start: !inventory.stopped,
+      reason: vanished ? "container was removed behind Ruriko's back: recreate as applied" : "container missing: create as applied",
+      operation: "create",
+      fields: [],
+      drift: vanished,
+      fromDigest: ABSENT,
+      toDigest: inventory.specDigest,
+    });
+  } else if (!current) {
     const vanished = inventory?.containerId != null;
     push({
       type: "create",
@@ -120,7 +135,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         containerId: current.id,
         spec,
         start: wantRunning,
-        reason: "container was changed behind Ruriko's back: recreate as applied",
+        reason: inventory?.containerId === null ? "a change Ruriko started was interrupted: recreate as applied" : "container was changed behind Ruriko's back: recreate as applied",
         operation: "update",
         fields: ["container"],
         drift: true,
@@ -143,7 +158,19 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     });
   } else {
     const running = current.state === "running" || current.state === "restarting";
-    if (wantRunning && !running) {
+    if (wantRunning && !running && inventory?.stopped) {
+      // Ruriko stopped it (state: Stopped); starting it again is a change of the manifests, gated like one.
+      push({
+        type: "start",
+        containerId: current.id,
+        reason: "spec.state is Running: start",
+        operation: "start",
+        fields: ["state"],
+        drift: false,
+        fromDigest: `${current.specDigest}#stopped`,
+        toDigest: `${spec.specDigest}#running`,
+      });
+    } else if (wantRunning && !running) {
       const crashed = current.state === "exited" || current.state === "dead";
       const why = current.oomKilled
         ? `container was killed for running out of memory (exit code ${current.exitCode}): start`
@@ -157,7 +184,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         containerId: current.id,
         reason: why,
         operation: "start",
-        fields: crashed || current.state === "paused" ? [] : ["state"],
+        fields: [],
         drift: crashed || current.state === "paused",
         fromDigest: `${current.specDigest}#${current.state}`,
         toDigest: `${spec.specDigest}#running`,

@@ -101,9 +101,10 @@ export class PolicyReconciler {
     }
     const { policies, approvals, audit } = this.o;
     this.o.transaction(() => {
+      // Claimed first: an approval that expired since the gate puts nothing in force.
+      if (verdict.approval && !approvals.markApplied(verdict.approval.id, this.now())) throw new Error(`${change.summary}: approval ${verdict.approval.id} is no longer approved`);
       if (change.desired) policies.put(change.desired.manifest, change.desired.digest, snapshot.revision, this.now());
       else policies.delete(name);
-      if (verdict.approval) approvals.markApplied(verdict.approval.id, this.now());
       audit.append({
         traceId,
         actor: "controller",

@@ -72,7 +72,8 @@ export function outcomeMessage(r: ApprovalRequest): string | undefined {
     case "approved":
       return `Approval ${r.id} approved by ${r.decidedBy ?? "?"}: ${r.summary}`;
     case "applied":
-      return `Approval ${r.id}: the change was applied: ${r.summary}`;
+      // Claimed as the change starts: the status room says when it is done.
+      return `Approval ${r.id} approved by ${r.decidedBy ?? "?"}; the change is carried out: ${r.summary}`;
     case "denied":
       return `Approval ${r.id} denied by ${r.decidedBy ?? "?"}${r.reason ? ` (${r.reason})` : ""}: ${r.summary}`;
     case "expired":

@@ -123,12 +123,18 @@ export class ApprovalRoom {
     this.decide(request.id, message.sender, reply.decision, message.eventId, post.room, reply.reason);
   }
 
-  /** A redacted vote (a reaction taken back) no longer counts, while its request is pending. */
+  /**
+   * A vote its voter redacted (a reaction taken back) no longer counts, while its request is pending. Someone
+   * else's redaction — a moderator's, a remote server's — withdraws nobody's vote.
+   */
   handleRedaction(redaction: IncomingRedaction): void {
+    const source = `matrix:${redaction.redacts}`;
+    const vote = this.o.approvals.pendingVoteBySource(source);
+    const post = vote && this.o.posts.get(vote.requestId);
+    if (!vote || !post || post.room !== redaction.room || vote.approver !== redaction.sender) return;
     if (!this.o.seen.firstSighting(redaction.eventId)) return;
-    const withdrawn = this.o.approvals.withdrawVote(`matrix:${redaction.redacts}`);
-    const post = withdrawn && this.o.posts.get(withdrawn.request.id);
-    if (!withdrawn || !post) return;
+    const withdrawn = this.o.approvals.withdrawVote(source, redaction.sender);
+    if (!withdrawn) return;
     const { request, approver, approvals } = withdrawn;
     this.o.audit.append({
       traceId: request.traceId,

@@ -22,6 +22,8 @@ export interface SecretChangeDeps {
   approvals: ApprovalStore;
   audit: AuditLog;
   gatekeeper: Gatekeeper;
+  /** Writes to several stores land together or not at all. */
+  transaction<T>(fn: () => T): T;
 }
 
 export type SecretChangeOutcome =
@@ -50,7 +52,6 @@ export async function proposeSecretChange(deps: SecretChangeDeps, name: string, 
   const verdict = settled.verdicts.get(proposal)!;
   switch (verdict.verdict) {
     case "block":
-      if (change.operation === "rotate") deps.secrets.discardStaged(name, toDigest);
       return { outcome: "refused", request: verdict.request };
     case "park":
       return { outcome: "parked", request: verdict.request! };
@@ -81,6 +82,9 @@ async function settle(deps: SecretChangeDeps, name: string, actor: string, trace
   const proposals = [...open, ...(extra ? [extra] : [])];
   const verdicts = await deps.gatekeeper.decide({ objectKey: secretObjectKey(name) }, proposals, { revision: info ? `secret ${name} v${info.version}` : `secret ${name}`, traceId });
   const byProposal = new Map(proposals.map((p, i) => [p, verdicts[i]!]));
+  // A value kept aside for a rotation nobody waits for any more (denied, expired, superseded) is dropped.
+  const waitedFor = proposals.some((p, i) => p.binding.operation === "rotate" && p.binding.toDigest === staged?.revision && verdicts[i]!.verdict !== "block");
+  if (staged && !waitedFor) deps.secrets.discardStaged(name, staged.revision);
   const runnable = proposals.find((p) => byProposal.get(p)!.verdict === "run");
   if (!runnable || !info) return { verdicts: byProposal };
   const verdict = byProposal.get(runnable) as Extract<Verdict, { verdict: "run" }>;
@@ -90,17 +94,20 @@ async function settle(deps: SecretChangeDeps, name: string, actor: string, trace
   return { verdicts: byProposal, applied: runnable };
 }
 
+/** Carries out one change, its approval claimed in the same transaction (one expired since the gate changes nothing). */
 function apply(deps: SecretChangeDeps, name: string, info: SecretInfo, change: ProposedChange, approval: ApprovalRequest | undefined, actor: string, traceId: string): void {
   const payload = { secret: name, version: info.version, ...(approval ? { approval: approval.id } : {}) };
-  if (change.binding.operation === "delete") {
-    deps.secrets.delete(name);
-    deps.audit.append({ traceId, actor, action: "secret.delete", target: secretObjectKey(name), payload, result: "ok" });
-  } else {
+  deps.transaction(() => {
+    if (approval && !deps.approvals.markApplied(approval.id)) throw new Error(`${change.summary}: approval ${approval.id} is no longer approved`);
+    if (change.binding.operation === "delete") {
+      deps.secrets.delete(name);
+      deps.audit.append({ traceId, actor, action: "secret.delete", target: secretObjectKey(name), payload, result: "ok" });
+      return;
+    }
     const rotated = deps.secrets.promote(name, change.binding.toDigest, info.revision);
-    if (!rotated) return;
+    if (!rotated) throw new Error(`${change.summary}: the secret changed since the rotation was asked`);
     deps.audit.append({ traceId, actor, action: "secret.rotate", target: secretObjectKey(name), payload: { ...payload, version: rotated.version }, result: "ok" });
-  }
-  if (approval) deps.approvals.markApplied(approval.id);
+  });
 }
 
 function proposalOf(r: ApprovalRequest): ProposedChange {

@@ -95,8 +95,10 @@ export async function agentHistory(input: { workDir: string; path: string; snaps
 
 /**
  * Who wrote a change: the distinct authors of the commits in (since, until] that touched `paths` (any file when `paths` is empty).
- * When `since` is null, unknown to the repository, or not an ancestor of `until`, the author of the newest commit at or before `until` touching `paths`.
- * At most `max` commits are read (default 200). Used to stop people approving their own changes.
+ * When `since` is null, unknown to the repository, or not an ancestor of `until`: the authors of every commit at
+ * or before `until` touching `paths` (nobody who wrote any of it may approve it), or, with no paths, of the newest
+ * commit. At most `max` commits are read (default 200). Used to stop people approving their own changes; git
+ * authorship is what committers say it is, so this stops mistakes and casual abuse, not a forger.
  */
 export async function changeAuthors(workDir: string, query: { paths: readonly string[]; since: string | null; until: string; max?: number }): Promise<Author[]> {
   const git = repository(workDir);
@@ -104,9 +106,10 @@ export async function changeAuthors(workDir: string, query: { paths: readonly st
   if (!until) throw new Error(`revision ${query.until} is not in the repository at ${workDir}`);
   const since = query.since === null ? null : await resolveCommit(git, query.since);
   // When a force push took `since` off until's history, `since..until` reaches back to the fork point and
-  // names authors of commits applied long ago under other shas; the newest author is what is certain.
+  // names authors of commits applied long ago under other shas: then the whole history of the paths counts.
   const isAncestor = since !== null && (await git.raw(["merge-base", since, until])).trim() === since;
-  const commits = isAncestor ? await log(git, [`${since}..${until}`], query.paths, query.max ?? 200) : await log(git, [until], query.paths, 1);
+  const max = query.max ?? 200;
+  const commits = isAncestor ? await log(git, [`${since}..${until}`], query.paths, max) : await log(git, [until], query.paths, query.paths.length > 0 ? max : 1);
   const authors = new Map<string, Author>();
   for (const c of commits) authors.set(`${c.author}\x1f${c.authorEmail}`, { name: c.author, email: c.authorEmail });
   return [...authors.values()];

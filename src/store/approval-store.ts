@@ -267,15 +267,23 @@ export class ApprovalStore {
     })();
   }
 
+  /** The vote cast by event `source`, if one counts on a request still pending. */
+  pendingVoteBySource(source: string): { requestId: string; approver: string } | undefined {
+    const row = this.db
+      .prepare("SELECT v.request_id, v.approver FROM approval_votes v JOIN approvals a ON a.id = v.request_id WHERE v.source = ? AND a.status = 'pending'")
+      .get(source) as { request_id: string; approver: string } | undefined;
+    return row && { requestId: row.request_id, approver: row.approver };
+  }
+
   /**
-   * Withdraws the vote cast by event `source` (a reaction that was redacted) while its request is pending.
-   * Returns whose vote it was and the approvals left, or undefined when it changed nothing.
+   * Withdraws `approver`'s vote cast by event `source` (a reaction they redacted) while its request is pending:
+   * only the voter takes a vote back. Returns the approvals left, or undefined when it changed nothing.
    */
-  withdrawVote(source: string): { request: ApprovalRequest; approver: string; decision: Decision; approvals: number } | undefined {
+  withdrawVote(source: string, approver: string): { request: ApprovalRequest; approver: string; decision: Decision; approvals: number } | undefined {
     return this.db.transaction(() => {
       const vote = this.db
-        .prepare("SELECT v.request_id, v.approver, v.decision FROM approval_votes v JOIN approvals a ON a.id = v.request_id WHERE v.source = ? AND a.status = 'pending'")
-        .get(source) as { request_id: string; approver: string; decision: Decision } | undefined;
+        .prepare("SELECT v.request_id, v.approver, v.decision FROM approval_votes v JOIN approvals a ON a.id = v.request_id WHERE v.source = ? AND v.approver = ? AND a.status = 'pending'")
+        .get(source, approver) as { request_id: string; approver: string; decision: Decision } | undefined;
       if (!vote) return undefined;
       this.db.prepare("DELETE FROM approval_votes WHERE request_id = ? AND approver = ?").run(vote.request_id, vote.approver);
       const approvals = this.votes(vote.request_id).filter((v) => v.decision === "approve").length;

@@ -7,6 +7,8 @@ export interface InventoryEntry {
   containerId: string | null;
   specDigest: string;
   spec: ContainerSpec;
+  /** Ruriko stopped it (state: Stopped applied); a container exited otherwise crashed. */
+  stopped: boolean;
   revision: string;
   createdAt: string;
   updatedAt: string;
@@ -17,6 +19,7 @@ interface Row {
   container_id: string | null;
   spec_digest: string;
   spec: string;
+  stopped: number;
   revision: string;
   created_at: string;
   updated_at: string;
@@ -27,6 +30,7 @@ const fromRow = (r: Row): InventoryEntry => ({
   containerId: r.container_id,
   specDigest: r.spec_digest,
   spec: JSON.parse(r.spec) as ContainerSpec,
+  stopped: r.stopped === 1,
   revision: r.revision,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -48,15 +52,20 @@ export class InventoryStore {
   }
 
   /** Recorded before the container is created, so a crash in between leaves an entry to reconcile from. */
-  record(agent: string, entry: { containerId: string | null; spec: ContainerSpec }): void {
+  record(agent: string, entry: { containerId: string | null; spec: ContainerSpec; stopped: boolean }): void {
     const now = new Date().toISOString();
     this.db
       .prepare(
-        `INSERT INTO inventory (agent, container_id, spec_digest, spec, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO inventory (agent, container_id, spec_digest, spec, stopped, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (agent) DO UPDATE SET container_id = excluded.container_id, spec_digest = excluded.spec_digest,
-           spec = excluded.spec, revision = excluded.revision, updated_at = excluded.updated_at`,
+           spec = excluded.spec, stopped = excluded.stopped, revision = excluded.revision, updated_at = excluded.updated_at`,
       )
-      .run(agent, entry.containerId, entry.spec.specDigest, JSON.stringify(entry.spec), entry.spec.revision, now, now);
+      .run(agent, entry.containerId, entry.spec.specDigest, JSON.stringify(entry.spec), entry.stopped ? 1 : 0, entry.spec.revision, now, now);
+  }
+
+  /** Ruriko started or stopped the agent's container. */
+  setStopped(agent: string, stopped: boolean): void {
+    this.db.prepare("UPDATE inventory SET stopped = ?, updated_at = ? WHERE agent = ?").run(stopped ? 1 : 0, new Date().toISOString(), agent);
   }
 
   forget(agent: string): void {

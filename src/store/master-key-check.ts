@@ -56,7 +56,7 @@ export function rekey(db: Db, current: MasterKey, next: MasterKey): { secrets: n
       updateSecret.run(sealed.keyId, sealed.nonce, sealed.ciphertext, sealed.tag, row.name);
     }
     // Values staged for an approved rotation are sealed for the version they will become.
-    const staged = db.prepare("SELECT p.name, s.version + 1 AS version, p.key_id, p.nonce, p.ciphertext, p.tag FROM secret_pending p JOIN secrets s ON s.name = p.name").all() as Array<SealedRow & { name: string; version: number }>;
+    const staged = db.prepare("SELECT name, version, key_id, nonce, ciphertext, tag FROM secret_pending").all() as Array<SealedRow & { name: string; version: number }>;
     const updateStaged = db.prepare("UPDATE secret_pending SET key_id = ?, nonce = ?, ciphertext = ?, tag = ? WHERE name = ?");
     for (const row of staged) {
       const aad = secretAssociatedData(row.name, row.version);

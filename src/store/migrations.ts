@@ -240,6 +240,10 @@ export const MIGRATIONS: readonly Migration[] = [
       -- Votes are withdrawn by the event they came from (a redacted reaction).
       CREATE INDEX approval_votes_source ON approval_votes (source);
 
+      -- Whether Ruriko stopped the agent's container (spec.state Stopped applied): starting it again is a change to
+      -- gate, not the repair of a crash.
+      ALTER TABLE inventory ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+
       -- What Ruriko applied inside each agent: the planner diffs the manifests against this, never against what
       -- the agent happens to report. gosuto_yaml is NULL for a Gosuto applied before this table existed.
       CREATE TABLE agent_config_applied (
@@ -281,10 +285,12 @@ export const MIGRATIONS: readonly Migration[] = [
         applied_at TEXT NOT NULL
       );
 
-      -- A new secret value waiting for its rotation to be approved, sealed like the secrets themselves.
+      -- A new secret value waiting for its rotation to be approved, sealed like the secrets themselves (for the
+      -- version it will become: its associated data names it).
       CREATE TABLE secret_pending (
         name TEXT PRIMARY KEY,
         revision TEXT NOT NULL,
+        version INTEGER NOT NULL,
         key_id TEXT NOT NULL,
         nonce BLOB NOT NULL,
         ciphertext BLOB NOT NULL,

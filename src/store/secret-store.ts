@@ -144,10 +144,11 @@ export class SecretStore {
       const revision = randomBytes(12).toString("hex");
       this.db
         .prepare(
-          `INSERT INTO secret_pending (name, revision, key_id, nonce, ciphertext, tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, tag = excluded.tag, created_at = excluded.created_at`,
+          `INSERT INTO secret_pending (name, revision, version, key_id, nonce, ciphertext, tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, version = excluded.version, key_id = excluded.key_id, nonce = excluded.nonce,
+             ciphertext = excluded.ciphertext, tag = excluded.tag, created_at = excluded.created_at`,
         )
-        .run(name, revision, sealed.keyId, sealed.nonce, sealed.ciphertext, sealed.tag, now.toISOString());
+        .run(name, revision, version, sealed.keyId, sealed.nonce, sealed.ciphertext, sealed.tag, now.toISOString());
       return { revision, version };
     })();
   }
@@ -159,12 +160,13 @@ export class SecretStore {
   promote(name: string, revision: string, fromRevision: string, now = new Date()): SecretInfo | undefined {
     return this.db.transaction(() => {
       const current = this.row(name);
-      const staged = this.db.prepare("SELECT * FROM secret_pending WHERE name = ? AND revision = ?").get(name, revision) as (Row & { revision: string }) | undefined;
-      if (!current || !staged || current.revision !== fromRevision) return undefined;
+      const staged = this.db.prepare("SELECT * FROM secret_pending WHERE name = ? AND revision = ?").get(name, revision) as Row | undefined;
+      // The value was sealed for one version: it becomes that one or nothing.
+      if (!current || !staged || current.revision !== fromRevision || staged.version !== current.version + 1) return undefined;
       const at = now.toISOString();
       this.db
         .prepare("UPDATE secrets SET version = ?, revision = ?, key_id = ?, nonce = ?, ciphertext = ?, tag = ?, updated_at = ? WHERE name = ?")
-        .run(current.version + 1, staged.revision, staged.key_id, staged.nonce, staged.ciphertext, staged.tag, at, name);
+        .run(staged.version, staged.revision, staged.key_id, staged.nonce, staged.ciphertext, staged.tag, at, name);
       this.db.prepare("DELETE FROM secret_pending WHERE name = ?").run(name);
       return this.info(name);
     })();

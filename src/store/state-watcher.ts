@@ -45,14 +45,17 @@ export class StateWatcher {
     this.timers.push(setInterval(() => this.schedule(), fallback).unref(), setInterval(() => this.prune(), 24 * 3600_000).unref());
   }
 
-  /** Reads what changed now (also what an in-process writer calls to be heard without waiting for the kernel). */
+  /**
+   * Reads what changed now (also what an in-process writer calls to be heard without waiting for the kernel).
+   * The cursor moves past a batch only once it was handled: a batch whose handling failed is read again.
+   */
   check(): void {
     if (this.stopped) return;
     for (;;) {
       const changes = this.o.feed.since(this.cursor);
       if (changes.length === 0) return;
-      this.cursor = changes[changes.length - 1]!.seq;
       this.o.onChanges(changes);
+      this.cursor = changes[changes.length - 1]!.seq;
     }
   }
 

@@ -372,7 +372,7 @@ export type Kind = ("Agent" | "Gosuto" | "SecretBinding" | "Secret" | "ApprovalP
 export type Operation = ("create" | "update" | "delete" | "start" | "stop" | "grant" | "revoke" | "rotate")
 export type ObjectNames = DnsLabel[]
 /**
- * Top-level spec fields whose change triggers the rule: Agent (image, env, resources, gosuto, matrix, state), Gosuto (capabilities, trust, persona, …), ApprovalPolicy (approvers, rules, …). A create changes every field it sets.
+ * Top-level spec fields whose change triggers the rule: Agent (image, env, resources, matrix, state), Gosuto (capabilities, trust, persona, …), ApprovalPolicy (approvers, rules, …). A create changes every field it sets.
  */
 export type ChangedFields = string[]
 export type Requirement = ("approval" | "none")

@@ -96,6 +96,16 @@ describe("the gate: which changes need whom (policies in force)", () => {
     assert.equal(exempt.required, false, "a rule in force may exempt policy changes");
   });
 
+  test("a broad `require: none` (no kind) never exempts what is risky by default; one naming the kind does", () => {
+    const broad = policy("default", { rules: [{ match: { names: ["scratch"] }, require: "none" }] });
+    const grant = { kind: "SecretBinding" as const, name: "scratch", operation: "grant", fields: [], drift: false };
+    assert.equal(requirementFor(grant, [broad]).required, true);
+    assert.equal(requirementFor({ kind: "ApprovalPolicy", name: "scratch", operation: "create", fields: [], drift: false }, [broad]).required, true);
+    assert.equal(requirementFor({ kind: "Agent", name: "scratch", operation: "update", fields: ["image"], drift: false }, [broad]).required, false, "it still exempts what goes by default");
+    const named = policy("default", { rules: [{ match: { kind: "SecretBinding", names: ["scratch"] }, require: "none" }] });
+    assert.equal(requirementFor(grant, [named]).required, false);
+  });
+
   test("any duration the schema accepts is a TTL; a reminder at or past the TTL is none", () => {
     const huge = requirementFor(change().subject, [policy("default", { ttl: "99999999999999999999d", rules: gosutoRule.spec.rules })]);
     assert.equal(huge.required && huge.ttlMs, MAX_TTL_MS);

@@ -20,7 +20,7 @@ function container(over: Partial<ObservedContainer> & { specDigest: string }): O
 
 function inventoryOf(manifest: AgentManifest, containerId: string | null = "c1"): InventoryEntry {
   const spec = containerSpecFor(manifest, "r1");
-  return { agent: manifest.metadata.name, containerId, specDigest: spec.specDigest, spec, revision: "r1", createdAt: "", updatedAt: "" };
+  return { agent: manifest.metadata.name, containerId, specDigest: spec.specDigest, spec, stopped: false, revision: "r1", createdAt: "", updatedAt: "" };
 }
 
 function plan(input: Omit<AgentPlanInput, "agent">) {
@@ -171,5 +171,26 @@ describe("planner: what the agent holds inside", () => {
     const [g] = config({ gosuto: gosuto("d1", {}) }, nothing);
     const p = proposalOf(g!);
     assert.deepEqual([p.binding.objectKey, p.subject.kind, p.summary, p.sourceDigest], ["Gosuto/newsbot", "Gosuto", "Gosuto/newsbot for agent newsbot: first applied", "file-g"]);
+  });
+});
+
+describe("planner: nothing waiting for approval slips in", () => {
+  test("a container gone while an update waits is put back as applied, not as the manifests now ask", () => {
+    const applied = agent();
+    const next = agent({ image: "ruriko/gitai:evil" });
+    for (const containerId of ["c1", null]) {
+      const p = plan({ desired: desired(next), observed: [], inventory: inventoryOf(applied, containerId) });
+      assert.deepEqual(p.changes.map((c) => [c.type, c.type === "create" ? c.spec.image : null, c.drift, c.toDigest]), [["create", "ruriko/gitai:0.1", containerId !== null, containerSpecFor(applied, "r1").specDigest]]);
+    }
+  });
+
+  test("an agent Ruriko stopped is started again by a gated change of state, not as a crash repair", () => {
+    const m = agent();
+    const spec = containerSpecFor(m, "r1");
+    const stopped = { ...inventoryOf(m), stopped: true };
+    const p = plan({ desired: desired(m), observed: [container({ specDigest: spec.specDigest, state: "exited", exitCode: 143 })], inventory: stopped });
+    assert.deepEqual(p.changes.map((c) => [c.type, c.operation, c.fields, c.drift, c.reason]), [["start", "start", ["state"], false, "spec.state is Running: start"]]);
+    const crashed = plan({ desired: desired(m), observed: [container({ specDigest: spec.specDigest, state: "exited", exitCode: 137 })], inventory: inventoryOf(m) });
+    assert.deepEqual(crashed.changes.map((c) => [c.type, c.drift]), [["start", true]]);
   });
 });

@@ -86,9 +86,9 @@ describe("git history of agents", () => {
     assert.deepEqual(await changeAuthors(repo, { paths: [], since: sha.bind, until: sha.bind }), []);
   });
 
-  test("without a usable since, the author of the newest commit at or before until touching the paths", async () => {
+  test("without a usable since, every author of the paths up to until (with no paths: the newest commit's)", async () => {
     assert.deepEqual(await changeAuthors(repo, { paths: [], since: null, until: sha.b1 }), [{ name: "Bob", email: "bob@example.org" }]);
-    assert.deepEqual(await changeAuthors(repo, { paths: ["manifests/a.yaml"], since: null, until: sha.b1 }), [{ name: "Alice", email: "alice@example.org" }]);
+    assert.deepEqual(await changeAuthors(repo, { paths: ["manifests/b.yaml"], since: null, until: sha.b1 }), [{ name: "Bob", email: "bob@example.org" }, { name: "Alice", email: "alice@example.org" }], "a later commit does not hide who wrote the rest");
     assert.deepEqual(await changeAuthors(repo, { paths: [], since: "0123456789abcdef0123456789abcdef01234567", until: sha.b1 }), [{ name: "Bob", email: "bob@example.org" }]);
 
     // A commit off main's history (as a force push leaves the old applied revision): not an ancestor.

@@ -92,12 +92,13 @@ describe("approval store (real SQLite file)", () => {
     const s = freshState();
     const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
     s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "matrix:$a1" });
-    assert.equal(s.approvals.withdrawVote("matrix:$other"), undefined);
-    const withdrawn = s.approvals.withdrawVote("matrix:$a1")!;
+    assert.equal(s.approvals.withdrawVote("matrix:$other", "@alice:localhost"), undefined);
+    assert.equal(s.approvals.withdrawVote("matrix:$a1", "@mallory:localhost"), undefined, "only the voter takes a vote back");
+    const withdrawn = s.approvals.withdrawVote("matrix:$a1", "@alice:localhost")!;
     assert.deepEqual([withdrawn.approver, withdrawn.approvals, withdrawn.request.id], ["@alice:localhost", 0, r.id]);
     assert.equal(s.approvals.vote(r.id, { approver: "@bob:localhost", decision: "approve", source: "matrix:$b1" }).outcome, "recorded", "one of two");
     assert.equal(s.approvals.vote(r.id, { approver: "@alice:localhost", decision: "approve", source: "matrix:$a2" }).outcome, "decided");
-    assert.equal(s.approvals.withdrawVote("matrix:$a2"), undefined, "decided: the first decision stands");
+    assert.equal(s.approvals.withdrawVote("matrix:$a2", "@alice:localhost"), undefined, "decided: the first decision stands");
     assert.equal(s.approvals.get(r.id)!.status, "approved");
     s.close();
   });

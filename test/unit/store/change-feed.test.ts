@@ -78,4 +78,26 @@ describe("state change feed", () => {
       serve.close();
     }
   });
+
+  test("a batch whose handling failed is read again, not lost", () => {
+    const dir = newDir();
+    const s = openState(dir);
+    const r = s.approvals.create({ ...request, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+    let calls = 0;
+    const heard: string[] = [];
+    const watcher = new StateWatcher({ dir, feed: s.feed, log: createLogger({ level: "silent", pretty: false }), fallbackMs: 3_600_000, onChanges: (c) => {
+      if (calls++ === 0) throw new Error("database is locked");
+      heard.push(...c.map((x) => x.key));
+    } });
+    watcher.start();
+    try {
+      s.approvals.vote(r.id, { approver: "cli:x", decision: "approve", source: "cli", override: true });
+      assert.throws(() => watcher.check(), /locked/);
+      watcher.check();
+      assert.deepEqual(heard, [r.id]);
+    } finally {
+      watcher.stop();
+      s.close();
+    }
+  });
 });
