@@ -25,7 +25,9 @@ export type ManifestErrorCode =
   | "duplicate"
   | "missing-reference"
   | "conflict"
-  | "too-many-files";
+  | "too-many-files"
+  /** A warning, not an error: a field that is still accepted but ignored. */
+  | "deprecated";
 
 export interface ManifestError extends SourcePosition {
   code: ManifestErrorCode;

@@ -29,26 +29,28 @@ export interface KindValidator {
   errors?: SchemaError[] | null;
 }
 
-let validators: Record<Kind, ValidateFunction> | undefined;
+let ajv: Ajv2020 | undefined;
+const validators = new Map<Kind, ValidateFunction>();
 
-function compileValidators(): Record<Kind, ValidateFunction> {
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, verbose: true });
-  addFormats.default(ajv);
-  ajvErrors.default(ajv);
-  for (const schema of [commonSchema, agentSchema, gosutoSchema, secretBindingSchema, approvalPolicySchema, manifestSchema]) {
-    ajv.addSchema(schema);
+/**
+ * Each kind's validator is compiled on its first use, and only then (compiling costs tens of milliseconds and
+ * some megabytes: an agent, which validates Gosutos only, never pays for the others).
+ */
+export function validatorFor(kind: Kind): KindValidator {
+  let validate = validators.get(kind);
+  if (!validate) {
+    ajv ??= schemaRegistry();
+    validate = ajv.getSchema(SCHEMA_BY_KIND[kind].$id);
+    if (!validate) throw new Error(`schema ${SCHEMA_BY_KIND[kind].$id} for ${kind} did not compile`);
+    validators.set(kind, validate);
   }
-  const compiled = {} as Record<Kind, ValidateFunction>;
-  for (const [kind, schema] of Object.entries(SCHEMA_BY_KIND)) {
-    const validate = ajv.getSchema(schema.$id);
-    if (!validate) throw new Error(`schema ${schema.$id} for ${kind} did not compile`);
-    compiled[kind as Kind] = validate;
-  }
-  return compiled;
+  return validate;
 }
 
-/** Compiled once, on first use: compiling the schemas costs tens of milliseconds. */
-export function validatorFor(kind: Kind): KindValidator {
-  validators ??= compileValidators();
-  return validators[kind];
+function schemaRegistry(): Ajv2020 {
+  const registry = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, verbose: true });
+  addFormats.default(registry);
+  ajvErrors.default(registry);
+  for (const schema of [commonSchema, agentSchema, gosutoSchema, secretBindingSchema, approvalPolicySchema, manifestSchema]) registry.addSchema(schema);
+  return registry;
 }

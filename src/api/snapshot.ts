@@ -2,7 +2,7 @@ import { sha256 } from "./digest.ts";
 import { compareManifestErrors, type ManifestError } from "./errors.ts";
 import type { Kind, ManifestByKind, ObjectKey } from "./kinds.ts";
 import type { LoadedObject } from "./parse.ts";
-import { checkAcrossObjects } from "./references.ts";
+import { checkAcrossObjects, warningsAbout } from "./references.ts";
 
 /**
  * A snapshot is one revision of desired state as a source produced it: the objects, a digest per object
@@ -15,6 +15,8 @@ export interface Snapshot {
   digest: string;
   objects: ReadonlyMap<ObjectKey, LoadedObject>;
   errors: readonly ManifestError[];
+  /** What is valid but deserves a word (a deprecated field): never a reason to refuse the revision. */
+  warnings: readonly ManifestError[];
   /** Manifest files read, relative to the root. */
   files: readonly string[];
   /**
@@ -37,7 +39,8 @@ export function buildSnapshot(input: {
     if (!objects.has(obj.key)) objects.set(obj.key, obj);
   }
   const digest = sha256([...objects.values()].map((o) => `${o.key} ${o.digest}\n`).join(""));
-  return { revision: input.revision ?? digest, digest, objects, errors, files: [...input.files].sort(), fileDigests: input.fileDigests ?? new Map() };
+  const warnings = warningsAbout([...objects.values()]).sort(compareManifestErrors);
+  return { revision: input.revision ?? digest, digest, objects, errors, warnings, files: [...input.files].sort(), fileDigests: input.fileDigests ?? new Map() };
 }
 
 /** All objects of one kind, in name order, typed by kind. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { startAcpServer } from "../gitai/acp-server.ts";
+import { startGitai } from "../gitai/gitai.ts";
 import { createLogger } from "../observability/logger.ts";
 import { RURIKO_VERSION } from "../version.ts";
 
@@ -17,7 +17,7 @@ program
     const agent = process.env.RURIKO_AGENT ?? "unknown";
     // Inside a container there is no terminal: plain JSON lines, and no pretty-printer in the image.
     const logger = createLogger({ name: "gitai", level: opts.logLevel, pretty: false }).child({ agent });
-    const server = await startAcpServer({ host: opts.host, port: opts.port, agent, dataDir: opts.dataDir, logger });
+    const server = await startGitai({ host: opts.host, port: opts.port, agent, dataDir: opts.dataDir, logger });
     logger.info({ version: RURIKO_VERSION, port: server.port }, `gitai serving ACP on ${opts.host}:${server.port}`);
     let stopping = false;
     const shutdown = (signal: string) => {

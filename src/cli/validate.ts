@@ -18,11 +18,12 @@ export function validationReport(snapshot: Snapshot) {
       digest: o.digest,
     })),
     errors: snapshot.errors.map((e) => ({ ...e, text: formatManifestError(e) })),
+    warnings: snapshot.warnings.map((e) => ({ ...e, text: formatManifestError(e) })),
   };
 }
 
 export function renderValidationText(snapshot: Snapshot): string {
-  const lines = snapshot.errors.map(formatManifestError);
+  const lines = [...snapshot.errors.map(formatManifestError), ...snapshot.warnings.map((w) => `warning: ${formatManifestError(w)}`)];
   const objects = `${snapshot.objects.size} object${snapshot.objects.size === 1 ? "" : "s"} in ${snapshot.files.length} file${snapshot.files.length === 1 ? "" : "s"}`;
   if (snapshot.errors.length === 0) lines.push(`valid: ${objects} (${snapshot.digest})`);
   else lines.push(`invalid: ${snapshot.errors.length} error${snapshot.errors.length === 1 ? "" : "s"}; ${objects}`);

@@ -14,6 +14,15 @@ import { GosutoState } from "./gosuto-state.ts";
 import { MatrixIdentityHolder } from "./matrix-identity.ts";
 import { SecretHolder } from "./secret-holder.ts";
 
+/** What the ACP server tells the running agent, and asks of it. */
+export interface AgentHooks {
+  /** Something the agent holds changed (its Gosuto, secrets or identity): bring its parts in line. */
+  configure(): void;
+  /** POST /restart: the agent loop and its MCP servers start over. */
+  restart(): Promise<void>;
+  status(): Pick<AcpStatus, "conversation" | "model" | "mcps" | "counters">;
+}
+
 export interface AcpServerOptions {
   host: string;
   port: number;
@@ -21,6 +30,9 @@ export interface AcpServerOptions {
   /** The agent's data volume: the token file and the persisted Gosuto live here. */
   dataDir: string;
   logger: Logger;
+  /** What the agent holds (made here when not given). */
+  held?: { gosuto: GosutoState; secrets: SecretHolder; identity: MatrixIdentityHolder };
+  hooks?: AgentHooks;
 }
 
 export interface AcpServer {
@@ -38,9 +50,8 @@ declare module "fastify" {
 
 export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer> {
   const token = new ControlToken(join(opts.dataDir, ACP_TOKEN_FILE));
-  const gosuto = new GosutoState(opts.dataDir);
-  const secrets = new SecretHolder();
-  const matrix = new MatrixIdentityHolder();
+  const { gosuto, secrets, identity: matrix } = opts.held ?? { gosuto: new GosutoState(opts.dataDir), secrets: new SecretHolder(), identity: new MatrixIdentityHolder() };
+  const hooks = opts.hooks;
   const startedAt = new Date().toISOString();
   let restarts = 0;
   const log = opts.logger;
@@ -85,9 +96,9 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
     secretsDigest: secrets.digest,
     matrix: matrix.describe(),
     secrets: secrets.describe(),
-    // MCP servers are started from the Gosuto by the tool loop (a later capability); none run yet.
     mcps: [],
     restarts,
+    ...hooks?.status(),
   }));
 
   app.put("/config", async (req, reply) => {
@@ -99,6 +110,7 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
       return reply.code(422).send({ error: "invalid Gosuto", details: verdict.errors });
     }
     log.info({ traceId: req.traceId, gosutoDigest: verdict.applied.digest }, "Gosuto applied");
+    hooks?.configure();
     return { digest: verdict.applied.digest };
   });
 
@@ -108,6 +120,7 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
     if (problems.length > 0 || !isAcpBody("AcpSecretsRequest", req.body)) return reply.code(422).send({ error: "malformed secrets request", details: problems });
     secrets.replace(req.body);
     log.info({ traceId: req.traceId, secretsDigest: req.body.digest, names: Object.keys(req.body.secrets).sort() }, "secrets replaced");
+    hooks?.configure();
     return { digest: req.body.digest };
   });
 
@@ -117,14 +130,17 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
     if ((req.body.identity === null) !== (req.body.digest === null)) return reply.code(422).send({ error: "identity and digest go together: both null or both set" });
     matrix.replace(req.body);
     log.info({ traceId: req.traceId, userId: req.body.identity?.userId ?? null, matrixDigest: req.body.digest }, req.body.identity ? "Matrix identity replaced" : "Matrix identity dropped");
+    hooks?.configure();
     return { digest: req.body.digest };
   });
 
   app.post("/restart", async (req, reply) => {
-    // A soft restart: the agent loop starts over from the persisted config; the process and its secrets stay.
+    // A soft restart: the agent loop and its MCP servers start over from the persisted config; the process, its
+    // start time and its secrets stay.
     restarts++;
     const again = gosuto.load();
     log.info({ traceId: req.traceId, restarts, gosutoLoaded: again.loaded }, "soft restart");
+    hooks?.restart().catch((error: unknown) => log.error({ err: (error as Error).message }, "restart failed"));
     return reply.code(202).send({ status: "restarting" });
   });
 

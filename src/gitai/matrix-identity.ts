@@ -11,6 +11,11 @@ export class MatrixIdentityHolder {
     this.held = request.identity && request.digest ? { ...request.identity, digest: request.digest } : null;
   }
 
+  /** The identity to log in with, and the digest that changes with it. */
+  current(): { homeserver: string; userId: string; accessToken: string; digest: string } | null {
+    return this.held;
+  }
+
   /** For /status: who the agent is on Matrix, never its token. */
   describe(): AcpMatrixHeld | null {
     return this.held && { homeserver: this.held.homeserver, userId: this.held.userId, digest: this.held.digest };

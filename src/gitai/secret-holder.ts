@@ -15,6 +15,11 @@ export class SecretHolder {
     this.currentDigest = request.digest;
   }
 
+  /** A secret's value, for the part of the agent its Gosuto gives it to (a tool server, the model). */
+  value(name: string): string | undefined {
+    return this.values.get(name);
+  }
+
   get digest(): string | null {
     return this.currentDigest;
   }

@@ -1,5 +1,6 @@
 import type Docker from "dockerode";
 import { readdirSync, readFileSync, statSync } from "node:fs";
+import ts from "typescript";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildLocalNodeImage, type ImageFile } from "./local-image.ts";
@@ -12,7 +13,24 @@ const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
  * What the gitai entry point imports from node_modules; their dependencies are followed from their
  * package.json files, and nothing else of node_modules goes into the image.
  */
-const GITAI_DEPENDENCIES = ["commander", "fastify", "pino", "ajv", "ajv-errors", "ajv-formats", "js-yaml", "yaml"];
+const GITAI_DEPENDENCIES = ["commander", "fastify", "pino", "ajv", "ajv-errors", "ajv-formats", "js-yaml", "yaml", "openai", "@modelcontextprotocol/sdk"];
+
+/**
+ * The MCP servers the templates name, installed at build time (nothing is downloaded at run time), each with a
+ * command on PATH: `package` → its `bin` entries. The browser server needs a browser the image does not carry.
+ */
+const MCP_SERVER_PACKAGES = ["mcp-fetch-server", "@brave/brave-search-mcp-server", "@playwright/mcp"];
+
+/** MCP servers of Gitai's own, as commands: name → module under /app. */
+const OWN_TOOL_SERVERS = { "gitai-http-tool": "/app/src/gitai/tools/http-tool.js" };
+
+/**
+ * The node that runs Gitai and its tool servers, and how: lite mode (no optimizing compiler) and a small young
+ * generation cost each agent ~20 MB less. An agent mostly waits on its model and its tools; it does not need
+ * peak JavaScript speed (docs/performance.md measures the turn overhead).
+ */
+const NODE = "/usr/local/bin/node";
+const NODE_FLAGS = ["--lite-mode", "--max-semi-space-size=1"];
 
 function filesUnder(dir: string, filter: (path: string) => boolean): string[] {
   const out: string[] = [];
@@ -67,26 +85,55 @@ export async function buildAgentImage(
   replace: readonly ImageFile[] = [],
 ): Promise<{ tag: string; id: string; reused: boolean }> {
   let files: ImageFile[] = [{ path: "/app/package.json", source: join(REPO_ROOT, "package.json") }];
+  // Compiled to JavaScript here rather than stripped by Node at start: type stripping costs each agent ~20 MB.
   for (const file of filesUnder(join(REPO_ROOT, "src"), (p) => p.endsWith(".ts"))) {
-    files.push({ path: `/app/${relative(REPO_ROOT, file).split(sep).join("/")}`, source: file });
+    files.push({ path: `/app/${relative(REPO_ROOT, file).split(sep).join("/").replace(/\.ts$/, ".js")}`, content: compile(file), mode: 0o644 });
   }
   for (const schema of filesUnder(join(REPO_ROOT, "schemas"), (p) => p.endsWith(".json"))) {
     files.push({ path: `/app/${relative(REPO_ROOT, schema).split(sep).join("/")}`, source: schema });
   }
-  for (const root of dependencyClosure(GITAI_DEPENDENCIES)) {
+  for (const root of dependencyClosure([...GITAI_DEPENDENCIES, ...MCP_SERVER_PACKAGES])) {
     // Nested node_modules of a package are visited as packages of their own.
     for (const file of filesUnder(root, (p) => !relative(root, p).split(sep).includes("node_modules"))) {
       files.push({ path: `/app/${relative(REPO_ROOT, file).split(sep).join("/")}`, source: file });
     }
   }
+  files.push(...commandsFor(MCP_SERVER_PACKAGES, OWN_TOOL_SERVERS));
   files = [...files.filter((f) => !replace.some((r) => r.path === f.path)), ...replace];
   return buildLocalNodeImage(docker, {
     tag,
     files,
-    entrypoint: ["/usr/local/bin/node", "/app/src/cli/gitai.ts", "serve"],
+    entrypoint: [NODE, ...NODE_FLAGS, "/app/src/cli/gitai.js", "serve"],
     env: ["NODE_ENV=production", "GITAI_ACP_PORT=8765"],
     labels: { "org.opencontainers.image.title": "gitai", "ruriko.dev/component": "gitai" },
     workdir: "/app",
     exposedPorts: ["8765/tcp"],
   });
+}
+
+function compile(file: string): string {
+  return ts.transpileModule(readFileSync(file, "utf8"), {
+    fileName: file,
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2024, verbatimModuleSyntax: true, rewriteRelativeImportExtensions: true },
+  }).outputText;
+}
+
+/**
+ * A command on PATH for each MCP server: a two-line script run by the image's node (the image has no shell and
+ * no /usr/bin/env, so the packages' own `#!/usr/bin/env node` cannot start).
+ */
+function commandsFor(packages: readonly string[], own: Record<string, string>): ImageFile[] {
+  // A shebang passes one argument: the tool servers get the young-generation flag alone.
+  const script = (module: string) => `#!${NODE} --max-semi-space-size=1\nimport ${JSON.stringify(module)};\n`;
+  const commands: ImageFile[] = Object.entries(own).map(([name, module]) => ({ path: `/usr/local/bin/${name}`, content: script(module), mode: 0o755 }));
+  for (const name of packages) {
+    const dir = resolvePackage(name, REPO_ROOT);
+    if (!dir) throw new Error(`agent image: MCP server ${name} is not installed (run npm ci)`);
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { bin?: string | Record<string, string> };
+    const bins = typeof pkg.bin === "string" ? { [name.split("/").pop()!]: pkg.bin } : (pkg.bin ?? {});
+    for (const [command, path] of Object.entries(bins)) {
+      commands.push({ path: `/usr/local/bin/${command}`, content: script(`/app/${relative(REPO_ROOT, join(dir, path)).split(sep).join("/")}`), mode: 0o755 });
+    }
+  }
+  return commands;
 }

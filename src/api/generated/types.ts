@@ -142,6 +142,10 @@ roomId?: MatrixRoomId
 alias?: string
 protocols?: string[]
 }[]
+/**
+ * Model calls in one turn of the tool loop (each may propose tool calls); the turn ends with an answer or after this many.
+ */
+export type StepsPerTurn = number
 export type RuleName = string
 /**
  * Server name, builtin, or * for any.
@@ -180,14 +184,27 @@ env?: {
 }
 autoRestart?: boolean
 }[]
-export type SecretName = string
-export type EnvVarName = string
 /**
- * Which bound secrets reach which MCP environment variable.
+ * Where a secret granted to the agent (by a SecretBinding) goes inside it: which tool servers see it, under which variable name. Least privilege: a server sees only the secrets mapped to it.
  */
 export type Secrets = {
-name: SecretName
-envVar: EnvVarName
+/**
+ * The secret's name in Ruriko's store, as granted by a SecretBinding.
+ */
+name: string
+/**
+ * The environment variable the servers see it as.
+ */
+envVar: string
+/**
+ * The servers (mcps[].name) that see it.
+ * 
+ * @minItems 1
+ */
+mcps: [DnsLabel, ...(DnsLabel)[]]
+/**
+ * The servers that see it wait for it before they start.
+ */
 required?: boolean
 }[]
 /**
@@ -255,6 +272,7 @@ maxRequestsPerMinute?: number
 maxEventsPerMinute?: number
 maxConcurrentRequests?: number
 maxMonthlyCostUSD?: number
+maxTurnSteps?: StepsPerTurn
 }
 /**
  * url_prefix constrains args.url; any other key must equal args[key] when present.
@@ -273,10 +291,20 @@ ttlSeconds?: number
 }
 export interface Persona {
 systemPrompt?: string
-llmProvider?: string
+/**
+ * The API the model speaks. openai: the OpenAI-compatible Chat Completions API with tool calling (OpenAI, Azure OpenAI, OpenRouter, Ollama, vLLM, llama.cpp, LM Studio).
+ */
+llmProvider?: "openai"
+/**
+ * The API's base URL, e.g. https://api.openai.com/v1 (the default) or http://127.0.0.1:11434/v1 for a self-hosted model.
+ */
+baseUrl?: string
 model?: string
 temperature?: number
-apiKeySecretRef?: SecretName
+/**
+ * The granted secret holding the API key (never in the Gosuto itself).
+ */
+apiKeySecretRef?: string
 }
 /**
  * Where the agent may post. No targets: nowhere but where it was spoken to.
@@ -306,12 +334,12 @@ export type Agent = string
  */
 export type Secret = string
 /**
- * The name the agent sees the secret as, e.g. OPENAI_API_KEY.
+ * Deprecated and ignored: where a granted secret goes inside the agent is the Gosuto's to say (spec.secrets[]: {name, envVar, mcps}). Kept valid so older manifests load; validate warns.
  */
-export type VariableName = string
+export type VariableNameDeprecated = string
 
 /**
- * Grants one secret from Ruriko's encrypted store to one agent. Agents receive only the secrets bound to them.
+ * Grants one secret from Ruriko's encrypted store to one agent. Agents receive only the secrets bound to them; the agent's Gosuto decides which of its tool servers see it.
  */
 export interface SecretBindingManifest {
 apiVersion: APIVersion
@@ -328,7 +356,7 @@ spec: SecretBindingSpec
 export interface SecretBindingSpec {
 agent: Agent
 secret: Secret
-env?: VariableName
+env?: VariableNameDeprecated
 }
 
 // --- approvalpolicy.schema.json
@@ -456,7 +484,13 @@ matrix?: (AcpMatrixHeld | null)
  * Names and versions of the secrets held; never values.
  */
 secrets: AcpSecretVersion[]
+/**
+ * The MCP tool servers the Gosuto names: state starting | running | restarting | failed | stopped; tools: every tool the server lists, before policy.
+ */
 mcps: AcpMcpState[]
+conversation?: AcpConversation
+model?: AcpModel
+counters?: AcpCounters
 /**
  * Soft restarts (POST /restart) since the process started.
  */
@@ -474,6 +508,53 @@ version: number
 export interface AcpMcpState {
 name: string
 state: string
+tools?: number
+restarts?: number
+lastError?: (string | null)
+}
+/**
+ * The agent on Matrix. Optional: agents from before it existed leave it out.
+ */
+export interface AcpConversation {
+/**
+ * not configured (no identity) | connecting | connected | disconnected | refused
+ */
+state: string
+userId?: string
+/**
+ * Rooms served.
+ */
+rooms?: string[]
+/**
+ * Rooms trusted but not served, and why.
+ */
+refused?: {
+room: string
+reason: string
+}[]
+lastError?: (string | null)
+}
+/**
+ * The model the agent thinks with. Optional, as conversation.
+ */
+export interface AcpModel {
+/**
+ * not configured | ready | failed
+ */
+state: string
+provider?: (string | null)
+model?: (string | null)
+lastError?: (string | null)
+}
+/**
+ * Since the process started.
+ */
+export interface AcpCounters {
+messagesAnswered?: number
+messagesIgnored?: number
+toolCallsAllowed?: number
+toolCallsDenied?: number
+turnsFailed?: number
 }
 
 // --- acp.schema.json#/$defs/AcpConfigRequest

@@ -1,0 +1,237 @@
+/**
+ * The agent on Matrix: it syncs as the identity Ruriko delivered and serves only its Gosuto's trusted rooms
+ * (`trust.allowedRooms` and `trust.adminRoom`). A message reaches the model only when its room is served and its
+ * sender is in `trust.allowedSenders`; everything else is counted and never answered. Answers are replies to the
+ * message that asked, in the asking room, at most `messaging.maxMessagesPerMinute` a minute, with a typing
+ * notice while the agent works. One turn at a time per room, in order.
+ *
+ * It has no end-to-end encryption: with `trust.requireE2EE` it serves no room and says why (fail closed), and an
+ * encrypted room is never served (it could not read it). A homeserver that goes away is retried with backoff; a
+ * refused token stops the loop until Ruriko delivers a new one (a new Conversation).
+ */
+import type { GosutoManifest } from "../../api/generated/types.ts";
+import type { Logger } from "../../observability/logger.ts";
+import { backoffDelay } from "../../time/backoff.ts";
+import { MatrixApiError, MatrixClient, type MatrixIdentity, type RawEvent, type SyncResponse } from "./client.ts";
+
+export type Trust = NonNullable<NonNullable<GosutoManifest["spec"]>["trust"]>;
+export type Messaging = NonNullable<NonNullable<GosutoManifest["spec"]>["messaging"]>;
+
+export interface IncomingChat {
+  room: string;
+  eventId: string;
+  sender: string;
+  body: string;
+}
+
+export type ConversationState = "connecting" | "connected" | "disconnected" | "refused";
+
+export interface ConversationStatus {
+  state: ConversationState;
+  userId: string;
+  /** Rooms served (by id). */
+  rooms: string[];
+  /** Rooms trusted but not served, and why. */
+  refused: Array<{ room: string; reason: string }>;
+  lastError: string | null;
+}
+
+export interface ConversationOptions {
+  identity: MatrixIdentity;
+  trust: Trust;
+  messaging: Messaging | undefined;
+  /** Answers a message (undefined: nothing to say). Called one at a time per room. */
+  answer: (chat: IncomingChat) => Promise<string | undefined>;
+  onIgnored: (why: "room" | "sender" | "encrypted") => void;
+  onAnswered: () => void;
+  logger: Logger;
+  /** Long-poll length. */
+  syncTimeoutMs?: number;
+}
+
+const RETRY = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
+
+export class Conversation {
+  private readonly o: ConversationOptions;
+  private readonly client: MatrixClient;
+  private readonly abort = new AbortController();
+  private readonly served = new Set<string>();
+  private readonly refused = new Map<string, string>();
+  private readonly encrypted = new Set<string>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly sentAt: number[] = [];
+  private state: ConversationState = "connecting";
+  private lastError: string | null = null;
+  private anyRoom = false;
+  private stopped = false;
+
+  constructor(options: ConversationOptions) {
+    this.o = options;
+    this.client = new MatrixClient(options.identity);
+  }
+
+  start(): void {
+    if (this.o.trust.requireE2EE) {
+      this.state = "refused";
+      this.lastError = "trust.requireE2EE is set and this agent has no end-to-end encryption: it serves no room";
+      this.o.logger.warn({ userId: this.client.userId }, this.lastError);
+      return;
+    }
+    void this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await Promise.allSettled([...this.queues.values()]);
+  }
+
+  status(): ConversationStatus {
+    return {
+      state: this.state,
+      userId: this.client.userId,
+      rooms: [...this.served].filter((r) => !this.encrypted.has(r)).sort(),
+      refused: [...this.refused].map(([room, reason]) => ({ room, reason })).sort((a, b) => a.room.localeCompare(b.room)),
+      lastError: this.lastError,
+    };
+  }
+
+  private async run(): Promise<void> {
+    await this.joinTrustedRooms();
+    let since: string | undefined;
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const response = await this.client.sync(since, this.o.syncTimeoutMs ?? 30_000, this.abort.signal);
+        // The first answer is the rooms as they are: their history was said to someone else, before this agent listened.
+        if (since !== undefined) this.handle(response);
+        else this.noteEncryption(response);
+        await this.joinInvitedRooms(response);
+        since = response.next_batch;
+        failures = 0;
+        this.set("connected", null);
+      } catch (error) {
+        if (this.stopped) return;
+        const reason = error instanceof MatrixApiError ? error.message : String(error);
+        if (error instanceof MatrixApiError && error.tokenRefused) {
+          this.set("disconnected", "the access token was refused; waiting for Ruriko to deliver a new one");
+          this.o.logger.warn({ userId: this.client.userId }, "Matrix token refused: the agent stops listening until a new one arrives");
+          return;
+        }
+        failures++;
+        this.set("disconnected", reason);
+        if (failures === 1) this.o.logger.warn({ err: reason }, "the homeserver does not answer; retrying with backoff");
+        await new Promise((r) => setTimeout(r, backoffDelay(failures, RETRY)));
+      }
+    }
+  }
+
+  /** Rooms the Gosuto names are joined (an alias resolved once); `*` serves any room the agent is in. */
+  private async joinTrustedRooms(): Promise<void> {
+    const trusted = [...(this.o.trust.allowedRooms ?? []), ...(this.o.trust.adminRoom ? [this.o.trust.adminRoom] : [])];
+    this.anyRoom = trusted.includes("*");
+    for (const room of new Set(trusted.filter((r) => r !== "*"))) {
+      try {
+        const id = room.startsWith("#") ? await this.client.resolveAlias(room) : room;
+        this.served.add(await this.client.join(id));
+        this.refused.delete(room);
+      } catch (error) {
+        if (this.stopped) return;
+        this.refused.set(room, `cannot join: ${(error as Error).message}`);
+        this.o.logger.warn({ room, err: (error as Error).message }, "cannot join a trusted room");
+      }
+    }
+  }
+
+  private async joinInvitedRooms(response: SyncResponse): Promise<void> {
+    for (const room of Object.keys(response.rooms?.invite ?? {})) {
+      if (!this.anyRoom && !this.served.has(room)) continue;
+      try {
+        this.served.add(await this.client.join(room));
+      } catch (error) {
+        this.refused.set(room, `cannot join: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private noteEncryption(response: SyncResponse): void {
+    for (const [room, joined] of Object.entries(response.rooms?.join ?? {})) {
+      if (this.anyRoom) this.served.add(room);
+      const events = [...(joined.state?.events ?? []), ...(joined.timeline?.events ?? [])];
+      if (events.some((e) => e.type === "m.room.encryption")) this.markEncrypted(room);
+    }
+  }
+
+  private markEncrypted(room: string): void {
+    if (this.encrypted.has(room)) return;
+    this.encrypted.add(room);
+    this.refused.set(room, "end-to-end encrypted: this agent cannot read it");
+  }
+
+  private handle(response: SyncResponse): void {
+    this.noteEncryption(response);
+    for (const [room, joined] of Object.entries(response.rooms?.join ?? {})) {
+      for (const event of joined.timeline?.events ?? []) {
+        const chat = chatOf(room, event, this.client.userId);
+        if (!chat) continue;
+        if (this.encrypted.has(room)) this.o.onIgnored("encrypted");
+        else if (!this.anyRoom && !this.served.has(room)) this.o.onIgnored("room");
+        else if (!senderAllowed(this.o.trust.allowedSenders ?? [], chat.sender)) this.o.onIgnored("sender");
+        else this.enqueue(chat);
+      }
+    }
+  }
+
+  private enqueue(chat: IncomingChat): void {
+    const previous = this.queues.get(chat.room) ?? Promise.resolve();
+    const next = previous.then(() => this.serve(chat)).catch((error: unknown) => this.o.logger.warn({ room: chat.room, err: (error as Error).message }, "could not answer a message"));
+    this.queues.set(chat.room, next);
+  }
+
+  private async serve(chat: IncomingChat): Promise<void> {
+    if (this.stopped) return;
+    await this.client.typing(chat.room, true).catch(() => {});
+    let answer: string | undefined;
+    try {
+      answer = await this.o.answer(chat);
+    } finally {
+      await this.client.typing(chat.room, false).catch(() => {});
+    }
+    if (!answer || this.stopped) return;
+    await this.waitForRate();
+    await this.client.send(chat.room, { msgtype: "m.text", body: answer, "m.relates_to": { "m.in_reply_to": { event_id: chat.eventId } } });
+    this.o.onAnswered();
+  }
+
+  /** At most messaging.maxMessagesPerMinute messages in any minute (0 or absent: no cap): the next one waits its turn. */
+  private async waitForRate(): Promise<void> {
+    const cap = this.o.messaging?.maxMessagesPerMinute ?? 0;
+    if (cap > 0) {
+      for (;;) {
+        const now = Date.now();
+        while (this.sentAt.length > 0 && this.sentAt[0]! <= now - 60_000) this.sentAt.shift();
+        if (this.sentAt.length < cap) break;
+        await new Promise((r) => setTimeout(r, this.sentAt[0]! + 60_000 - now));
+      }
+    }
+    this.sentAt.push(Date.now());
+  }
+
+  private set(state: ConversationState, lastError: string | null): void {
+    this.state = state;
+    this.lastError = lastError;
+  }
+}
+
+export const senderAllowed = (allowed: readonly string[], sender: string) => allowed.includes("*") || allowed.includes(sender);
+
+/** A text message from someone else; edits are not new messages. */
+export function chatOf(room: string, event: RawEvent, self: string): IncomingChat | undefined {
+  if (event.type !== "m.room.message" || !event.sender || event.sender === self || !event.event_id) return undefined;
+  const content = event.content ?? {};
+  const relation = content["m.relates_to"] as { rel_type?: unknown; "m.in_reply_to"?: unknown } | undefined;
+  if (typeof content.body !== "string" || relation?.rel_type === "m.replace") return undefined;
+  // A reply carries a quote of what it answers ("> <@x> …"): the question is the reply's own text.
+  const body = relation?.["m.in_reply_to"] ? content.body.split("\n").filter((l) => !l.startsWith(">")).join("\n").trim() : content.body;
+  return { room, eventId: event.event_id, sender: event.sender, body };
+}
