@@ -3,11 +3,19 @@
  * conditions: Ready, Reconciling, Stalled, AwaitingApproval). Pure: the reconciler writes it once, at the end.
  */
 import type { ObservedContainer } from "../runtime/runtime.ts";
-import type { AgentStatus, Condition } from "../store/agent-status-store.ts";
+import type { AgentRuntime, AgentStatus, Condition } from "../store/agent-status-store.ts";
 import type { ApprovalRequest } from "../store/approval-store.ts";
 import type { MatrixProblem } from "./agent-config.ts";
+import { problemsOf } from "./agent-health.ts";
 import { conditionOf, setCondition } from "./conditions.ts";
 import type { Change } from "./changes.ts";
+
+/** What a running agent told over ACP: what it holds and how its parts are doing. */
+export interface AgentReport {
+  gosutoDigest: string | null;
+  secretsDigest: string | null;
+  runtime?: AgentRuntime;
+}
 
 /** What one reconcile of an agent found and did. */
 export interface AgentOutcome {
@@ -27,7 +35,7 @@ export interface AgentOutcome {
   converged: boolean;
   observed?: ObservedContainer;
   /** What the agent holds, as it reported (or as just pushed). */
-  agentReport?: { gosutoDigest: string | null; secretsDigest: string | null };
+  agentReport?: AgentReport;
   /** The agent refused its Gosuto: its own words. */
   refused?: string;
   /** Granted secrets that are not in the store. */
@@ -86,8 +94,15 @@ export function nextAgentStatus(previous: AgentStatus | undefined, outcome: Agen
       set("Reconciling", "False", "Stalled", "fix the Gosuto in the manifests");
     } else if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && !awaiting && outcome.missingSecrets.length === 0 && !outcome.matrixProblem) {
       const c = outcome.observed;
-      set("Ready", "True", "Converged", c ? `container ${c.state}, image ${c.image}` : "converged");
-      set("Reconciling", "False", "Converged", "");
+      // Ruriko's work is done; whether the agent works is the agent's to say. It retries its own parts.
+      const problems = outcome.agentReport?.runtime ? problemsOf(outcome.agentReport.runtime) : [];
+      if (problems.length > 0) {
+        set("Ready", "False", "Degraded", problems.join("; "));
+        set("Reconciling", "False", "Degraded", "the agent retries its own parts; its /status says more");
+      } else {
+        set("Ready", "True", "Converged", c ? `container ${c.state}, image ${c.image}` : "converged");
+        set("Reconciling", "False", "Converged", "");
+      }
       appliedRevision = ctx.revision;
       appliedSpecDigest = c?.specDigest ?? null;
     } else if (outcome.blocked.length > 0) {
@@ -132,6 +147,8 @@ export function nextAgentStatus(previous: AgentStatus | undefined, outcome: Agen
     containerState: outcome.observed?.state ?? (error ? (previous?.containerState ?? null) : null),
     gosutoDigest: outcome.agentReport?.gosutoDigest ?? previous?.gosutoDigest ?? null,
     secretsDigest: outcome.agentReport?.secretsDigest ?? previous?.secretsDigest ?? null,
+    // Kept while the agent does not answer (the conditions say why); gone with its container.
+    runtime: outcome.agentReport?.runtime ?? (outcome.observed || error ? (previous?.runtime ?? null) : null),
     updatedAt: ctx.now,
   };
 }

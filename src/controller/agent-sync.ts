@@ -15,6 +15,8 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
 import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
+import { runtimeOf } from "./agent-health.ts";
+import type { AgentReport } from "./agent-status.ts";
 import { ReconcileError } from "./container-executor.ts";
 
 /** Something Ruriko changed inside a running agent, for people to hear about. Names and versions, never values. */
@@ -41,8 +43,8 @@ export interface AgentSyncOptions {
 }
 
 export interface SyncResult {
-  /** What the agent holds now (as it reported, or as just pushed); undefined when it did not answer yet. */
-  report?: { gosutoDigest: string | null; secretsDigest: string | null };
+  /** What the agent holds now (as it reported, or as just pushed) and how its parts are doing; undefined when it did not answer yet. */
+  report?: AgentReport;
   waiting?: string;
   requeueAfterMs?: number;
   refused?: string;
@@ -93,7 +95,7 @@ export class AgentSync {
     const gosutoDigest = await this.syncGosuto(endpoint, report, applied, traceId, log, result);
     const secretsDigest = await this.syncSecrets(endpoint, report, applied, input.bindings, traceId, log, result);
     await this.syncMatrixIdentity(manifest, endpoint, report, applied, traceId, log, result);
-    result.report = { gosutoDigest, secretsDigest };
+    result.report = { gosutoDigest, secretsDigest, runtime: runtimeOf(report) };
     return result;
   }
 

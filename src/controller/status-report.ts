@@ -2,6 +2,7 @@ import { formatManifestError } from "../api/errors.ts";
 import type { AgentStatusStore } from "../store/agent-status-store.ts";
 import type { ApprovalStore } from "../store/approval-store.ts";
 import type { RevisionStore } from "../store/revision-store.ts";
+import { summarizeRuntime } from "./agent-health.ts";
 import { phaseOf } from "./conditions.ts";
 
 export interface StatusReportSources {
@@ -35,8 +36,10 @@ export function buildStatusReport(sources: StatusReportSources) {
       observedRevision: s.observedRevision,
       appliedRevision: s.appliedRevision,
       container: s.containerId ? { id: s.containerId.slice(0, 12), state: s.containerState } : null,
-      // What the agent itself reported over ACP (digests only: names and versions, never values).
+      // What the agent itself reported over ACP (digests only: names and versions, never values)…
       agent: { gosutoDigest: s.gosutoDigest, secretsDigest: s.secretsDigest },
+      // …and how its own parts are doing: Matrix, model, MCP servers, counters (null before it answered).
+      runtime: s.runtime,
       lastError: s.lastError,
       failures: s.failures,
       updatedAt: s.updatedAt,
@@ -63,11 +66,11 @@ export function renderStatusTable(report: StatusReport): string {
     for (const e of report.source.errors.slice(0, 20)) lines.push(`  ${e.text}`);
     if (report.source.errors.length > 20) lines.push(`  … and ${report.source.errors.length - 20} more`);
   }
-  const rows = [["AGENT", "PHASE", "CONTAINER", "REVISION", "MESSAGE"]];
+  const rows = [["AGENT", "PHASE", "CONTAINER", "REVISION", "INSIDE", "MESSAGE"]];
   for (const a of report.agents) {
     const ready = a.conditions.find((c) => c.type === "Ready");
     const message = a.lastError ?? (ready?.status === "True" ? "" : (ready?.message ?? ""));
-    rows.push([a.name, a.phase, a.container?.state ?? "-", shortRevision(a.appliedRevision), message]);
+    rows.push([a.name, a.phase, a.container?.state ?? "-", shortRevision(a.appliedRevision), a.runtime ? summarizeRuntime(a.runtime) : "-", message]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const row of rows) lines.push(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd());

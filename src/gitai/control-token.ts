@@ -1,27 +1,32 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 
 /**
- * The agent's ACP bearer token, read from the file Ruriko writes into the data volume. Re-read when the
- * file changes, so Ruriko can hand over a new token to a running agent. Compared in constant time (both
- * sides hashed first, so lengths never leak either).
+ * The agent's ACP bearer token. Ruriko writes it into the data volume; Gitai takes it from there on the next
+ * request, keeps only its hash in memory and deletes the file, so the tool servers it starts (same user, same
+ * volume) never find it. A file that appears again is a new token handed over to the running agent; after a
+ * restart there is none in memory, Ruriko's next request is refused and it hands over a new one. Compared in
+ * constant time (both sides hashed first, so lengths never leak either).
  */
 export class ControlToken {
   private readonly file: string;
-  private cached: { mtimeMs: number; size: number; digest: Buffer } | undefined;
+  private digest: Buffer | undefined;
 
   constructor(file: string) {
     this.file = file;
   }
 
   private current(): Buffer | undefined {
-    const stat = statSync(this.file, { throwIfNoEntry: false });
-    if (!stat) return undefined;
-    if (!this.cached || this.cached.mtimeMs !== stat.mtimeMs || this.cached.size !== stat.size) {
-      const token = readFileSync(this.file, "utf8").trim();
-      this.cached = { mtimeMs: stat.mtimeMs, size: stat.size, digest: createHash("sha256").update(token).digest() };
+    let token: string;
+    try {
+      token = readFileSync(this.file, "utf8").trim();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return this.digest;
+      throw error;
     }
-    return this.cached.digest;
+    unlinkSync(this.file);
+    this.digest = createHash("sha256").update(token).digest();
+    return this.digest;
   }
 
   /** `header` is the Authorization header as received. */

@@ -6,6 +6,7 @@
 import type { ApprovalRequest } from "../store/approval-store.ts";
 import type { AgentStatus } from "../store/agent-status-store.ts";
 import type { AuditEntry } from "../store/audit-log.ts";
+import { describeRuntime } from "../controller/agent-health.ts";
 import { phaseOf } from "../controller/conditions.ts";
 import { renderPlanText, type PlanReport } from "../controller/plan-report.ts";
 import { renderStatusTable, type StatusReport } from "../controller/status-report.ts";
@@ -78,7 +79,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
   {
     name: "agent",
     usage: "agent NAME",
-    summary: "one agent's conditions, container and digests",
+    summary: "one agent's conditions, container, digests and how its parts are doing",
     run: (s, [name]) => {
       const a = s.agentStatus(name!);
       if (!a) return say(`no agent ${name}`);
@@ -89,7 +90,8 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
           `revision   applied ${a.appliedRevision ?? "-"}; observed ${a.observedRevision ?? "-"}`,
           `gosuto     ${a.gosutoDigest ?? "-"}`,
           `secrets    ${a.secretsDigest ?? "-"}`,
-          `matrix     ${s.agentMatrix(a.agent) ?? "-"}`,
+          `account    ${s.agentMatrix(a.agent) ?? "-"}`,
+          ...(a.runtime ? describeRuntime(a.runtime) : ["inside     the agent has not answered yet"]),
           ...(a.lastError ? [`last error ${a.lastError}`] : []),
           ...a.conditions.map((c) => `${c.type.padEnd(16)} ${c.status.padEnd(5)} ${c.reason}${c.message ? `: ${c.message}` : ""}`),
         ].join("\n"),

@@ -15,7 +15,7 @@ export interface StatusLine {
   traceId: string;
 }
 
-const FAILURE_REASONS = new Set(["ReconcileFailed", "GosutoRefused", "SecretMissing", "DriftReported", "ApprovalDenied", "ApprovalExpired", "MatrixUnavailable", "MatrixAccountFailed", "MatrixTokenMissing"]);
+const FAILURE_REASONS = new Set(["ReconcileFailed", "GosutoRefused", "SecretMissing", "DriftReported", "ApprovalDenied", "ApprovalExpired", "MatrixUnavailable", "MatrixAccountFailed", "MatrixTokenMissing", "Degraded"]);
 const short = (revision: string) => revision.replace(/^sha256:/, "").slice(0, 12);
 
 export function describeSnapshot(event: SnapshotEvent): StatusLine {

@@ -1,4 +1,8 @@
+import type { AcpStatus } from "../api/generated/types.ts";
 import type { Db } from "./database.ts";
+
+/** The parts of an agent's ACP /status that say how it is doing (its config digests are kept apart). */
+export type AgentRuntime = Required<Pick<AcpStatus, "mcps">> & Pick<AcpStatus, "conversation" | "model" | "counters">;
 
 export type ConditionType = "Ready" | "Reconciling" | "Stalled" | "AwaitingApproval";
 export type ConditionStatus = "True" | "False" | "Unknown";
@@ -26,6 +30,8 @@ export interface AgentStatus {
   gosutoDigest: string | null;
   /** The secrets digest the agent reported (names and versions, never values). */
   secretsDigest: string | null;
+  /** How the agent's own parts were doing when it last answered; null before it answered. */
+  runtime: AgentRuntime | null;
   updatedAt: string;
 }
 
@@ -41,6 +47,7 @@ interface Row {
   container_state: string | null;
   gosuto_digest: string | null;
   secrets_digest: string | null;
+  runtime: string | null;
   updated_at: string;
 }
 
@@ -56,6 +63,7 @@ const fromRow = (r: Row): AgentStatus => ({
   containerState: r.container_state,
   gosutoDigest: r.gosuto_digest,
   secretsDigest: r.secrets_digest,
+  runtime: r.runtime ? (JSON.parse(r.runtime) as AgentRuntime) : null,
   updatedAt: r.updated_at,
 });
 
@@ -77,14 +85,14 @@ export class AgentStatusStore {
   put(status: AgentStatus): void {
     this.db
       .prepare(
-        `INSERT INTO agent_status (agent, conditions, observed_revision, applied_revision, applied_spec_digest, last_error, failures, container_id, container_state, gosuto_digest, secrets_digest, updated_at)
-         VALUES (@agent, @conditions, @observedRevision, @appliedRevision, @appliedSpecDigest, @lastError, @failures, @containerId, @containerState, @gosutoDigest, @secretsDigest, @updatedAt)
+        `INSERT INTO agent_status (agent, conditions, observed_revision, applied_revision, applied_spec_digest, last_error, failures, container_id, container_state, gosuto_digest, secrets_digest, runtime, updated_at)
+         VALUES (@agent, @conditions, @observedRevision, @appliedRevision, @appliedSpecDigest, @lastError, @failures, @containerId, @containerState, @gosutoDigest, @secretsDigest, @runtime, @updatedAt)
          ON CONFLICT (agent) DO UPDATE SET conditions = excluded.conditions, observed_revision = excluded.observed_revision,
            applied_revision = excluded.applied_revision, applied_spec_digest = excluded.applied_spec_digest, last_error = excluded.last_error,
            failures = excluded.failures, container_id = excluded.container_id, container_state = excluded.container_state,
-           gosuto_digest = excluded.gosuto_digest, secrets_digest = excluded.secrets_digest, updated_at = excluded.updated_at`,
+           gosuto_digest = excluded.gosuto_digest, secrets_digest = excluded.secrets_digest, runtime = excluded.runtime, updated_at = excluded.updated_at`,
       )
-      .run({ ...status, conditions: JSON.stringify(status.conditions) });
+      .run({ ...status, conditions: JSON.stringify(status.conditions), runtime: status.runtime ? JSON.stringify(status.runtime) : null });
   }
 
   delete(agent: string): void {

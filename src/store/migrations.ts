@@ -324,4 +324,13 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 8,
+    name: "agent-runtime",
+    sql: `
+      -- How the agent's own parts are doing (Matrix, model, MCP servers, counters) as it last reported over ACP:
+      -- JSON, names and states only, never a secret.
+      ALTER TABLE agent_status ADD COLUMN runtime TEXT;
+    `,
+  },
 ];

@@ -53,6 +53,7 @@ describe("ruriko history", () => {
         containerState: null,
         gosutoDigest: null,
         secretsDigest: null,
+        runtime: null,
         updatedAt: new Date().toISOString(),
       });
       state.meta.set("source.git.path", "manifests");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -66,10 +66,22 @@ describe("Gitai ACP server", () => {
     assert.equal((await acp.status(ep, "t")).gosutoDigest, first.digest);
   });
 
-  test("the applied Gosuto survives a restart of the process", async () => {
+  test("the token file is gone once read (tool servers never find it); a new file is a new token", async () => {
+    assert.equal(existsSync(join(dataDir, "acp-token")), false);
+    writeFileSync(join(dataDir, "acp-token"), "handed-over-token-2", { mode: 0o600 });
+    await assert.rejects(acp.status(ep, "t-old"), (e: AcpError) => e.code === "unauthorized");
+    assert.equal(existsSync(join(dataDir, "acp-token")), false);
+    assert.equal((await acp.status({ ...ep, token: "handed-over-token-2" }, "t-new")).agent, "unit");
+    writeFileSync(join(dataDir, "acp-token"), TOKEN, { mode: 0o600 });
+    assert.equal((await acp.status(ep, "t-back")).agent, "unit");
+  });
+
+  test("the applied Gosuto survives a restart of the process; the token does not (Ruriko hands it over again)", async () => {
     const before = (await acp.status(ep, "t")).gosutoDigest;
     await server.close();
     await start();
+    await assert.rejects(acp.status(ep, "t-restarted"), (e: AcpError) => e.code === "unauthorized");
+    writeFileSync(join(dataDir, "acp-token"), TOKEN, { mode: 0o600 });
     const after = await acp.status(ep, "t");
     assert.equal(after.gosutoDigest, before);
     assert.equal(after.secretsDigest, null, "secrets are memory only");
