@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
+import { AGENT_NETWORK_MODES } from "../runtime/runtime.ts";
 import { RURIKO_VERSION } from "../version.ts";
 import type { Output } from "./approvals.ts";
 import type { HistoryOutput } from "./history.ts";
@@ -49,6 +50,7 @@ program
   .option("--status-room <roomId>", "room that hears what Ruriko does")
   .option("--matrix-operators <userIds>", "comma-separated Matrix users who may ask /ruriko queries (approvers in policies may too)", (v) => v.split(",").map((s) => s.trim()).filter(Boolean))
   .option("--agent-matrix-homeserver <url>", "the homeserver URL as agents reach it from their containers (default: --matrix-homeserver); provisioning accounts needs RURIKO_MATRIX_REGISTRATION_SECRET or secret matrix-registration-secret")
+  .addOption(new Option("--agent-network <mode>", "how agent containers are networked: bridge (the instance's network, ACP published on 127.0.0.1) or host (the host's network namespace, each agent on its own 127.0.0.1 port)").choices(AGENT_NETWORK_MODES).default("bridge"))
   .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
     const { serve } = await import("./serve.ts");
     await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });

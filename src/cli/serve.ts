@@ -2,11 +2,13 @@ import Docker from "dockerode";
 import { join } from "node:path";
 import { Controller } from "../controller/controller.ts";
 import { phaseOf } from "../controller/conditions.ts";
+import { AGENT_NETWORK_META } from "../controller/container-spec.ts";
 import { buildStatusReport } from "../controller/status-report.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { ControllerMetrics } from "../observability/metrics.ts";
 import { startHttpServer } from "../observability/http-server.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
+import type { AgentNetworkMode } from "../runtime/runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
@@ -36,6 +38,8 @@ export interface ServeOptions {
   matrixOperators?: string[];
   /** The homeserver URL as agents reach it (default: matrixHomeserver). */
   agentMatrixHomeserver?: string;
+  /** How agents' containers are networked: bridge (default) or host. */
+  agentNetwork?: AgentNetworkMode;
 }
 
 /** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN is not set). */
@@ -126,6 +130,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
   });
 
   if (opts.git) state.meta.set("source.git.path", opts.path);
+  const agentNetwork = opts.agentNetwork ?? "bridge";
+  state.meta.set(AGENT_NETWORK_META, agentNetwork);
+  if (agentNetwork === "host") logger.warn("agents run with host networking: each shares this host's network namespace and can reach anything on its loopback (see docs/operations.md)");
   const controller = new Controller({
     runtime,
     stores: state,
@@ -145,6 +152,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     concurrency: opts.concurrency,
     resyncIntervalMs: opts.resyncSeconds * 1000,
     ...(opts.matrixHomeserver ? { agentMatrixHomeserver: opts.agentMatrixHomeserver ?? opts.matrixHomeserver } : {}),
+    agentNetwork,
     allowEmpty: opts.allowEmpty,
     onReconcile: (_agent, result, ms) => {
       metrics.reconcileDuration.labels(result).observe(ms / 1000);

@@ -10,24 +10,26 @@
  * hold what was applied (agent-sync.ts); status (agent-status.ts, pure) is written once, at the end. Running it
  * twice in a row does nothing the second time.
  */
+import { createServer } from "node:net";
 import type { AcpClient } from "../acp/client.ts";
 import type { Snapshot } from "../api/snapshot.ts";
 import type { Gatekeeper } from "../approvals/gatekeeper.ts";
 import type { Verdict } from "../approvals/gate.ts";
 import { withTrace, type Logger } from "../observability/logger.ts";
-import { RuntimeError, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import { RuntimeError, type AgentNetworkMode, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
 import type { AgentStatusStore, Condition } from "../store/agent-status-store.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
 import type { AppliedConfig, AppliedConfigStore } from "../store/applied-config-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
-import type { InventoryStore } from "../store/inventory-store.ts";
+import type { InventoryEntry, InventoryStore } from "../store/inventory-store.ts";
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
 import { desiredAgentOf, type DesiredAgent } from "./agent-config.ts";
 import { emptyOutcome, nextAgentStatus, transitionsOf, type AgentOutcome } from "./agent-status.ts";
 import { AgentSync, type AgentConfigEvent } from "./agent-sync.ts";
 import { ContainerExecutor, ReconcileError } from "./container-executor.ts";
+import { appliedHostPort, containerSpecFor, HOST_PORT_RANGE, hostPortCandidates } from "./container-spec.ts";
 import { isContainerAction, proposalOf, type Action, type Change, type ConfigChange } from "./changes.ts";
 import { currentContainer, planAgent, type AgentPlan, type AgentPlanInput } from "./planner.ts";
 import type { ReconcileResult } from "./work-queue.ts";
@@ -69,6 +71,8 @@ export interface AgentReconcilerOptions {
   agentPollMs?: number;
   /** The homeserver URL agents use for their Matrix identity; undefined when Ruriko runs without Matrix. */
   agentMatrixHomeserver?: string;
+  /** How agents' containers are networked (`serve --agent-network`); default bridge. */
+  agentNetwork?: AgentNetworkMode;
   /** How long a started agent may take to answer ACP before that is an error. */
   agentStartGraceMs?: number;
   /** How long one reconcile waits for a starting agent to answer before handing back its worker. */
@@ -91,6 +95,11 @@ export class AgentReconciler {
   private readonly o: AgentReconcilerOptions & { now: () => Date };
   private readonly executor: ContainerExecutor;
   private readonly sync: AgentSync;
+  /**
+   * Host mode: the port chosen for each agent whose container does not record one yet (its create or recreate
+   * not carried out yet, parked for approval, say). Held so every reconcile until then plans the same spec.
+   */
+  private readonly chosenHostPorts = new Map<string, number>();
 
   constructor(options: AgentReconcilerOptions) {
     this.o = { now: () => new Date(), ...options };
@@ -162,8 +171,34 @@ export class AgentReconciler {
     const { inventory, appliedConfig, matrixAccounts } = this.o.stores;
     const observed = (await this.o.runtime.list(agent)).filter((c) => c.agent === agent);
     const entry = inventory.get(agent);
-    const desired = desiredAgentOf(snapshot, agent, matrixAccounts.current(agent));
+    let desired = desiredAgentOf(snapshot, agent, matrixAccounts.current(agent));
+    if (!desired) this.chosenHostPorts.delete(agent);
+    else if (this.o.agentNetwork === "host") desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: "host", port: await this.hostPortFor(agent, entry) }) };
     return { agent, observed, applied: appliedConfig.get(agent), ...(entry ? { inventory: entry } : {}), desired };
+  }
+
+  /**
+   * The 127.0.0.1 port of a host-networked agent: the one its applied spec records (kept, so a re-plan sees no
+   * difference), else the one chosen for it earlier, else the first free one of its candidates, chosen now.
+   */
+  private async hostPortFor(agent: string, entry: InventoryEntry | undefined): Promise<number> {
+    const applied = appliedHostPort(entry?.spec);
+    if (applied !== undefined) {
+      this.chosenHostPorts.delete(agent);
+      return applied;
+    }
+    const chosen = this.chosenHostPorts.get(agent);
+    if (chosen !== undefined) return chosen;
+    const taken = new Set<number | undefined>([...this.o.stores.inventory.list().map((e) => appliedHostPort(e.spec)), ...this.chosenHostPorts.values()]);
+    for (const port of hostPortCandidates(agent)) {
+      if (taken.has(port)) continue;
+      // Held before the probe: agents reconciled at the same time never pick the same port.
+      this.chosenHostPorts.set(agent, port);
+      if (await isFreeOnLoopback(port)) return port;
+      this.chosenHostPorts.delete(agent);
+    }
+    const last = HOST_PORT_RANGE.first + HOST_PORT_RANGE.count - 1;
+    throw new ReconcileError(agent, "observe", `no free 127.0.0.1 port in ${HOST_PORT_RANGE.first}–${last} for its host-networked container`);
   }
 
   private gate(plan: AgentPlan, world: World, revision: string, traceId: string): Promise<Verdict[]> {
@@ -260,6 +295,15 @@ export class AgentReconciler {
     this.o.stores.status.put(next);
     for (const t of transitionsOf(previous, next)) this.o.onTransition?.({ agent, traceId, ...t });
   }
+}
+
+/** True when nothing listens on 127.0.0.1:port now (a host-networked agent's Gitai will listen there). */
+function isFreeOnLoopback(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen({ port, host: "127.0.0.1", exclusive: true }, () => probe.close(() => resolve(true)));
+  });
 }
 
 /** A failure as the status tells it; an image missing from the host is terminal: retrying cannot fix it. */

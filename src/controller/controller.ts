@@ -14,7 +14,7 @@ import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import type { ProposedChange } from "../approvals/gate.ts";
 import { Gatekeeper } from "../approvals/gatekeeper.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
-import type { EventSubscription, Runtime } from "../runtime/runtime.ts";
+import type { AgentNetworkMode, EventSubscription, Runtime } from "../runtime/runtime.ts";
 import { reconcileSecret } from "../secrets/secret-changes.ts";
 import type { ChangeAuthor } from "../store/approval-store.ts";
 import type { ChangeFeed, StateChange } from "../store/change-feed.ts";
@@ -41,6 +41,8 @@ export interface ControllerOptions {
   agentPollMs?: number;
   /** The homeserver URL agents use for their Matrix identity; undefined when Ruriko runs without Matrix. */
   agentMatrixHomeserver?: string;
+  /** How agents' containers are networked (`serve --agent-network`): bridge (default) or host. */
+  agentNetwork?: AgentNetworkMode;
   concurrency?: number;
   /** Look at every agent this often even without events; jittered ±10%. */
   resyncIntervalMs?: number;

@@ -6,13 +6,14 @@
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import type { ProposedChange, Verdict } from "../approvals/gate.ts";
 import type { GateDecision } from "../approvals/policy.ts";
-import type { ObservedContainer } from "../runtime/runtime.ts";
+import type { AgentNetworkMode, ObservedContainer } from "../runtime/runtime.ts";
 import type { AppliedConfig } from "../store/applied-config-store.ts";
 import type { ApprovalRequest } from "../store/approval-store.ts";
 import type { InventoryEntry } from "../store/inventory-store.ts";
 import type { PolicyInForce } from "../store/policy-store.ts";
 import { desiredAgentOf } from "./agent-config.ts";
 import { proposalOf } from "./changes.ts";
+import { containerSpecFor, expectedHostPort } from "./container-spec.ts";
 import { planAgent } from "./planner.ts";
 import { desiredPolicyOf, planPolicy } from "./policy-reconciler.ts";
 
@@ -55,6 +56,8 @@ export interface PlanInputs {
   policiesInForce: readonly Pick<PolicyInForce, "name" | "manifest" | "digest">[] | undefined;
   /** The gate's verdicts, given the policies in force (Gatekeeper.preview). */
   preview: (changes: readonly ProposedChange[]) => Verdict[];
+  /** How serve networks agents (default bridge); in host mode each agent's port is the one serve would give it. */
+  agentNetwork?: AgentNetworkMode;
 }
 
 export function buildPlan(input: PlanInputs): PlanReport {
@@ -64,7 +67,10 @@ export function buildPlan(input: PlanInputs): PlanReport {
   const inventoryOf = new Map(input.inventory.map((e) => [e.agent, e]));
   const observedOf = Map.groupBy(input.observed, (c) => c.agent);
   for (const agent of [...names].sort()) {
-    const desired = desiredAgentOf(snapshot, agent, input.matrixAccount(agent));
+    let desired = desiredAgentOf(snapshot, agent, input.matrixAccount(agent));
+    if (desired && input.agentNetwork === "host") {
+      desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: "host", port: expectedHostPort(agent, input.inventory) }) };
+    }
     const inventory = inventoryOf.get(agent);
     const plan = planAgent({ agent, observed: observedOf.get(agent) ?? [], ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired });
     report.reported.push(...plan.reported);

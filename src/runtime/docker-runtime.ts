@@ -58,6 +58,34 @@ function engineMessage(error: unknown): string {
   return error instanceof Error ? error.message.replace(/^\(HTTP code \d+\)\s*/, "") : String(error);
 }
 
+/**
+ * The parts of a container's config that depend on its network mode. bridge: the control port exposed, and
+ * Gitai's default command (it listens on 8765 on every interface of its own namespace). host: Gitai told to
+ * listen on 127.0.0.1:<port> only (appended to the image's `gitai serve` entry point), and the port in a label,
+ * since no port binding shows it.
+ */
+function networkConfig(spec: ContainerSpec, labels: Record<string, string>): Pick<Docker.ContainerCreateOptions, "Labels" | "Cmd" | "ExposedPorts"> {
+  if (spec.network === "host") {
+    if (!spec.controlPort) throw new RuntimeError("create", spec.agent, "failed", "a host-networked agent needs its control port in the spec");
+    return { Labels: { ...labels, [LABELS.controlPort]: String(spec.controlPort) }, Cmd: ["--host", "127.0.0.1", "--port", String(spec.controlPort)] };
+  }
+  return { Labels: labels, ...(spec.controlPort ? { ExposedPorts: { [`${spec.controlPort}/tcp`]: {} } } : {}) };
+}
+
+/** bridge: the instance's network, the control port published on a random 127.0.0.1 port. host: the host's namespace. */
+function networkHostConfig(spec: ContainerSpec, network: string): Pick<Docker.HostConfig, "NetworkMode" | "PortBindings"> {
+  if (spec.network === "host") return { NetworkMode: "host" };
+  return { NetworkMode: network, ...(spec.controlPort ? { PortBindings: { [`${spec.controlPort}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}) };
+}
+
+/** Where Ruriko reaches a listed container's ACP: its port published on 127.0.0.1, else the port its label names (host mode). */
+function controlHostPortOf(info: Docker.ContainerInfo): number | undefined {
+  const published = info.Ports?.find((p) => p.IP === "127.0.0.1" && p.PublicPort);
+  if (published) return published.PublicPort;
+  const labelled = Number(info.Labels?.[LABELS.controlPort]);
+  return Number.isInteger(labelled) && labelled > 0 && labelled < 65536 ? labelled : undefined;
+}
+
 export class DockerRuntime implements Runtime {
   private readonly docker: Docker;
   private readonly instance: string;
@@ -148,8 +176,8 @@ export class DockerRuntime implements Runtime {
         specDigest: labels[LABELS.specDigest] ?? "",
         revision: labels[LABELS.revision] ?? "",
       };
-      const published = info.Ports?.find((p) => p.IP === "127.0.0.1" && p.PublicPort);
-      if (published) observed.controlHostPort = published.PublicPort;
+      const controlHostPort = controlHostPortOf(info);
+      if (controlHostPort !== undefined) observed.controlHostPort = controlHostPort;
       if (info.State !== "running") {
         // Exit code, OOM kill and times are only in inspect; look only where they matter.
         try {
@@ -185,14 +213,12 @@ export class DockerRuntime implements Runtime {
     const volume = this.volumeName(spec.agent);
     try {
       await this.docker.createVolume({ Name: volume, Labels: this.ownerLabels(spec.agent) });
-      const controlPort = spec.controlPort ? `${spec.controlPort}/tcp` : undefined;
       const container = await this.docker.createContainer({
         name: this.containerName(spec.agent),
         Image: spec.image,
         Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `RURIKO_AGENT=${spec.agent}`],
-        Labels: labels,
         User: APP_USER,
-        ...(controlPort ? { ExposedPorts: { [controlPort]: {} } } : {}),
+        ...networkConfig(spec, labels),
         HostConfig: {
           ReadonlyRootfs: true,
           Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
@@ -202,9 +228,8 @@ export class DockerRuntime implements Runtime {
           ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
           ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
           Mounts: [{ Type: "volume", Source: volume, Target: DATA_DIR }],
-          NetworkMode: this.network,
           RestartPolicy: { Name: "no" },
-          ...(controlPort ? { PortBindings: { [controlPort]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
+          ...networkHostConfig(spec, this.network),
         },
       });
       return {

@@ -11,9 +11,20 @@ export const LABELS = {
   agent: "ruriko.dev/agent",
   specDigest: "ruriko.dev/spec-digest",
   revision: "ruriko.dev/revision",
+  /** The 127.0.0.1 port a host-networked agent serves ACP on: no port binding shows it. */
+  controlPort: "ruriko.dev/control-port",
 } as const;
 
 export const MANAGED_BY = "ruriko";
+
+/**
+ * How agents' containers are networked, chosen by the operator (`ruriko serve --agent-network`), never by a
+ * manifest. bridge: the instance's bridge network, ACP published on a random 127.0.0.1 port. host: the host's
+ * network namespace, Gitai listening on its own 127.0.0.1 port (for agents that must reach services on the
+ * host's loopback, and for tests, which may only talk to loopback addresses).
+ */
+export type AgentNetworkMode = "bridge" | "host";
+export const AGENT_NETWORK_MODES: readonly AgentNetworkMode[] = ["bridge", "host"];
 
 /** What the controller wants a container to be. Built by the planner from an Agent object. */
 export interface ContainerSpec {
@@ -30,7 +41,15 @@ export interface ContainerSpec {
   specDigest: string;
   /** Manifest revision the spec came from, for the label (informational). */
   revision: string;
-  /** Container port published on 127.0.0.1 (the agent's ACP port), if any. */
+  /**
+   * Absent for bridge: specs recorded before the mode existed say nothing, and a bridge spec keeps the digest
+   * it always had. "host" shares the host's network namespace (no port published, no instance network).
+   */
+  network?: AgentNetworkMode;
+  /**
+   * The agent's ACP port. bridge: the container port, published on a random 127.0.0.1 port. host: the port
+   * Gitai listens on at 127.0.0.1, which is also where Ruriko reaches it.
+   */
   controlPort?: number;
 }
 
@@ -49,7 +68,10 @@ export interface ObservedContainer {
   revision: string;
   startedAt?: string;
   finishedAt?: string;
-  /** Host port (on 127.0.0.1) the control port is published on, when running. */
+  /**
+   * The 127.0.0.1 port Ruriko reaches ACP at: where the control port is published (bridge, when running), or
+   * the port a host-networked agent listens on (from its label).
+   */
   controlHostPort?: number;
 }
 
