@@ -42,6 +42,7 @@ program
   .option("--concurrency <n>", "agents reconciled at once", (v) => Number(v), 4)
   .option("--resync <seconds>", "look at every agent this often even without events", (v) => Number(v), 300)
   .option("--git-interval <seconds>", "git fetch interval", (v) => Number(v), 60)
+  .option("--agent-poll <seconds>", "ask each running agent how its parts are doing this often (a Degraded agent is seen within it)", (v) => Number(v), 30)
   .option("--allow-empty", "allow a revision with no agents to prune every agent", false)
   .option("--log-level <level>", "trace|debug|info|warn|error", process.env.RURIKO_LOG_LEVEL ?? "info")
   .option("--master-key-file <file>", "master key file (default: RURIKO_MASTER_KEY, else <state-dir>/master.key, generated on first start)")
@@ -51,9 +52,9 @@ program
   .option("--matrix-operators <userIds>", "comma-separated Matrix users who may ask /ruriko queries (approvers in policies may too)", (v) => v.split(",").map((s) => s.trim()).filter(Boolean))
   .option("--agent-matrix-homeserver <url>", "the homeserver URL as agents reach it from their containers (default: --matrix-homeserver); provisioning accounts needs RURIKO_MATRIX_REGISTRATION_SECRET or secret matrix-registration-secret")
   .addOption(new Option("--agent-network <mode>", "how agent containers are networked: bridge (the instance's network, ACP published on 127.0.0.1) or host (the host's network namespace, each agent on its own 127.0.0.1 port)").choices(AGENT_NETWORK_MODES).default("bridge"))
-  .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds"> & { resync: number; gitInterval: number }) => {
+  .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds" | "agentPollSeconds"> & { resync: number; gitInterval: number; agentPoll: number }) => {
     const { serve } = await import("./serve.ts");
-    await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval });
+    await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval, agentPollSeconds: opts.agentPoll });
   });
 
 program

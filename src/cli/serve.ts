@@ -28,6 +28,8 @@ export interface ServeOptions {
   concurrency: number;
   resyncSeconds: number;
   gitIntervalSeconds: number;
+  /** How often each running agent is asked over ACP how it is doing. */
+  agentPollSeconds?: number;
   allowEmpty: boolean;
   logLevel: string;
   masterKeyFile?: string;
@@ -151,6 +153,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       : {}),
     concurrency: opts.concurrency,
     resyncIntervalMs: opts.resyncSeconds * 1000,
+    ...(opts.agentPollSeconds !== undefined ? { agentPollMs: opts.agentPollSeconds * 1000 } : {}),
     ...(opts.matrixHomeserver ? { agentMatrixHomeserver: opts.agentMatrixHomeserver ?? opts.matrixHomeserver } : {}),
     agentNetwork,
     allowEmpty: opts.allowEmpty,

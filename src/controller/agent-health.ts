@@ -15,24 +15,46 @@ export function runtimeOf(report: AcpStatus): AgentRuntime {
   };
 }
 
-/** What is wrong inside the agent, one phrase per part; empty when nothing is. */
-export function problemsOf(runtime: AgentRuntime): string[] {
-  const problems: string[] = [];
+/** Something wrong inside the agent. `lasting`: it does not pass by itself (a server that will not be restarted). */
+interface Problem {
+  /** The same problem in two reports has the same key, whatever its counts say. */
+  key: string;
+  text: string;
+  lasting: boolean;
+}
+
+function problemList(runtime: AgentRuntime): Problem[] {
+  const problems: Problem[] = [];
   const { conversation, model } = runtime;
   if (conversation && (conversation.state === "disconnected" || conversation.state === "refused")) {
-    problems.push(`Matrix ${conversation.state}${conversation.lastError ? `: ${conversation.lastError}` : ""}`);
+    problems.push({ key: `matrix|${conversation.state}`, text: `Matrix ${conversation.state}${conversation.lastError ? `: ${conversation.lastError}` : ""}`, lasting: conversation.state === "refused" });
   }
-  for (const r of conversation?.refused ?? []) problems.push(`Matrix room ${r.room} not served: ${r.reason}`);
+  for (const r of conversation?.refused ?? []) {
+    // An encrypted room stays unreadable; one it cannot join yet is often an invitation on its way.
+    problems.push({ key: `room|${r.room}`, text: `Matrix room ${r.room} not served: ${r.reason}`, lasting: !r.reason.startsWith("cannot join") });
+  }
   if (model?.state === "failed") {
     const name = model.model ?? model.provider;
-    problems.push(`model${name ? ` ${name}` : ""} failed${model.lastError ? `: ${model.lastError}` : ""}`);
+    problems.push({ key: "model", text: `model${name ? ` ${name}` : ""} failed${model.lastError ? `: ${model.lastError}` : ""}`, lasting: true });
   }
   for (const m of runtime.mcps) {
     // A stopped server with a reason waits for something (a secret); stopped without one was stopped on purpose.
     const broken = m.state === "failed" || m.state === "restarting" || (m.state === "stopped" && !!m.lastError);
-    if (broken) problems.push(`MCP server ${m.name} ${m.state}${m.restarts ? ` (${m.restarts} restarts)` : ""}${m.lastError ? `: ${m.lastError}` : ""}`);
+    if (broken) problems.push({ key: `mcp|${m.name}|${m.state}`, text: `MCP server ${m.name} ${m.state}${m.restarts ? ` (${m.restarts} restarts)` : ""}${m.lastError ? `: ${m.lastError}` : ""}`, lasting: m.state !== "restarting" });
   }
   return problems;
+}
+
+/**
+ * What is wrong inside the agent, one phrase per part; empty when nothing is. A problem that may pass by itself —
+ * a server being restarted, the homeserver away, a room not joinable yet — counts once the previous report had
+ * it too: one crash restarted at once, or an invitation a moment late, is not news. A crash loop is.
+ */
+export function problemsOf(runtime: AgentRuntime, previous?: AgentRuntime | null): string[] {
+  const before = new Set(previous ? problemList(previous).map((p) => p.key) : []);
+  return problemList(runtime)
+    .filter((p) => p.lasting || before.has(p.key))
+    .map((p) => p.text);
 }
 
 /** One line per part, for people: `ruriko status`, `/ruriko agent NAME`. */

@@ -95,7 +95,7 @@ export function nextAgentStatus(previous: AgentStatus | undefined, outcome: Agen
     } else if (outcome.converged && outcome.blocked.length === 0 && outcome.reported.length === 0 && !awaiting && outcome.missingSecrets.length === 0 && !outcome.matrixProblem) {
       const c = outcome.observed;
       // Ruriko's work is done; whether the agent works is the agent's to say. It retries its own parts.
-      const problems = outcome.agentReport?.runtime ? problemsOf(outcome.agentReport.runtime) : [];
+      const problems = outcome.agentReport?.runtime ? problemsOf(outcome.agentReport.runtime, previous?.runtime) : [];
       if (problems.length > 0) {
         set("Ready", "False", "Degraded", problems.join("; "));
         set("Reconciling", "False", "Degraded", "the agent retries its own parts; its /status says more");

@@ -25,12 +25,12 @@ const MCP_SERVER_PACKAGES = ["mcp-fetch-server", "@brave/brave-search-mcp-server
 const OWN_TOOL_SERVERS = { "gitai-http-tool": "/app/src/gitai/tools/http-tool.js" };
 
 /**
- * The node that runs Gitai and its tool servers, and how: lite mode (no optimizing compiler) and a small young
- * generation cost each agent ~20 MB less. An agent mostly waits on its model and its tools; it does not need
- * peak JavaScript speed (docs/performance.md measures the turn overhead).
+ * The node that runs Gitai and its tool servers, and how: a small young generation keeps each idle agent's heap
+ * small (docs/performance.md measures it). Not `--lite-mode`: it turns WebAssembly off, and Node's fetch (Matrix,
+ * the model) parses HTTP with WebAssembly.
  */
 const NODE = "/usr/local/bin/node";
-const NODE_FLAGS = ["--lite-mode", "--max-semi-space-size=1"];
+const NODE_FLAGS = ["--max-semi-space-size=1"];
 
 function filesUnder(dir: string, filter: (path: string) => boolean): string[] {
   const out: string[] = [];
@@ -124,7 +124,7 @@ function compile(file: string): string {
  */
 function commandsFor(packages: readonly string[], own: Record<string, string>): ImageFile[] {
   // A shebang passes one argument: the tool servers get the young-generation flag alone.
-  const script = (module: string) => `#!${NODE} --max-semi-space-size=1\nimport ${JSON.stringify(module)};\n`;
+  const script = (module: string) => `#!${NODE} ${NODE_FLAGS.join(" ")}\nimport ${JSON.stringify(module)};\n`;
   const commands: ImageFile[] = Object.entries(own).map(([name, module]) => ({ path: `/usr/local/bin/${name}`, content: script(module), mode: 0o755 }));
   for (const name of packages) {
     const dir = resolvePackage(name, REPO_ROOT);

@@ -114,7 +114,9 @@ describe("/ruriko queries (real Synapse, real git)", () => {
     assert.match(await ask(alice, "/ruriko agents"), /alpha\s+Ready\s+running\nbeta\s+Ready\s+running/);
     const alpha = await ask(alice, "/ruriko agent alpha");
     assert.match(alpha, /agent {6}alpha \(Ready\)/);
-    assert.match(alpha, /\nmatrix {5}-\n/, "no Matrix account");
+    assert.match(alpha, /\naccount {4}-\n/, "no Matrix account");
+    // What the agent itself said over ACP: no identity, no model, no tool servers — not configured, not broken.
+    assert.match(alpha, /\nmatrix {5}not configured\nmodel {6}not configured\nmcp {8}none\ncounters {3}0 answered/);
     assert.match(alpha, new RegExp(`gosuto {5}${h.state.status.get("alpha")!.gosutoDigest}`));
     assert.match(await ask(alice, "/ruriko agent nobody"), /no agent nobody/);
     assert.match(await ask(alice, "/ruriko plan"), /nothing to do: everything is converged/);

@@ -66,13 +66,13 @@ describe("Gitai as an agent (real Synapse, real MCP servers, the model stand-in)
   const toolMessages = (r: RecordedRequest) => ((r.body.messages as Array<{ role: string; content: string }>) ?? []).filter((m) => m.role === "tool").map((m) => m.content);
   const offered = (r: RecordedRequest) => ((r.body.tools as Array<{ function: { name: string } }>) ?? []).map((t) => t.function.name);
 
-  const gosuto = (capabilities: string, trustExtra = "") => {
+  const gosuto = (capabilities: string, trustExtra = "", rooms = [room]) => {
     const text = `apiVersion: ruriko.dev/v1alpha1
 kind: Gosuto
 metadata: {name: helper}
 spec:
   trust:
-    allowedRooms: ["${room}"]
+    allowedRooms: ${JSON.stringify(rooms)}
     allowedSenders: ["${alice.userId}"]
 ${trustExtra}  mcps:
     - name: web
@@ -212,6 +212,25 @@ ${capabilities}    - {name: deny-all, allow: false}
     model.script({ text: "Back again." });
     const asked = await say(alice, "Still there?");
     await waitFor(async () => (await replyTo(asked))?.body === "Back again.", "answered after the outage", 60_000);
+  });
+
+  test("a trusted room it is not invited to yet is said in /status, and served once it is invited", async () => {
+    const later = (await api(alice.accessToken, "POST", "/createRoom", { preset: "private_chat" })).room_id as string;
+    await acp.putConfig(ep, gosuto(intranet(), "", [room, later]), "t");
+    await waitFor(async () => (await status()).conversation?.refused?.some((r) => r.room === later) === true, "the room not joinable yet", 30_000);
+    assert.match((await status()).conversation!.refused!.find((r) => r.room === later)!.reason, /cannot join/);
+    await api(alice.accessToken, "POST", `/rooms/${encodeURIComponent(later)}/invite`, { user_id: agentUser.userId });
+    await waitFor(async () => {
+      const c = (await status()).conversation;
+      return c?.rooms?.includes(later) === true && c.refused?.length === 0;
+    }, "joined on the invite", 30_000);
+    model.reset();
+    model.script({ text: "Hello from the new room." });
+    const asked = (await api(alice.accessToken, "PUT", `/rooms/${encodeURIComponent(later)}/send/m.room.message/t${Date.now()}`, { msgtype: "m.text", body: "hi" })).event_id as string;
+    await waitFor(async () => {
+      const page = await api(alice.accessToken, "GET", `/rooms/${encodeURIComponent(later)}/messages?dir=b&limit=20`);
+      return (page.chunk as Array<{ sender: string; content: { "m.relates_to"?: { "m.in_reply_to"?: { event_id?: string } } } }>).some((e) => e.sender === agentUser.userId && e.content["m.relates_to"]?.["m.in_reply_to"]?.event_id === asked);
+    }, "answered in the room it joined late", 30_000);
   });
 
   test("requireE2EE with no end-to-end encryption: the agent serves no room and says why", async () => {

@@ -42,9 +42,8 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
   const tokenOf = (agentName: string) => h.vault.secrets.reveal(provisionedTokenSecret(agentName));
   /** What the running agent itself says it holds, over ACP. */
   const agentReport = async (agentName: string) => {
-    const [container] = await h.containersOf(agentName);
-    const port = container!.Ports.find((p) => p.PrivatePort === 8765)!.PublicPort;
-    return acp.status({ agent: agentName, baseUrl: `http://127.0.0.1:${port}`, token: h.vault.tokens.get(agentName)! }, "test");
+    const [container] = await h.runtime.list(agentName);
+    return acp.status({ agent: agentName, baseUrl: `http://127.0.0.1:${container!.controlHostPort}`, token: h.vault.tokens.get(agentName)! }, "test");
   };
   const joinedRooms = async (accessToken: string) => (await clientFor(accessToken).getJoinedRooms()).joined_rooms.sort();
   const statusSaid = async (pattern: RegExp) => {
@@ -66,6 +65,8 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     lobbyRoom = (await alice.createRoom({ name: "lobby", preset: Preset.PublicChat, visibility: Visibility.Public, room_alias_name: "lobby" })).room_id;
 
     h = await startTestController({
+      // Host networking: the agents really sign in to the homeserver on this host's loopback.
+      agentNetwork: "host",
       agentMatrixHomeserver: synapse.baseUrl,
       onSnapshot: (e) => bot.onSnapshot(e),
       onTransition: (t) => bot.onTransition(t),
@@ -148,7 +149,9 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     const renewed = tokenOf("prov")!;
     await waitFor(async () => (await agentReport("prov")).matrix?.digest === matrixIdentityDigestOf(synapse.baseUrl, "@prov:localhost", renewed.info), "the new token delivered", 20_000);
     assert.equal((await clientFor(renewed.value.toString("utf8")).whoami()).user_id, "@prov:localhost");
-    assert.ok(isReady(h.state.status.get("prov")));
+    // The agent itself signs in again with it.
+    await waitFor(async () => (await agentReport("prov")).conversation?.state === "connected", "the agent connected with the new token", 20_000);
+    await h.waitForStatus("prov", isReady, "Ready");
   });
 
   test("while the homeserver is away a new agent runs and says it waits for its account; it gets it once the homeserver is back", async () => {

@@ -61,11 +61,11 @@ describe("MCP supervisor (real servers over stdio)", () => {
       spec({ name: "waiting", waitingFor: ["search-api-key"] }),
     ]);
     await waitFor(() => state("missing")?.state === "failed" && state("crashing")?.state === "failed", "both failed", 30_000);
-    assert.match(state("missing")!.lastError!, /command not found/);
+    assert.equal(state("missing")!.lastError!, "cannot start: command /nonexistent/mcp-server not found");
     assert.match(state("crashing")!.lastError!, /boom: bad config/);
     assert.deepEqual([state("waiting")!.state, state("waiting")!.lastError], ["stopped", "waiting for secret search-api-key"]);
     assert.equal(state("env"), undefined, "a server no longer wanted is stopped and gone");
-    assert.deepEqual(await supervisor.call("missing", "x", {}), { ok: false, error: "MCP server missing is failed: cannot start: command not found" });
+    assert.deepEqual(await supervisor.call("missing", "x", {}), { ok: false, error: "MCP server missing is failed: cannot start: command /nonexistent/mcp-server not found" });
   });
 
   test("the shipped HTTP tool reads a loopback page; results are cut at the size cap; the real fetch server lists its tools", async () => {

@@ -122,7 +122,8 @@ describe("status room (real Synapse)", () => {
     assert.equal(stored.status, 0, stored.stderr);
     // delta asks for its own Matrix account: serve provisions it with the shared secret from its environment.
     const manifests = writeTree({ "gamma.yaml": agentDoc("gamma"), "delta.yaml": agentDoc("delta").replace("env: {TZ: UTC}}", "env: {TZ: UTC}, matrix: {provision: true}}") });
-    const serve = await startServe(["--manifests", manifests, "--matrix-homeserver", synapse.baseUrl, "--matrix-user", bot2.userId, "--status-room", room2], {
+    // Host networking: delta really signs in to the homeserver on this host's loopback.
+    const serve = await startServe(["--manifests", manifests, "--matrix-homeserver", synapse.baseUrl, "--matrix-user", bot2.userId, "--status-room", room2, "--agent-network", "host"], {
       stateDir,
       env: { RURIKO_MASTER_KEY: key, RURIKO_MATRIX_ACCESS_TOKEN: "", RURIKO_MATRIX_REGISTRATION_SECRET: synapse.registrationSharedSecret },
     });

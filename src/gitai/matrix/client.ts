@@ -109,7 +109,10 @@ export class MatrixClient {
         signal: AbortSignal.any(signals),
       });
     } catch (error) {
-      throw new MatrixApiError(name, (error as Error).name === "TimeoutError" ? "the homeserver did not answer in time" : "the homeserver does not answer");
+      if ((error as Error).name === "TimeoutError") throw new MatrixApiError(name, "the homeserver did not answer in time");
+      // fetch says "fetch failed"; its cause says why (ECONNREFUSED, ENOTFOUND, …). Never the URL's token: there is none in it.
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new MatrixApiError(name, `the homeserver does not answer (${cause?.code ?? cause?.message ?? (error as Error).message})`);
     }
     const text = await response.text();
     if (!response.ok) {

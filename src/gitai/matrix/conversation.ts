@@ -50,12 +50,18 @@ export interface ConversationOptions {
 }
 
 const RETRY = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
+const RETRY_JOIN_MS = 30_000;
 
 export class Conversation {
   private readonly o: ConversationOptions;
   private readonly client: MatrixClient;
   private readonly abort = new AbortController();
   private readonly served = new Set<string>();
+  /** Trusted rooms (as the Gosuto names them) not joined yet: tried again on an invite, and every RETRY_JOIN_MS. */
+  private readonly unjoined = new Set<string>();
+  private retryJoinAt = 0;
+  /** Rooms the agent was seen in, served or not: a new one may be a trusted room someone joined it to. */
+  private readonly seenJoined = new Set<string>();
   private readonly refused = new Map<string, string>();
   private readonly encrypted = new Set<string>();
   private readonly queues = new Map<string, Promise<void>>();
@@ -97,6 +103,9 @@ export class Conversation {
   }
 
   private async run(): Promise<void> {
+    const trusted = [...(this.o.trust.allowedRooms ?? []), ...(this.o.trust.adminRoom ? [this.o.trust.adminRoom] : [])];
+    this.anyRoom = trusted.includes("*");
+    for (const room of trusted) if (room !== "*") this.unjoined.add(room);
     await this.joinTrustedRooms();
     let since: string | undefined;
     let failures = 0;
@@ -126,32 +135,46 @@ export class Conversation {
     }
   }
 
-  /** Rooms the Gosuto names are joined (an alias resolved once); `*` serves any room the agent is in. */
+  /**
+   * Joins the trusted rooms not joined yet (an alias is resolved when joined); `*` serves any room the agent is
+   * in. One it cannot join yet (not invited yet, say) is said in the status and tried again later.
+   */
   private async joinTrustedRooms(): Promise<void> {
-    const trusted = [...(this.o.trust.allowedRooms ?? []), ...(this.o.trust.adminRoom ? [this.o.trust.adminRoom] : [])];
-    this.anyRoom = trusted.includes("*");
-    for (const room of new Set(trusted.filter((r) => r !== "*"))) {
+    this.retryJoinAt = Date.now() + RETRY_JOIN_MS;
+    for (const room of [...this.unjoined]) {
       try {
         const id = room.startsWith("#") ? await this.client.resolveAlias(room) : room;
         this.served.add(await this.client.join(id));
+        this.unjoined.delete(room);
         this.refused.delete(room);
       } catch (error) {
         if (this.stopped) return;
+        if (this.refused.get(room) === undefined) this.o.logger.warn({ room, err: (error as Error).message }, "cannot join a trusted room yet; trying again on an invite and periodically");
         this.refused.set(room, `cannot join: ${(error as Error).message}`);
-        this.o.logger.warn({ room, err: (error as Error).message }, "cannot join a trusted room");
       }
     }
   }
 
+  /** An invite to a trusted room, or a join made for the agent, is what a room waited for: join (or note) it now. */
   private async joinInvitedRooms(response: SyncResponse): Promise<void> {
-    for (const room of Object.keys(response.rooms?.invite ?? {})) {
-      if (!this.anyRoom && !this.served.has(room)) continue;
-      try {
-        this.served.add(await this.client.join(room));
-      } catch (error) {
-        this.refused.set(room, `cannot join: ${(error as Error).message}`);
+    const invited = Object.keys(response.rooms?.invite ?? {});
+    if (this.anyRoom) {
+      for (const room of invited) {
+        try {
+          this.served.add(await this.client.join(room));
+        } catch (error) {
+          this.refused.set(room, `cannot join: ${(error as Error).message}`);
+        }
       }
     }
+    // Joined by someone else (Ruriko joins the accounts it provisions): a room not served yet may be one it waited for.
+    let joinedElsewhere = false;
+    for (const room of Object.keys(response.rooms?.join ?? {})) {
+      if (this.served.has(room) || this.seenJoined.has(room)) continue;
+      this.seenJoined.add(room);
+      joinedElsewhere = true;
+    }
+    if (this.unjoined.size > 0 && (invited.length > 0 || joinedElsewhere || Date.now() >= this.retryJoinAt)) await this.joinTrustedRooms();
   }
 
   private noteEncryption(response: SyncResponse): void {

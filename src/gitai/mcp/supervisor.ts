@@ -117,7 +117,7 @@ class ServerRunner {
       this.o.logger.info({ mcp: this.spec.name, tools: this.tools.length }, "MCP server running");
     } catch (error) {
       await client.close().catch(() => {});
-      this.failed(`cannot start: ${describe(error)}${this.stderrTail()}`);
+      this.failed(`cannot start: ${describe(error, this.spec.command)}${this.stderrTail()}`);
     }
   }
 
@@ -150,7 +150,7 @@ class ServerRunner {
       const text = textOf(result.content, this.o.maxResultBytes);
       return result.isError ? { ok: false, error: text || "the tool reported an error" } : { ok: true, text };
     } catch (error) {
-      return { ok: false, error: describe(error) };
+      return { ok: false, error: describe(error, this.spec.command) };
     }
   }
 
@@ -246,8 +246,8 @@ function textOf(content: unknown, maxBytes: number): string {
   return `${bytes.subarray(0, maxBytes).toString("utf8")}\n[result cut at ${maxBytes} bytes of ${bytes.length}]`;
 }
 
-function describe(error: unknown): string {
+function describe(error: unknown, command: string): string {
   const e = error as { code?: unknown; message?: string };
-  if (e?.code === "ENOENT") return "command not found";
+  if (e?.code === "ENOENT") return `command ${command} not found`;
   return (e?.message ?? String(error)).slice(0, 500);
 }

@@ -53,7 +53,9 @@ describe("an agent's own parts", () => {
     assert.deepEqual([condition(ready, "Ready").status, phaseOf(ready.conditions)], ["True", "Ready"]);
     assert.deepEqual(ready.runtime, healthy);
     const crashing = { ...healthy, mcps: [{ name: "search", state: "restarting", tools: 0, restarts: 3, lastError: "exited: boom" }] };
-    const degraded = nextAgentStatus(ready, converged(crashing), ctx("t2"));
+    const once = nextAgentStatus(ready, converged(crashing), ctx("t2"));
+    assert.equal(condition(once, "Ready").status, "True", "one report of a restart is not news: it may be back at once");
+    const degraded = nextAgentStatus(once, converged(crashing), ctx("t2"));
     assert.deepEqual([condition(degraded, "Ready").status, condition(degraded, "Ready").reason, phaseOf(degraded.conditions)], ["False", "Degraded", "Degraded"]);
     assert.equal(condition(degraded, "Ready").message, "MCP server search restarting (3 restarts): exited: boom");
     assert.equal(degraded.appliedRevision, "r2", "the config was applied: Ruriko's part is done");
@@ -87,7 +89,12 @@ describe("an agent's own parts", () => {
       "MCP server search failed: cannot start: spawn brave-search-mcp-server ENOENT",
       "MCP server fetch stopped: waiting for secret fetch-token",
     ]);
-    assert.deepEqual(problemsOf({ conversation: { state: "disconnected", lastError: "the access token was refused" }, mcps: [] }), ["Matrix disconnected: the access token was refused"]);
+    const away = { conversation: { state: "disconnected", lastError: "the homeserver does not answer (ECONNREFUSED)" }, mcps: [] };
+    assert.deepEqual(problemsOf(away), [], "the homeserver away for one report may be back by the next");
+    assert.deepEqual(problemsOf(away, away), ["Matrix disconnected: the homeserver does not answer (ECONNREFUSED)"]);
+    const notYet = { conversation: { state: "connected", refused: [{ room: "!r:hs", reason: "cannot join: M_FORBIDDEN 403: You are not invited to this room." }] }, mcps: [] };
+    assert.deepEqual(problemsOf(notYet), [], "an invitation may be on its way");
+    assert.equal(problemsOf(notYet, notYet).length, 1);
     assert.deepEqual(problemsOf({ conversation: { state: "refused", lastError: "trust.requireE2EE is set" }, mcps: [] }), ["Matrix refused: trust.requireE2EE is set"]);
   });
 
