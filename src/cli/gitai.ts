@@ -11,7 +11,7 @@ program
   .description("serve the Agent Control Protocol")
   .option("--port <port>", "ACP port", (v) => Number(v), Number(process.env.GITAI_ACP_PORT ?? 8765))
   .option("--host <host>", "listen address", "0.0.0.0")
-  .option("--data-dir <dir>", "the agent's data volume (control token, persisted Gosuto)", process.env.GITAI_DATA_DIR ?? "/data")
+  .option("--data-dir <dir>", "the agent's data volume (where Ruriko hands over the control token)", process.env.GITAI_DATA_DIR ?? "/data")
   .option("--log-level <level>", "trace|debug|info|warn|error", process.env.GITAI_LOG_LEVEL ?? "info")
   .action(async (opts: { port: number; host: string; dataDir: string; logLevel: string }) => {
     const agent = process.env.RURIKO_AGENT ?? "unknown";

@@ -121,6 +121,7 @@ export class AgentReconciler {
       matrixAccounts: stores.matrixAccounts,
       audit: stores.audit,
       handOverToken: (agent, containerId, traceId) => this.executor.handOverToken(agent, containerId, traceId),
+      restartWithNewToken: (agent, containerId, traceId) => this.executor.restartWithNewToken(agent, containerId, traceId),
       ...(options.agentMatrixHomeserver !== undefined ? { agentMatrixHomeserver: options.agentMatrixHomeserver } : {}),
       agentStartGraceMs: options.agentStartGraceMs ?? 60_000,
       ...(options.hasNewerTrigger ? { hasNewerTrigger: options.hasNewerTrigger } : {}),

@@ -32,6 +32,8 @@ export interface AgentSyncOptions {
   audit: AuditLog;
   /** Issues a new token and writes it into the container (the agent does not accept the one on record). */
   handOverToken: (agent: string, containerId: string, traceId: string) => Promise<string>;
+  /** The same, for an agent that holds another token: restarts its container so that it takes the new one. */
+  restartWithNewToken: (agent: string, containerId: string, traceId: string) => Promise<string>;
   /** The homeserver URL agents use; undefined when Ruriko runs without Matrix. */
   agentMatrixHomeserver?: string;
   /** How long a started agent may take to answer ACP before that is an error. */
@@ -51,6 +53,8 @@ export interface SyncResult {
   missingSecrets: string[];
   matrixProblem?: MatrixProblem;
 }
+
+const isUnauthorized = (error: unknown) => error instanceof AcpError && error.code === "unauthorized";
 
 export class AgentSync {
   private readonly o: AgentSyncOptions;
@@ -99,21 +103,37 @@ export class AgentSync {
     return result;
   }
 
-  /** The agent's /status; hands over a new token once when the agent does not accept the one on record. */
+  /**
+   * The agent's /status. An agent that does not accept the token on record is handed a new one: a restarted
+   * process takes it; one that holds another token is restarted to take it.
+   */
   private async agentStatus(endpoint: AcpEndpoint, containerId: string, traceId: string, bootWaitMs: number): Promise<AcpStatus> {
-    // A container that just started answers within a second or so: wait for it here, on loopback only (polling the
-    // engine instead would load it while it starts the others). Longer than that, the requeue takes over.
-    const deadline = performance.now() + bootWaitMs;
-    while (performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent)) {
-      if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await this.waitForHealth(endpoint, traceId, bootWaitMs);
     try {
       return await this.o.acp.status(endpoint, traceId, { retries: 0 });
     } catch (error) {
-      if (!(error instanceof AcpError && error.code === "unauthorized")) throw error;
-      endpoint.token = await this.o.handOverToken(endpoint.agent, containerId, traceId);
+      if (!isUnauthorized(error)) throw error;
+    }
+    endpoint.token = await this.o.handOverToken(endpoint.agent, containerId, traceId);
+    try {
       return await this.o.acp.status(endpoint, traceId);
+    } catch (error) {
+      if (!isUnauthorized(error)) throw error;
+    }
+    endpoint.token = await this.o.restartWithNewToken(endpoint.agent, containerId, traceId);
+    await this.waitForHealth(endpoint, traceId, Math.max(bootWaitMs, 3000));
+    return await this.o.acp.status(endpoint, traceId);
+  }
+
+  /**
+   * A container that just started answers within a second or so: wait for it here, on loopback only (polling
+   * the engine instead would load it while it starts the others). Longer than that, the requeue takes over.
+   */
+  private async waitForHealth(endpoint: AcpEndpoint, traceId: string, waitMs: number): Promise<void> {
+    const deadline = performance.now() + waitMs;
+    while (performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent)) {
+      if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) return;
+      await new Promise((r) => setTimeout(r, 25));
     }
   }
 

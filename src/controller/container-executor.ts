@@ -153,6 +153,19 @@ export class ContainerExecutor {
   }
 
   /**
+   * An agent that holds another token than Ruriko's (Ruriko's state restored from an older backup) takes no new
+   * one while it runs (gitai/control-token.ts): its container is stopped, handed a new token, and started again.
+   * Nothing the agent holds is lost that Ruriko does not push again at once.
+   */
+  async restartWithNewToken(agent: string, containerId: string, traceId: string): Promise<string> {
+    await this.o.runtime.stop(containerId);
+    const token = await this.handOverToken(agent, containerId, traceId);
+    await this.o.runtime.start(containerId);
+    this.o.audit.append({ traceId, actor: "controller", action: "agent.token.restart", target: `Agent/${agent}`, payload: { containerId, reason: "the agent refused the token on record and the one handed over" }, result: "ok" });
+    return token;
+  }
+
+  /**
    * Creates the agent's container (removing `replacing` first), hands it its ACP token, and starts it if
    * asked. Every step is recorded in the inventory before the next, so a crash in between is read correctly.
    */

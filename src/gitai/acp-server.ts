@@ -27,7 +27,7 @@ export interface AcpServerOptions {
   host: string;
   port: number;
   agent: string;
-  /** The agent's data volume: the token file and the persisted Gosuto live here. */
+  /** The agent's data volume: Ruriko writes the token file here. */
   dataDir: string;
   logger: Logger;
   /** What the agent holds (made here when not given). */
@@ -49,16 +49,14 @@ declare module "fastify" {
 }
 
 export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer> {
-  const token = new ControlToken(join(opts.dataDir, ACP_TOKEN_FILE));
-  const { gosuto, secrets, identity: matrix } = opts.held ?? { gosuto: new GosutoState(opts.dataDir), secrets: new SecretHolder(), identity: new MatrixIdentityHolder() };
+  const log = opts.logger;
+  const token = new ControlToken(join(opts.dataDir, ACP_TOKEN_FILE), () =>
+    log.warn("a token file appeared while the agent holds a token: deleted unread (a token is taken once per process)"),
+  );
+  const { gosuto, secrets, identity: matrix } = opts.held ?? { gosuto: new GosutoState(), secrets: new SecretHolder(), identity: new MatrixIdentityHolder() };
   const hooks = opts.hooks;
   const startedAt = new Date().toISOString();
   let restarts = 0;
-  const log = opts.logger;
-
-  const loaded = gosuto.load();
-  if (loaded.loaded) log.info({ gosutoDigest: gosuto.current?.digest }, "persisted Gosuto loaded");
-  else if (loaded.problem) log.warn({ problem: loaded.problem }, "persisted Gosuto ignored; waiting for Ruriko to push one");
 
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: ACP_BODY_LIMIT });
   app.decorateRequest("traceId", "");
@@ -135,11 +133,10 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
   });
 
   app.post("/restart", async (req, reply) => {
-    // A soft restart: the agent loop and its MCP servers start over from the persisted config; the process, its
-    // start time and its secrets stay.
+    // A soft restart: the agent loop and its MCP servers start over with what the agent holds; the process, its
+    // start time, its token, its Gosuto and its secrets stay.
     restarts++;
-    const again = gosuto.load();
-    log.info({ traceId: req.traceId, restarts, gosutoLoaded: again.loaded }, "soft restart");
+    log.info({ traceId: req.traceId, restarts }, "soft restart");
     hooks?.restart().catch((error: unknown) => log.error({ err: (error as Error).message }, "restart failed"));
     return reply.code(202).send({ status: "restarting" });
   });

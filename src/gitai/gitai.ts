@@ -1,6 +1,7 @@
 /**
- * One Gitai process: what it holds (its Gosuto, persisted in the data volume; its secrets and Matrix identity,
- * in memory only), the agent that acts on it, and the ACP server through which Ruriko pushes it.
+ * One Gitai process: what it holds (its Gosuto, its secrets and its Matrix identity, all in memory only), the
+ * agent that acts on it, and the ACP server through which Ruriko pushes it. It starts inert: nothing runs until
+ * Ruriko pushes a Gosuto.
  */
 import type { Logger } from "../observability/logger.ts";
 import { startAcpServer } from "./acp-server.ts";
@@ -26,7 +27,7 @@ export interface Gitai {
 }
 
 export async function startGitai(o: GitaiOptions): Promise<Gitai> {
-  const held = { gosuto: new GosutoState(o.dataDir), secrets: new SecretHolder(), identity: new MatrixIdentityHolder() };
+  const held = { gosuto: new GosutoState(), secrets: new SecretHolder(), identity: new MatrixIdentityHolder() };
   const agent = new GitaiAgent({ ...held, logger: o.logger, ...o.parts });
   const server = await startAcpServer({
     host: o.host,
@@ -37,8 +38,6 @@ export async function startGitai(o: GitaiOptions): Promise<Gitai> {
     held,
     hooks: { configure: () => void agent.configure(), restart: () => agent.restart(), status: () => agent.status() },
   });
-  // A Gosuto persisted before a restart: its servers start now; secrets and identity arrive from Ruriko.
-  void agent.configure();
   return {
     port: server.port,
     agent,

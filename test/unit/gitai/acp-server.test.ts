@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -66,25 +66,26 @@ describe("Gitai ACP server", () => {
     assert.equal((await acp.status(ep, "t")).gosutoDigest, first.digest);
   });
 
-  test("the token file is gone once read (tool servers never find it); a new file is a new token", async () => {
+  test("the token is taken once per process: its file is gone once read, and a file that appears later is deleted unread", async () => {
     assert.equal(existsSync(join(dataDir, "acp-token")), false);
-    writeFileSync(join(dataDir, "acp-token"), "handed-over-token-2", { mode: 0o600 });
-    await assert.rejects(acp.status(ep, "t-old"), (e: AcpError) => e.code === "unauthorized");
+    // As a tool server running as the agent's user could: plant a token of its own.
+    writeFileSync(join(dataDir, "acp-token"), "planted-by-a-tool", { mode: 0o600 });
+    await assert.rejects(acp.status({ ...ep, token: "planted-by-a-tool" }, "t-planted"), (e: AcpError) => e.code === "unauthorized");
     assert.equal(existsSync(join(dataDir, "acp-token")), false);
-    assert.equal((await acp.status({ ...ep, token: "handed-over-token-2" }, "t-new")).agent, "unit");
-    writeFileSync(join(dataDir, "acp-token"), TOKEN, { mode: 0o600 });
-    assert.equal((await acp.status(ep, "t-back")).agent, "unit");
+    assert.equal((await acp.status(ep, "t-still")).agent, "unit", "the token Ruriko gave still works");
+    assert.match(logs, /a token file appeared while the agent holds a token: deleted unread/);
   });
 
-  test("the applied Gosuto survives a restart of the process; the token does not (Ruriko hands it over again)", async () => {
-    const before = (await acp.status(ep, "t")).gosutoDigest;
+  test("a restarted process holds nothing: no Gosuto (a file a tool could rewrite), no token until one is handed over", async () => {
+    assert.notEqual((await acp.status(ep, "t")).gosutoDigest, null);
     await server.close();
     await start();
     await assert.rejects(acp.status(ep, "t-restarted"), (e: AcpError) => e.code === "unauthorized");
     writeFileSync(join(dataDir, "acp-token"), TOKEN, { mode: 0o600 });
     const after = await acp.status(ep, "t");
-    assert.equal(after.gosutoDigest, before);
+    assert.equal(after.gosutoDigest, null, "Ruriko pushes the Gosuto again");
     assert.equal(after.secretsDigest, null, "secrets are memory only");
+    assert.deepEqual(readdirSync(dataDir), [], "nothing written to the volume");
   });
 
   test("PUT /secrets holds values in memory; /status shows names, versions and digest only; a new set drops the rest", async () => {
