@@ -16,9 +16,14 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/package.json ./
+# The MCP servers the templates name are commands on PATH (their npm bins), installed here, never at run
+# time; Gitai's own tool server too.
+RUN ln -s /app/dist/src/gitai/tools/http-tool.js /usr/local/bin/gitai-http-tool && chmod 755 /app/dist/src/gitai/tools/http-tool.js
+ENV PATH=/app/node_modules/.bin:$PATH
 # The agent's data volume mounts here; a fresh named volume takes this directory's owner.
 RUN mkdir /data && chown 65532:65532 /data
 VOLUME /data
 USER 65532:65532
 EXPOSE 8765
-ENTRYPOINT ["node", "/app/dist/src/cli/gitai.js", "serve"]
+# A small young generation keeps each idle agent small (docs/performance.md); not --lite-mode: fetch needs WebAssembly.
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/src/cli/gitai.js", "serve"]

@@ -164,6 +164,35 @@ describe("agents under control over ACP (real Docker, real Gitai)", () => {
     assert.equal((await agentStatus("beta")).gosutoDigest, applied, "the previous config stays in force");
   });
 
+  test("the MCP servers the templates name are in the image and start: each lists its tools", async () => {
+    const tools = `apiVersion: ruriko.dev/v1alpha1
+kind: Gosuto
+metadata: {name: tools}
+spec:
+  mcps:
+    - {name: search, command: brave-search-mcp-server}
+    - {name: fetch, command: mcp-fetch-server}
+    - {name: browser, command: playwright-mcp, args: ["--headless", "--isolated"]}
+    - {name: web, command: gitai-http-tool}
+  secrets:
+    - {name: brave-key, envVar: BRAVE_API_KEY, mcps: [search]}
+`;
+    h.vault.secrets.set("brave-key", Buffer.from("BSA-not-a-real-key"));
+    writeFileSync(join(dir, "tools.yaml"), `${tools}---\n${agent("tools")}---\n${binding("tools-brave", "tools", "brave-key").replace(", env: OPENAI_API_KEY", "")}`);
+    await offer();
+    await h.waitForStatus("tools", isAwaitingApproval, "the grant parked");
+    const [grant] = h.state.approvals.list({ status: "pending", agent: "tools" });
+    h.state.approvals.vote(grant!.id, { approver: "cli:test", decision: "approve", source: "cli", override: true });
+    h.controller.flushStateChanges();
+    await waitFor(async () => {
+      const mcps = (await agentStatus("tools").catch(() => undefined))?.mcps ?? [];
+      return mcps.length === 4 && mcps.every((m) => m.state === "running");
+    }, "every server running", 90_000);
+    const mcps = (await agentStatus("tools")).mcps;
+    for (const m of mcps) assert.ok((m.tools ?? 0) > 0, `${m.name} lists tools`);
+    assert.ok(mcps.find((m) => m.name === "browser")!.tools! > 5, "playwright lists its browser tools (it has no browser to run them with)");
+  });
+
   test("Gitai stops cleanly on SIGTERM", async () => {
     const [c] = await h.containersOf("alpha");
     const container = h.docker.getContainer(c!.Id);

@@ -7,6 +7,9 @@
  * - `url_prefix`: `args.url` is an absolute http(s) URL on the prefix's origin (scheme, host and port, compared
  *   exactly, so `https://example.com` never matches `https://example.com.evil.org`) whose path starts with the
  *   prefix's path. A prefix of only a scheme (`https://`) asks for that scheme and nothing else.
+ * - `allowed_args`: a comma-separated list of argument names; a call carrying any other argument does not match
+ *   (a fetch tool's `proxy` or `headers`, say, which would let the model send the request elsewhere or as
+ *   someone else). Name every argument the call may use, the constrained ones included.
  * - any other key: `args[key]` is present and equal to the value (a missing argument fails the constraint:
  *   a tool's own default is not something the policy can see).
  *
@@ -59,6 +62,10 @@ function constraintsHold(constraints: Record<string, string | number | boolean |
   return Object.entries(constraints).every(([key, wanted]) => {
     if (wanted === undefined) return true;
     if (key === "url_prefix") return typeof args.url === "string" && urlHasPrefix(args.url, String(wanted));
+    if (key === "allowed_args") {
+      const allowed = new Set(String(wanted).split(",").map((name) => name.trim()));
+      return Object.keys(args).every((name) => allowed.has(name));
+    }
     return key in args && args[key] === wanted;
   });
 }

@@ -44,6 +44,17 @@ describe("tool policy", () => {
     assert.equal(call("api", "request", { path: "/" }).rule, "deny-all", "a missing argument fails: the tool's own default is not the policy's to guess");
   });
 
+  test("allowed_args: a call carrying an argument the rule does not name does not match it", () => {
+    const fetchRules: Capability[] = [
+      { name: "read-public", mcp: "fetch", tool: "fetch_markdown", allow: true, constraints: { url_prefix: "https://", allowed_args: "url, max_length,start_index" } },
+      { name: "deny-all", allow: false },
+    ];
+    const decide = (args: Record<string, unknown>) => evaluate(fetchRules, { mcp: "fetch", tool: "fetch_markdown", args });
+    assert.deepEqual(decide({ url: "https://example.org/", max_length: 5000 }), { decision: "allow", rule: "read-public" });
+    assert.deepEqual(decide({ url: "https://example.org/", proxy: "http://attacker.example:3128" }), { decision: "deny", rule: "deny-all" });
+    assert.deepEqual(decide({ url: "https://example.org/", headers: { authorization: "x" } }), { decision: "deny", rule: "deny-all" });
+  });
+
   test("the model is offered only tools some rule could allow", () => {
     assert.equal(couldAllow(rules, "web", "http_get"), true);
     assert.equal(couldAllow(rules, "api", "request"), true);
