@@ -141,7 +141,7 @@ ${capabilities}    - {name: deny-all, allow: false}
     const [first, second] = model.requests;
     assert.equal(first!.headers.authorization, `Bearer ${KEY_1}`);
     assert.deepEqual(offered(first!), ["web__http_get"]);
-    assert.deepEqual([first!.body.model, first!.body.temperature, first!.body.max_completion_tokens], ["standin-1", 0.1, 500]);
+    assert.deepEqual([first!.body.model, first!.body.temperature, first!.body.max_tokens, first!.body.max_completion_tokens], ["standin-1", 0.1, 500, undefined]);
     assert.deepEqual((first!.body.messages as Array<{ role: string; content: string }>).map((m) => [m.role, m.content]), [["system", "You answer from the intranet."], ["user", "What is for lunch?"]]);
     assert.equal(toolMessages(second!).length, 1);
     assert.equal((await status()).counters?.toolCallsAllowed, 1);

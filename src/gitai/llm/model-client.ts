@@ -56,7 +56,9 @@ export class ModelClient {
         messages: [...messages],
         ...(tools.length > 0 ? { tools: [...tools] } : {}),
         ...(temperature !== undefined ? { temperature } : {}),
-        ...(maxTokens ? { max_completion_tokens: maxTokens } : {}),
+        // OpenAI's own API wants max_completion_tokens (its newer models refuse max_tokens); the compatible
+        // servers one points baseUrl at (Ollama, vLLM, llama.cpp, LM Studio) have long understood max_tokens.
+        ...(maxTokens ? (this.settings.baseUrl ? { max_tokens: maxTokens } : { max_completion_tokens: maxTokens }) : {}),
       });
     } catch (error) {
       throw modelErrorOf(error, this.settings.apiKey);

@@ -1,8 +1,8 @@
 /**
  * The agent's Matrix client: the handful of Client-Server API calls an agent makes (sync, join, send, typing,
  * resolve an alias), over fetch. Not matrix-js-sdk, which Ruriko itself uses: every agent is a container, and
- * the SDK's state keeping costs each agent about 40 MB more memory (docs/performance.md), for features an agent
- * that answers in a few rooms does not use. Errors are MatrixApiError values naming the call, never the token.
+ * loading the SDK alone costs each agent about 30 MB more memory, before any sync state (docs/performance.md),
+ * for features an agent that answers in a few rooms does not use. Errors are MatrixApiError values naming the call, never the token.
  */
 
 export interface MatrixIdentity {

@@ -42,7 +42,8 @@ export interface ConversationOptions {
   messaging: Messaging | undefined;
   /** Answers a message (undefined: nothing to say). Called one at a time per room. */
   answer: (chat: IncomingChat) => Promise<string | undefined>;
-  onIgnored: (why: "room" | "sender" | "encrypted") => void;
+  /** `unanswered`: allowed, but the agent had nothing to say (it has no model). */
+  onIgnored: (why: "room" | "sender" | "encrypted" | "unanswered") => void;
   onAnswered: () => void;
   logger: Logger;
   /** Long-poll length. */
@@ -51,6 +52,7 @@ export interface ConversationOptions {
 
 const RETRY = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
 const RETRY_JOIN_MS = 30_000;
+const TYPING_REFRESH_MS = 20_000;
 
 export class Conversation {
   private readonly o: ConversationOptions;
@@ -214,13 +216,17 @@ export class Conversation {
   private async serve(chat: IncomingChat): Promise<void> {
     if (this.stopped) return;
     await this.client.typing(chat.room, true).catch(() => {});
+    // A typing notice lasts 30 s: said again while a long turn (slow model, slow tools) goes on.
+    const keepTyping = setInterval(() => void this.client.typing(chat.room, true).catch(() => {}), TYPING_REFRESH_MS);
     let answer: string | undefined;
     try {
       answer = await this.o.answer(chat);
     } finally {
+      clearInterval(keepTyping);
       await this.client.typing(chat.room, false).catch(() => {});
     }
-    if (!answer || this.stopped) return;
+    if (this.stopped) return;
+    if (!answer) return this.o.onIgnored("unanswered");
     await this.waitForRate();
     await this.client.send(chat.room, { msgtype: "m.text", body: answer, "m.relates_to": { "m.in_reply_to": { event_id: chat.eventId } } });
     this.o.onAnswered();

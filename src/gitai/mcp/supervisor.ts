@@ -213,6 +213,8 @@ export class McpSupervisor {
   async restartAll(): Promise<void> {
     const specs = [...this.runners.values()].map((r) => r.spec);
     await this.stop();
+    // Starting over means a fresh backoff too: the first start after a restart is not a crash-loop retry.
+    for (const spec of specs) this.backoff.succeeded(spec.name);
     await this.apply(specs);
   }
 

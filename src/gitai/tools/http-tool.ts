@@ -10,7 +10,8 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { RURIKO_VERSION } from "../../version.ts";
 
-const MAX_BYTES = Number(process.env.HTTP_TOOL_MAX_BYTES ?? 100_000);
+// Under Gitai's own cap on a tool result (64 KiB), so the cut is said here, where the size is known.
+const MAX_BYTES = Number(process.env.HTTP_TOOL_MAX_BYTES ?? 60_000);
 const TIMEOUT_MS = Number(process.env.HTTP_TOOL_TIMEOUT_MS ?? 20_000);
 
 const server = new Server({ name: "gitai-http-tool", version: RURIKO_VERSION }, { capabilities: { tools: {} } });
