@@ -18,7 +18,7 @@ import { startGitai, type Gitai } from "../../src/gitai/gitai.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { waitFor } from "../helpers/controller-harness.ts";
 import { startModelStandin, type ModelStandin, type RecordedRequest } from "../helpers/model-standin.ts";
-import { startSynapse, type SynapseHandle } from "../helpers/synapse.ts";
+import { freePort, startSynapse, type SynapseHandle } from "../helpers/synapse.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const TOKEN = "gitai-agent-test-token";
@@ -66,7 +66,7 @@ describe("Gitai as an agent (real Synapse, real MCP servers, the model stand-in)
   const toolMessages = (r: RecordedRequest) => ((r.body.messages as Array<{ role: string; content: string }>) ?? []).filter((m) => m.role === "tool").map((m) => m.content);
   const offered = (r: RecordedRequest) => ((r.body.tools as Array<{ function: { name: string } }>) ?? []).map((t) => t.function.name);
 
-  const gosuto = (capabilities: string, trustExtra = "", rooms = [room]) => {
+  const gosuto = (capabilities: string, trustExtra = "", rooms = [room], baseUrl = model.baseUrl) => {
     const text = `apiVersion: ruriko.dev/v1alpha1
 kind: Gosuto
 metadata: {name: helper}
@@ -82,7 +82,7 @@ ${trustExtra}  mcps:
 ${capabilities}    - {name: deny-all, allow: false}
   persona:
     llmProvider: openai
-    baseUrl: "${model.baseUrl}"
+    baseUrl: "${baseUrl}"
     model: standin-1
     temperature: 0.1
     systemPrompt: You answer from the intranet.
@@ -198,6 +198,36 @@ ${capabilities}    - {name: deny-all, allow: false}
     assert.deepEqual([s.model?.state, s.model?.lastError], ["failed", "the provider failed (HTTP 500)"]);
     assert.equal(model.requests.length, 2, "retried once (maxRetries 1), then gave up");
     model.setDefault({ text: "ok" });
+  });
+
+  test("bad configuration fails visibly: a missing API-key secret, a model URL that refuses", async () => {
+    await acp.putSecrets(ep, { secrets: {}, versions: {}, digest: digestOf({ none: true }) }, "t");
+    await waitFor(async () => (await status()).model?.state === "failed", "model failed", 30_000);
+    assert.equal((await status()).model?.lastError, "the API key secret model-key is not held (grant it with a SecretBinding)");
+    await acp.putSecrets(ep, secrets(KEY_1), "t");
+    const closed = `http://127.0.0.1:${await freePort()}/v1`;
+    await acp.putConfig(ep, gosuto(intranet(), "", [room], closed), "t");
+    await waitFor(async () => (await status()).model?.state === "failed", "model failed", 30_000);
+    assert.equal((await status()).model?.lastError, "the model's base URL does not answer (ECONNREFUSED)");
+    assert.ok(!JSON.stringify(await status()).includes(KEY_1), "the key is never in the status");
+    await acp.putConfig(ep, gosuto(intranet()), "t");
+    await waitFor(async () => (await status()).model?.state === "ready", "model ready again", 30_000);
+  });
+
+  test("POST /restart starts the loop and the MCP servers over; the process and startedAt stay", async () => {
+    const before = await status();
+    await acp.restart(ep, "t-restart");
+    await waitFor(async () => {
+      const s = await status();
+      return s.restarts === before.restarts + 1 && s.conversation?.state === "connected" && s.mcps.some((m) => m.name === "web" && m.state === "running");
+    }, "restarted and running again", 30_000);
+    const after = await status();
+    assert.equal(after.startedAt, before.startedAt);
+    assert.equal(after.mcps.find((m) => m.name === "web")!.restarts, 0, "a fresh server, not a crash restart");
+    model.reset();
+    model.script({ text: "Here after a restart." });
+    const asked = await say(alice, "Back?");
+    await waitFor(async () => (await replyTo(asked))?.body === "Here after a restart.", "answered after the restart", 30_000);
   });
 
   test("it survives the homeserver going away, and a new token delivered by Ruriko", async () => {

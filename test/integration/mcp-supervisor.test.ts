@@ -66,6 +66,9 @@ describe("MCP supervisor (real servers over stdio)", () => {
     assert.deepEqual([state("waiting")!.state, state("waiting")!.lastError], ["stopped", "waiting for secret search-api-key"]);
     assert.equal(state("env"), undefined, "a server no longer wanted is stopped and gone");
     assert.deepEqual(await supervisor.call("missing", "x", {}), { ok: false, error: "MCP server missing is failed: cannot start: command /nonexistent/mcp-server not found" });
+    // The secret arrives (Gitai builds the spec again with it): the server starts.
+    await supervisor.apply([spec({ name: "waiting", env: { SEARCH_KEY: "k-arrived" } })]);
+    await waitFor(() => state("waiting")?.state === "running", "started once its secret arrived", 30_000);
   });
 
   test("the shipped HTTP tool reads a loopback page; results are cut at the size cap; the real fetch server lists its tools", async () => {

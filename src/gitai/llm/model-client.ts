@@ -90,7 +90,11 @@ function modelErrorOf(error: unknown, apiKey: string): ModelError {
   const clip = (text: string) => (apiKey ? text.split(apiKey).join("[key]") : text).replace(/\s+/g, " ").slice(0, 200);
   if (error instanceof ModelError) return error;
   if (error instanceof OpenAI.APIConnectionTimeoutError) return new ModelError("timeout", "the model did not answer in time");
-  if (error instanceof OpenAI.APIConnectionError) return new ModelError("unreachable", "the model's base URL does not answer");
+  if (error instanceof OpenAI.APIConnectionError) {
+    // The library says "Connection error."; the cause chain says why (ECONNREFUSED, ENOTFOUND, a TLS failure).
+    const code = causeCode(error);
+    return new ModelError("unreachable", `the model's base URL does not answer${code ? ` (${code})` : ""}`);
+  }
   if (error instanceof OpenAI.RateLimitError) return new ModelError("rate-limited", "the provider's rate limit was reached", 429);
   if (error instanceof OpenAI.AuthenticationError || error instanceof OpenAI.PermissionDeniedError) return new ModelError("refused", "the provider refused the API key", error.status);
   if (error instanceof OpenAI.InternalServerError) return new ModelError("unavailable", `the provider failed (HTTP ${error.status})`, error.status);
@@ -98,3 +102,10 @@ function modelErrorOf(error: unknown, apiKey: string): ModelError {
   return new ModelError("bad-reply", clip((error as Error)?.message ?? String(error)));
 }
 
+/** The first error code along an error's cause chain: only a code, never a message that could hold a URL or key. */
+function causeCode(error: unknown): string | undefined {
+  for (let e = error as { cause?: unknown; code?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string" && /^[A-Z_]+$/.test(e.code)) return e.code;
+  }
+  return undefined;
+}
