@@ -1,6 +1,6 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|acp|decision]
+ *   node bench/run.ts [--only plan|docker|acp|decision|footprint|turn]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -8,8 +8,10 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchAcp } from "./acp-apply.ts";
+import { benchFootprint } from "./agent-footprint.ts";
 import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
+import { benchTurn } from "./turn-overhead.ts";
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });
 const results: Record<string, unknown> = {
@@ -51,6 +53,21 @@ if (!values.only || values.only === "decision") {
   for (const [how, m] of [["ruriko approvals approve (another process)", d.cli], ["in-process vote (as a Matrix reaction)", d.inProcess]] as const) {
     console.log(`  ${how}: median ${m.decisionToAppliedMedianMs} ms, minus the change's own time ${m.minusOwnTimeMedianMs} ms; decision → acting on it median ${m.decisionToActingMedianMs} ms (max ${m.decisionToActingMaxMs} ms)`);
   }
+}
+
+if (!values.only || values.only === "footprint") {
+  const f = await benchFootprint();
+  results.footprint = f;
+  console.log(`idle agent, RSS (PSS) after ${f.idleMs / 1000} s idle: Gitai ${f.gitai.rssMiB} MiB (${f.gitai.pssMiB}) = ${f.gitaiToBareNodeRatio.toFixed(2)}× bare node ${f.bareNode.rssMiB} MiB; gitai-http-tool ${f.httpTool.rssMiB} MiB (${f.httpTool.pssMiB}); mcp-fetch-server ${f.fetchServer.rssMiB} MiB (${f.fetchServer.pssMiB})`);
+  console.log(`agents in 4 GiB by RSS: ${f.agentsIn4GiB.gitaiAndHttpTool} (Gitai + gitai-http-tool), ${f.agentsIn4GiB.gitaiOnly} (Gitai alone); target Gitai ≤ ${f.targetMiB} MiB ${f.targetMet ? "met" : "NOT met"}`);
+}
+
+if (!values.only || values.only === "turn") {
+  const t = await benchTurn();
+  results.turn = t;
+  const { noTool, oneTool } = t.gitaiOverhead;
+  console.log(`turn overhead (reply seen − asked − the model's own time, ${t.rounds} rounds): Gitai median ${noTool.medianMs} ms, p95 ${noTool.p95Ms} ms; with one tool call median ${oneTool.medianMs} ms, p95 ${oneTool.p95Ms} ms; echo bot baseline median ${t.echoBaseline.medianMs} ms, p95 ${t.echoBaseline.p95Ms} ms`);
+  console.log(`Gitai's own share (overhead − echo baseline, medians): ${t.gitaiOwnShare.noToolMedianMs} ms, with one tool call ${t.gitaiOwnShare.oneToolMedianMs} ms; target ≤ ${t.targetMs} ms median: overhead ${t.targetMet.overhead ? "met" : "NOT met"}, own share ${t.targetMet.ownShare ? "met" : "NOT met"}`);
 }
 
 const dir = join(import.meta.dirname, "results");

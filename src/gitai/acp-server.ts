@@ -1,9 +1,13 @@
 /**
- * Gitai's Agent Control Protocol server (DESIGN.md §5): health and status for anyone holding the agent's
- * token, and the idempotent writes Ruriko makes — the Gosuto, the secrets and the Matrix identity. Every request is logged
- * with its trace id, never with a body or a header.
+ * Gitai's Agent Control Protocol server (DESIGN.md §5): health and status for anyone holding the agent's token,
+ * and the idempotent writes Ruriko makes — the Gosuto, the secrets and the Matrix identity. Every request is
+ * logged with its trace id, never with a body or a header.
+ *
+ * On node:http rather than a framework: six JSON routes do not need one, and every agent is a container whose
+ * memory counts — Fastify cost each running agent ~3 MB (docs/performance.md).
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { AcpStatus } from "../api/generated/types.ts";
 import { ACP_BODY_LIMIT, ACP_TOKEN_FILE, ACP_TRACE_HEADER, acpBodyProblems, isAcpBody } from "../acp/protocol.ts";
@@ -42,9 +46,23 @@ export interface AcpServer {
 
 const TRACE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-declare module "fastify" {
-  interface FastifyRequest {
-    traceId: string;
+/** An answer: its status and JSON body. */
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+/** One route: the request's parsed JSON body (undefined for a GET) and trace id → its answer. */
+type Route = (body: unknown, traceId: string) => Answer | Promise<Answer>;
+
+const ok = (body: unknown): Answer => ({ status: 200, body });
+const refuse = (status: number, error: string, details?: string[]): Answer => ({ status, body: details ? { error, details } : { error } });
+
+class RequestError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
   }
 }
 
@@ -58,93 +76,135 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
   const startedAt = new Date().toISOString();
   let restarts = 0;
 
-  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: ACP_BODY_LIMIT });
-  app.decorateRequest("traceId", "");
-  app.addHook("onRequest", async (req, reply) => {
-    const presented = req.headers[ACP_TRACE_HEADER];
-    req.traceId = typeof presented === "string" && TRACE_ID.test(presented) ? presented : newTraceId();
-    reply.header(ACP_TRACE_HEADER, req.traceId);
-    // Health is the liveness probe and says nothing but "ok"; everything else needs the token.
-    if (req.url === "/health") return;
-    if (!token.accepts(req.headers.authorization)) {
-      return reply.code(401).send({ error: "missing or wrong bearer token" });
-    }
-  });
-  app.addHook("onResponse", async (req, reply) => {
-    log.info({ traceId: req.traceId, method: req.method, path: req.url.split("?", 1)[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "acp request");
-  });
-  app.setErrorHandler(async (err: { statusCode?: number; code?: string; message?: string }, req, reply) => {
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `body larger than ${ACP_BODY_LIMIT} bytes` });
-    const code = typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
-    if (code >= 500) {
-      log.error({ traceId: req.traceId, err: err.message }, "acp handler failed");
-      return reply.code(500).send({ error: "internal error" });
-    }
-    // Fastify's own messages (bad JSON, wrong content type) name no body content.
-    return reply.code(code).send({ error: err.message ?? "bad request" });
-  });
+  const routes: Record<string, Route> = {
+    "GET /status": () =>
+      ok({
+        agent: opts.agent,
+        version: RURIKO_VERSION,
+        startedAt,
+        gosutoDigest: gosuto.current?.digest ?? null,
+        secretsDigest: secrets.digest,
+        matrix: matrix.describe(),
+        secrets: secrets.describe(),
+        mcps: [],
+        restarts,
+        ...hooks?.status(),
+      } satisfies AcpStatus),
 
-  app.get("/health", async () => ({ status: "ok" }));
+    "PUT /config": (body, traceId) => {
+      const problems = acpBodyProblems("AcpConfigRequest", body);
+      if (problems.length > 0 || !isAcpBody("AcpConfigRequest", body)) return refuse(422, "malformed config request", problems);
+      const verdict = gosuto.apply(body.gosuto, body.digest);
+      if (!verdict.ok) {
+        log.warn({ traceId, errors: verdict.errors }, "Gosuto refused; the previous config stays in force");
+        return refuse(422, "invalid Gosuto", verdict.errors);
+      }
+      log.info({ traceId, gosutoDigest: verdict.applied.digest }, "Gosuto applied");
+      hooks?.configure();
+      return ok({ digest: verdict.applied.digest });
+    },
 
-  app.get("/status", async (): Promise<AcpStatus> => ({
-    agent: opts.agent,
-    version: RURIKO_VERSION,
-    startedAt,
-    gosutoDigest: gosuto.current?.digest ?? null,
-    secretsDigest: secrets.digest,
-    matrix: matrix.describe(),
-    secrets: secrets.describe(),
-    mcps: [],
-    restarts,
-    ...hooks?.status(),
-  }));
+    "PUT /secrets": (body, traceId) => {
+      const problems = acpBodyProblems("AcpSecretsRequest", body);
+      // Problems name paths and rules only (never values): safe to answer.
+      if (problems.length > 0 || !isAcpBody("AcpSecretsRequest", body)) return refuse(422, "malformed secrets request", problems);
+      secrets.replace(body);
+      log.info({ traceId, secretsDigest: body.digest, names: Object.keys(body.secrets).sort() }, "secrets replaced");
+      hooks?.configure();
+      return ok({ digest: body.digest });
+    },
 
-  app.put("/config", async (req, reply) => {
-    const problems = acpBodyProblems("AcpConfigRequest", req.body);
-    if (problems.length > 0 || !isAcpBody("AcpConfigRequest", req.body)) return reply.code(422).send({ error: "malformed config request", details: problems });
-    const verdict = gosuto.apply(req.body.gosuto, req.body.digest);
-    if (!verdict.ok) {
-      log.warn({ traceId: req.traceId, errors: verdict.errors }, "Gosuto refused; the previous config stays in force");
-      return reply.code(422).send({ error: "invalid Gosuto", details: verdict.errors });
-    }
-    log.info({ traceId: req.traceId, gosutoDigest: verdict.applied.digest }, "Gosuto applied");
-    hooks?.configure();
-    return { digest: verdict.applied.digest };
-  });
+    "PUT /matrix": (body, traceId) => {
+      const problems = acpBodyProblems("AcpMatrixRequest", body);
+      if (problems.length > 0 || !isAcpBody("AcpMatrixRequest", body)) return refuse(422, "malformed matrix request", problems);
+      if ((body.identity === null) !== (body.digest === null)) return refuse(422, "identity and digest go together: both null or both set");
+      matrix.replace(body);
+      log.info({ traceId, userId: body.identity?.userId ?? null, matrixDigest: body.digest }, body.identity ? "Matrix identity replaced" : "Matrix identity dropped");
+      hooks?.configure();
+      return ok({ digest: body.digest });
+    },
 
-  app.put("/secrets", async (req, reply) => {
-    const problems = acpBodyProblems("AcpSecretsRequest", req.body);
-    // Problems name paths and rules only (never values): safe to answer.
-    if (problems.length > 0 || !isAcpBody("AcpSecretsRequest", req.body)) return reply.code(422).send({ error: "malformed secrets request", details: problems });
-    secrets.replace(req.body);
-    log.info({ traceId: req.traceId, secretsDigest: req.body.digest, names: Object.keys(req.body.secrets).sort() }, "secrets replaced");
-    hooks?.configure();
-    return { digest: req.body.digest };
-  });
-
-  app.put("/matrix", async (req, reply) => {
-    const problems = acpBodyProblems("AcpMatrixRequest", req.body);
-    if (problems.length > 0 || !isAcpBody("AcpMatrixRequest", req.body)) return reply.code(422).send({ error: "malformed matrix request", details: problems });
-    if ((req.body.identity === null) !== (req.body.digest === null)) return reply.code(422).send({ error: "identity and digest go together: both null or both set" });
-    matrix.replace(req.body);
-    log.info({ traceId: req.traceId, userId: req.body.identity?.userId ?? null, matrixDigest: req.body.digest }, req.body.identity ? "Matrix identity replaced" : "Matrix identity dropped");
-    hooks?.configure();
-    return { digest: req.body.digest };
-  });
-
-  app.post("/restart", async (req, reply) => {
-    // A soft restart: the agent loop and its MCP servers start over with what the agent holds; the process, its
-    // start time, its token, its Gosuto and its secrets stay.
-    restarts++;
-    log.info({ traceId: req.traceId, restarts }, "soft restart");
-    hooks?.restart().catch((error: unknown) => log.error({ err: (error as Error).message }, "restart failed"));
-    return reply.code(202).send({ status: "restarting" });
-  });
-
-  await app.listen({ host: opts.host, port: opts.port });
-  const address = app.server.address();
-  return {
-    port: typeof address === "object" && address ? address.port : opts.port,
-    close: () => app.close(),
+    "POST /restart": (_body, traceId) => {
+      // A soft restart: the agent loop and its MCP servers start over with what the agent holds; the process, its
+      // start time, its token, its Gosuto and its secrets stay.
+      restarts++;
+      log.info({ traceId, restarts }, "soft restart");
+      hooks?.restart().catch((error: unknown) => log.error({ err: (error as Error).message }, "restart failed"));
+      return { status: 202, body: { status: "restarting" } };
+    },
   };
+
+  const answer = async (req: IncomingMessage, traceId: string): Promise<Answer> => {
+    const path = (req.url ?? "/").split("?", 1)[0]!;
+    // Health is the liveness probe and says nothing but "ok"; everything else needs the token.
+    if (path === "/health") return req.method === "GET" ? ok({ status: "ok" }) : refuse(405, "method not allowed");
+    if (!token.accepts(req.headers.authorization)) return refuse(401, "missing or wrong bearer token");
+    const route = routes[`${req.method} ${path}`];
+    if (!route) return refuse(404, `no route ${req.method} ${path}`);
+    const body = req.method === "GET" ? undefined : await readJson(req);
+    return route(body, traceId);
+  };
+
+  const server = createServer((req, res) => {
+    const began = performance.now();
+    const presented = req.headers[ACP_TRACE_HEADER];
+    const traceId = typeof presented === "string" && TRACE_ID.test(presented) ? presented : newTraceId();
+    res.setHeader(ACP_TRACE_HEADER, traceId);
+    answer(req, traceId)
+      .catch((error: unknown): Answer => {
+        if (error instanceof RequestError) return refuse(error.status, error.message);
+        log.error({ traceId, err: (error as Error).message }, "acp handler failed");
+        return refuse(500, "internal error");
+      })
+      .then((a) => {
+        send(res, a);
+        log.info({ traceId, method: req.method, path: (req.url ?? "/").split("?", 1)[0], status: a.status, ms: Math.round(performance.now() - began) }, "acp request");
+      });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: opts.host, port: opts.port }, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** The request's JSON body, at most ACP_BODY_LIMIT bytes; its errors name no body content. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const length = req.headers["content-length"];
+  if (length === "0" || (length === undefined && req.headers["transfer-encoding"] === undefined)) return undefined;
+  const type = req.headers["content-type"] ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    req.resume();
+    throw new RequestError(415, "the body must be application/json");
+  }
+  if (Number(req.headers["content-length"] ?? 0) > ACP_BODY_LIMIT) {
+    req.resume();
+    throw new RequestError(413, `body larger than ${ACP_BODY_LIMIT} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    // Keep reading (and dropping) past the limit, so the client gets its 413 rather than a reset.
+    if (size <= ACP_BODY_LIMIT) chunks.push(chunk);
+  }
+  if (size > ACP_BODY_LIMIT) throw new RequestError(413, `body larger than ${ACP_BODY_LIMIT} bytes`);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new RequestError(400, "the body is not valid JSON");
+  }
+}
+
+function send(res: ServerResponse, a: Answer): void {
+  const text = JSON.stringify(a.body);
+  res.writeHead(a.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+  res.end(text);
 }

@@ -21,6 +21,11 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   /** The parsed JSON body (model, messages, tools, tool_choice, temperature, ...); `{}` when absent or not an object. */
   body: Record<string, unknown>;
+  /**
+   * Milliseconds (performance.now()) from the request's arrival to its response handed to the socket, scripted
+   * delays included: the stand-in's own share of a turn, which benchmarks subtract. Undefined until answered.
+   */
+  durationMs?: number;
 }
 
 export interface ScriptedToolCall {
@@ -160,10 +165,12 @@ export async function startModelStandin(options: { port?: number } = {}): Promis
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const arrived = performance.now();
     const raw = await readBody(req);
     const path = new URL(req.url ?? "/", "http://standin").pathname;
     const body = raw === "too-large" ? undefined : parseObject(raw);
     const request: RecordedRequest = { at: new Date(), method: req.method ?? "GET", path, headers: flatHeaders(req), body: body ?? {} };
+    res.once("finish", () => { request.durationMs = performance.now() - arrived; });
     requests.push(request);
     settleWaiters();
 

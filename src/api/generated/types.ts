@@ -275,7 +275,7 @@ maxMonthlyCostUSD?: number
 maxTurnSteps?: StepsPerTurn
 }
 /**
- * url_prefix constrains args.url; any other key must equal args[key] when present.
+ * Checked against the call's actual arguments; all must hold for the rule to match. url_prefix: args.url is an http(s) URL on the prefix's origin whose path starts with the prefix's path. allowed_args: comma-separated argument names; a call carrying any other argument does not match. Any other key: args[key] is present and equal to the value.
  */
 export interface Constraints {
 [k: string]: string | number | boolean | undefined

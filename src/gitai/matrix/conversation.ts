@@ -215,21 +215,26 @@ export class Conversation {
 
   private async serve(chat: IncomingChat): Promise<void> {
     if (this.stopped) return;
-    await this.client.typing(chat.room, true).catch(() => {});
-    // A typing notice lasts 30 s: said again while a long turn (slow model, slow tools) goes on.
-    const keepTyping = setInterval(() => void this.client.typing(chat.room, true).catch(() => {}), TYPING_REFRESH_MS);
+    // The typing notice is not waited for: the asker's answer should not wait on it. It lasts 30 s, so it is said
+    // again while a long turn (slow model, slow tools) goes on, and withdrawn once the answer is out.
+    const typing = (on: boolean) => void this.client.typing(chat.room, on).catch(() => {});
+    typing(true);
+    const keepTyping = setInterval(() => typing(true), TYPING_REFRESH_MS);
     let answer: string | undefined;
     try {
       answer = await this.o.answer(chat);
     } finally {
       clearInterval(keepTyping);
-      await this.client.typing(chat.room, false).catch(() => {});
     }
-    if (this.stopped) return;
-    if (!answer) return this.o.onIgnored("unanswered");
-    await this.waitForRate();
-    await this.client.send(chat.room, { msgtype: "m.text", body: answer, "m.relates_to": { "m.in_reply_to": { event_id: chat.eventId } } });
-    this.o.onAnswered();
+    try {
+      if (this.stopped) return;
+      if (!answer) return this.o.onIgnored("unanswered");
+      await this.waitForRate();
+      await this.client.send(chat.room, { msgtype: "m.text", body: answer, "m.relates_to": { "m.in_reply_to": { event_id: chat.eventId } } });
+      this.o.onAnswered();
+    } finally {
+      typing(false);
+    }
   }
 
   /** At most messaging.maxMessagesPerMinute messages in any minute (0 or absent: no cap): the next one waits its turn. */
