@@ -154,7 +154,7 @@ export class ContainerExecutor {
 
   /**
    * An agent that holds another token than Ruriko's (Ruriko's state restored from an older backup) takes no new
-   * one while it runs (gitai/control-token.ts): its container is stopped, handed a new token, and started again.
+   * one while it runs (gitai/acp/control-token.ts): its container is stopped, handed a new token, and started again.
    * Nothing the agent holds is lost that Ruriko does not push again at once.
    */
   async restartWithNewToken(agent: string, containerId: string, traceId: string): Promise<string> {

@@ -8,13 +8,13 @@
 import { digestOf } from "../api/digest.ts";
 import type { GosutoManifest } from "../api/generated/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { GosutoState } from "./gosuto-state.ts";
+import type { GosutoState } from "./acp/gosuto-state.ts";
 import { ModelClient, ModelError, type ModelSettings } from "./llm/model-client.ts";
 import { Conversation, type ConversationStatus, type IncomingChat } from "./matrix/conversation.ts";
-import type { MatrixIdentityHolder } from "./matrix-identity.ts";
+import type { MatrixIdentityHolder } from "./acp/matrix-identity.ts";
 import { McpSupervisor, type McpServerSpec, type McpServerState } from "./mcp/supervisor.ts";
 import { evaluate } from "./policy/evaluate.ts";
-import type { SecretHolder } from "./secret-holder.ts";
+import type { SecretHolder } from "./acp/secret-holder.ts";
 import { ConversationMemory } from "./turn/memory.ts";
 import { offeredTools } from "./turn/offered-tools.ts";
 import { runTurn, type CallDecision } from "./turn/turn.ts";

@@ -4,11 +4,11 @@
  * Ruriko pushes a Gosuto.
  */
 import type { Logger } from "../observability/logger.ts";
-import { startAcpServer } from "./acp-server.ts";
+import { startAcpServer } from "./acp/server.ts";
 import { GitaiAgent, type GitaiAgentOptions } from "./agent.ts";
-import { GosutoState } from "./gosuto-state.ts";
-import { MatrixIdentityHolder } from "./matrix-identity.ts";
-import { SecretHolder } from "./secret-holder.ts";
+import { GosutoState } from "./acp/gosuto-state.ts";
+import { MatrixIdentityHolder } from "./acp/matrix-identity.ts";
+import { SecretHolder } from "./acp/secret-holder.ts";
 
 export interface GitaiOptions {
   host: string;

@@ -9,7 +9,7 @@ import type { AcpError} from "../../../src/acp/client.ts";
 import { AcpClient, type AcpEndpoint } from "../../../src/acp/client.ts";
 import { digestOf } from "../../../src/api/digest.ts";
 import { parseManifestFile } from "../../../src/api/parse.ts";
-import { startAcpServer, type AcpServer } from "../../../src/gitai/acp-server.ts";
+import { startAcpServer, type AcpServer } from "../../../src/gitai/acp/server.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
 
 const SECRET_VALUE = "sk-acp-unit-7c1d9e";

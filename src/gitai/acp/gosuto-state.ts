@@ -6,9 +6,9 @@
  * volume) and widen its policy at the next start; a restarted agent instead waits, inert, for Ruriko to push
  * its Gosuto again — which Ruriko does at once, as it hands the new process its token.
  */
-import { formatManifestError } from "../api/errors.ts";
-import type { GosutoManifest } from "../api/generated/types.ts";
-import { parseManifestFile } from "../api/parse.ts";
+import { formatManifestError } from "../../api/errors.ts";
+import type { GosutoManifest } from "../../api/generated/types.ts";
+import { parseManifestFile } from "../../api/parse.ts";
 
 export interface AppliedGosuto {
   digest: string;

@@ -1,4 +1,4 @@
-import type { AcpSecretsRequest } from "../api/generated/types.ts";
+import type { AcpSecretsRequest } from "../../api/generated/types.ts";
 
 /**
  * The agent's secrets, in memory only: never written to disk, never logged, gone with the process.

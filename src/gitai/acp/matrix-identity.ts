@@ -1,4 +1,4 @@
-import type { AcpMatrixHeld, AcpMatrixRequest } from "../api/generated/types.ts";
+import type { AcpMatrixHeld, AcpMatrixRequest } from "../../api/generated/types.ts";
 
 /**
  * The agent's Matrix identity (homeserver, user id, access token), in memory only like its secrets: gone

@@ -9,10 +9,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import type { AcpStatus } from "../api/generated/types.ts";
-import { ACP_BODY_LIMIT, ACP_TOKEN_FILE, ACP_TRACE_HEADER, acpBodyProblems, isAcpBody } from "../acp/protocol.ts";
-import { newTraceId, type Logger } from "../observability/logger.ts";
-import { RURIKO_VERSION } from "../version.ts";
+import type { AcpStatus } from "../../api/generated/types.ts";
+import { ACP_BODY_LIMIT, ACP_TOKEN_FILE, ACP_TRACE_HEADER, acpBodyProblems, isAcpBody } from "../../acp/protocol.ts";
+import { newTraceId, type Logger } from "../../observability/logger.ts";
+import { RURIKO_VERSION } from "../../version.ts";
 import { ControlToken } from "./control-token.ts";
 import { GosutoState } from "./gosuto-state.ts";
 import { MatrixIdentityHolder } from "./matrix-identity.ts";
