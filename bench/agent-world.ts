@@ -14,7 +14,7 @@ import { startTestController, TEST_AGENT_IMAGE, type TestController } from "../t
 import { writeTree } from "../test/helpers/manifest-tree.ts";
 import { startModelStandin, type ModelStandin } from "../test/helpers/model-standin.ts";
 import { startSynapse, type SynapseHandle } from "../test/helpers/synapse.ts";
-import { Asker, matrixApi, type MatrixUser } from "./matrix-chat.ts";
+import { Asker, matrixApi, type MatrixUser } from "../test/helpers/matrix-chat.ts";
 
 export interface AgentWorld {
   h: TestController;

@@ -11,7 +11,7 @@
  */
 import { MatrixClient, type RawEvent } from "../src/gitai/matrix/client.ts";
 import { startAgentWorld, type AgentWorld } from "./agent-world.ts";
-import { inReplyTo, matrixApi, type MatrixUser } from "./matrix-chat.ts";
+import { inReplyTo, matrixApi, type MatrixUser } from "../test/helpers/matrix-chat.ts";
 import { median, percentile } from "./timing.ts";
 
 const WARM_ROUNDS = 3;

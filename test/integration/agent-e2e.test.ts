@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -16,6 +16,7 @@ import Docker from "dockerode";
 import { simpleGit, type SimpleGit } from "simple-git";
 import type { StatusReport } from "../../src/controller/status-report.ts";
 import { ensureAgentImage, newStateDir, removeInstanceResources, TEST_AGENT_IMAGE, waitFor } from "../helpers/controller-harness.ts";
+import { matrixApi, say as sayIn, startPageServer, timeline as roomTimeline } from "../helpers/matrix-chat.ts";
 import { startModelStandin, type ModelStandin, type RecordedRequest } from "../helpers/model-standin.ts";
 import { startServe, type ServeProcess } from "../helpers/serve-process.ts";
 import { startSynapse, type SynapseHandle } from "../helpers/synapse.ts";
@@ -24,12 +25,6 @@ const CLI = join(import.meta.dirname, "../../src/cli/ruriko.ts");
 const KEY_1 = "sk-e2e-key-one-7c1d";
 const KEY_2 = "sk-e2e-key-two-93ab";
 
-interface Chat {
-  eventId: string;
-  sender: string;
-  body: string;
-  inReplyTo?: string;
-}
 type User = { userId: string; accessToken: string };
 type AgentReport = StatusReport["agents"][number];
 
@@ -40,7 +35,7 @@ describe("an agent end to end under ruriko serve (host networking, real Synapse,
   let synapse: SynapseHandle;
   let model: ModelStandin;
   let page: Server;
-  const pageHits: string[] = [];
+  let pageHits: string[];
   let pageUrl: string;
   let serve: ServeProcess;
   let git: SimpleGit;
@@ -51,20 +46,9 @@ describe("an agent end to end under ruriko serve (host networking, real Synapse,
   let room: string;
   let statusRoom: string;
 
-  const api = async (token: string, method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${synapse.baseUrl}/_matrix/client/v3${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
-    const json = (await r.json()) as Record<string, unknown>;
-    if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json)}`);
-    return json;
-  };
-  const say = async (who: User, body: string) => (await api(who.accessToken, "PUT", `/rooms/${encodeURIComponent(room)}/send/m.room.message/t${Date.now()}${Math.random()}`, { msgtype: "m.text", body })).event_id as string;
-  const timeline = async (roomId: string): Promise<Chat[]> => {
-    const page = await api(alice.accessToken, "GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=200`);
-    return (page.chunk as Array<{ type: string; event_id: string; sender: string; content: { body?: string; "m.relates_to"?: { "m.in_reply_to"?: { event_id?: string } } } }>)
-      .filter((e) => e.type === "m.room.message")
-      .map((e) => ({ eventId: e.event_id, sender: e.sender, body: String(e.content.body), ...(e.content["m.relates_to"]?.["m.in_reply_to"]?.event_id ? { inReplyTo: e.content["m.relates_to"]["m.in_reply_to"].event_id } : {}) }))
-      .reverse();
-  };
+  const api = (token: string, method: string, path: string, body?: unknown) => matrixApi(synapse.baseUrl, token, method, path, body);
+  const say = (who: User, body: string) => sayIn(synapse.baseUrl, who, room, body);
+  const timeline = (roomId: string) => roomTimeline(synapse.baseUrl, alice, roomId);
   const replyTo = async (eventId: string) => (await timeline(room)).find((c) => c.sender === "@helper:localhost" && c.inReplyTo === eventId);
   const waitForReply = async (eventId: string) => {
     await waitFor(async () => !!(await replyTo(eventId)), "the agent's reply", 60_000);
@@ -128,12 +112,7 @@ ${opts.intranet ? `    - {name: intranet, mcp: web, tool: http_get, allow: true,
   before(async () => {
     await ensureAgentImage(docker);
     [synapse, model] = await Promise.all([startSynapse(), startModelStandin()]);
-    page = createServer((req, res) => {
-      pageHits.push(req.url ?? "");
-      res.end(req.url === "/intranet/menu" ? "Today: lentil soup." : "private");
-    }).listen(0, "127.0.0.1");
-    await new Promise((r) => page.once("listening", r));
-    pageUrl = `http://127.0.0.1:${(page.address() as { port: number }).port}`;
+    ({ server: page, hits: pageHits, url: pageUrl } = await startPageServer({ "/intranet/menu": "Today: lentil soup." }));
 
     ruriko = await synapse.registerUser("ruriko");
     alice = await synapse.registerUser("alice");

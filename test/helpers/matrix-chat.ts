@@ -1,8 +1,10 @@
 /**
- * A person on Matrix, as the agent benchmarks see one: raw Client-Server API calls from the bench process, and
- * one /sync long poll (timeout=30000) that notes when each reply arrives, so a turn is timed from just before
- * the PUT that asks to the moment the asker's own client is told the answer.
+ * A person on Matrix, as the agent tests and benchmarks see one: raw Client-Server API calls (what is said in a
+ * room, and what was said there, replies marked), and for the benchmarks an Asker — one /sync long poll
+ * (timeout=30000) that notes when each reply arrives, so a turn is timed from just before the PUT that asks to
+ * the moment the asker's own client is told the answer.
  */
+import { createServer, type Server } from "node:http";
 
 export interface MatrixUser {
   userId: string;
@@ -31,6 +33,43 @@ export async function matrixApi(baseUrl: string, token: string, method: string, 
   const json = (await r.json()) as Record<string, unknown>;
   if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json)}`);
   return json;
+}
+
+/** A message in a room's timeline. */
+export interface Chat {
+  eventId: string;
+  sender: string;
+  body: string;
+  inReplyTo?: string;
+}
+
+/** Says `body` in `room`; the event id. */
+export async function say(baseUrl: string, user: MatrixUser, room: string, body: string): Promise<string> {
+  const txn = `t${Date.now()}${Math.random().toString(36).slice(2)}`;
+  return (await matrixApi(baseUrl, user.accessToken, "PUT", `/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`, { msgtype: "m.text", body })).event_id as string;
+}
+
+/** The last messages of `room` as `reader` sees them, oldest first. */
+export async function timeline(baseUrl: string, reader: MatrixUser, room: string, limit = 200): Promise<Chat[]> {
+  const page = await matrixApi(baseUrl, reader.accessToken, "GET", `/rooms/${encodeURIComponent(room)}/messages?dir=b&limit=${limit}`);
+  return (page.chunk as Array<{ type: string; event_id: string; sender: string; content: Record<string, unknown> }>)
+    .filter((e) => e.type === "m.room.message")
+    .map((e) => {
+      const replyTo = inReplyTo(e.content);
+      return { eventId: e.event_id, sender: e.sender, body: String(e.content.body), ...(replyTo ? { inReplyTo: replyTo } : {}) };
+    })
+    .reverse();
+}
+
+/** A loopback HTTP server the agent's tools read: `pages` by path, anything else "other"; every path asked is noted. */
+export async function startPageServer(pages: Record<string, string>): Promise<{ url: string; hits: string[]; server: Server }> {
+  const hits: string[] = [];
+  const server = createServer((req, res) => {
+    hits.push(req.url ?? "");
+    res.end(pages[req.url ?? ""] ?? "other");
+  }).listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, hits, server };
 }
 
 /** The event a message answers (`m.relates_to.m.in_reply_to`), if it is a reply. */
