@@ -16,7 +16,7 @@ describe("ruriko validate", () => {
   test("the example manifests are valid", () => {
     const r = validate(join(REPO, "manifests-example"));
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^valid: 7 objects in \d+ files \(sha256:[0-9a-f]{64}\)$/m);
+    assert.match(r.stdout, /^valid: 8 objects in \d+ files \(sha256:[0-9a-f]{64}\)$/m);
   });
 
   test("the templates are valid Gosuto documents", () => {
