@@ -55,11 +55,9 @@ export interface McpSupervisorOptions {
   callTimeoutMs?: number;
   /** Tool results longer than this are cut (the model gets the start and a note). */
   maxResultBytes?: number;
-  /** Told when a server's state or tools change (the agent's status, the tools offered to the model). */
-  onChange?: () => void;
 }
 
-type SupervisorSettings = Required<Omit<McpSupervisorOptions, "onChange">> & Pick<McpSupervisorOptions, "onChange">;
+type SupervisorSettings = Required<McpSupervisorOptions>;
 
 /** A server that stayed up this long starts its restart backoff afresh. */
 const STABLE_MS = 60_000;
@@ -170,7 +168,6 @@ class ServerRunner {
   private set(state: McpServerStateName, lastError: string | null): void {
     this.state = state;
     this.lastError = lastError;
-    this.o.onChange?.();
   }
 
   private stderrTail(): string {
@@ -206,7 +203,6 @@ export class McpSupervisor {
       this.runners.set(spec.name, runner);
       runner.run();
     }
-    this.o.onChange?.();
   }
 
   /** Every server starts over (POST /restart). */
