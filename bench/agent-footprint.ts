@@ -24,17 +24,15 @@ const BUDGET_MIB = 4096;
 const KEEP_ALIVE = "setInterval(() => {}, 1e3)";
 
 /**
- * Bare node, then the same with one part of Gitai imported (and idle), each in its own container: the difference
- * to bare is what loading that part costs. `gitai modules` is every module Gitai's entry point loads, not started.
+ * Bare node, then the same with one part of what Gitai is made of loaded (and idle), each in its own container:
+ * the difference to bare is what loading that part costs. The MCP SDK is loaded as its package ships it (the MCP
+ * servers' copy in the image); Gitai carries its own inside its bundle.
  */
 const BARE_PROGRAMS: Record<string, string> = {
   "bare node": KEEP_ALIVE,
-  "+ one small module (the module loader)": `import("/app/src/time/backoff.js").then(() => ${KEEP_ALIVE})`,
   "+ one fetch (undici)": `require("node:http").createServer((q, s) => s.end("x")).listen(0, "127.0.0.1", function () { fetch("http://127.0.0.1:" + this.address().port).then((r) => r.text()).then(() => ${KEEP_ALIVE}); })`,
-  "+ openai (model client library)": `import("openai").then(({ default: OpenAI }) => { globalThis.c = new OpenAI({ apiKey: "x" }); ${KEEP_ALIVE}; })`,
   "+ MCP SDK client": `Promise.all([import("@modelcontextprotocol/sdk/client/index.js"), import("@modelcontextprotocol/sdk/client/stdio.js")]).then(() => ${KEEP_ALIVE})`,
   "+ node:http server (ACP server)": `require("node:http").createServer((q, s) => s.end("x")).listen(0, "127.0.0.1", () => ${KEEP_ALIVE})`,
-  "+ gitai modules, not started": `Promise.all([import("commander"), import("/app/src/gitai/gitai.js"), import("/app/src/observability/logger.js")]).then(() => ${KEEP_ALIVE})`,
 };
 
 interface Memory {
@@ -126,7 +124,7 @@ export async function benchFootprint() {
 
     const agentProcesses = await processesOf(h.docker, h.state.status.get(world.agent)!.containerId!);
     const pids = {
-      gitai: onlyPid(agentProcesses, "/app/src/cli/gitai.js"),
+      gitai: onlyPid(agentProcesses, "/app/gitai.mjs"),
       httpTool: onlyPid(agentProcesses, "gitai-http-tool"),
       fetchServer: onlyPid(agentProcesses, "mcp-fetch-server"),
     };

@@ -148,7 +148,7 @@ describe("agents under control over ACP (real Docker, real Gitai)", () => {
     // An agent runtime whose schema caps the system prompt: the manifests pass Ruriko, the agent refuses.
     const schema = JSON.parse(readFileSync(new URL("../../schemas/gosuto.schema.json", import.meta.url), "utf8")) as { properties: { spec: { properties: { persona: { properties: { systemPrompt: Record<string, unknown> } } } } } };
     schema.properties.spec.properties.persona.properties.systemPrompt = { type: "string", maxLength: 12 };
-    await buildAgentImage(h.docker, STRICT_IMAGE, [{ path: "/app/schemas/gosuto.schema.json", content: JSON.stringify(schema) }]);
+    await buildAgentImage(h.docker, STRICT_IMAGE, [{ path: "schemas/gosuto.schema.json", content: JSON.stringify(schema) }]);
     writeFileSync(join(dir, "beta.yaml"), `${gosuto("beta", "short")}---\n${agent("beta", STRICT_IMAGE)}`);
     await offer();
     await h.waitForStatus("beta", isReady, "beta Ready with a short prompt");
