@@ -72,7 +72,9 @@ export async function generateTypes(): Promise<string> {
     .join("\n")
     .split(/\n(?=export |\/\*\*)/)
     .join("\n")
-    .split(/\n(?=(?:\/\*\*[\s\S]*?\*\/\n)?export )/)
+    // A declaration starts at `export` (with the doc comment right above it) and ends before the next, or before
+    // the next part's `// ---` marker: a marker is not part of what is compared.
+    .split(/\n(?=(?:\/\*\*(?:(?!\*\/)[\s\S])*\*\/\n)?export |\/\/ --- )/)
     .filter((decl) => {
       const body = decl.replace(/^\/\/ ---.*\n/, "");
       const name = /export (?:interface|type) (\w+)/.exec(body)?.[1];

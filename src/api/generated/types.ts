@@ -214,9 +214,20 @@ export type Gateways = {
 name: DnsLabel
 type: ("cron" | "webhook")
 /**
- * Cron expression, for type cron.
+ * For type cron: five fields (minute hour day-of-month month day-of-week), an optional sixth in front for seconds, or @hourly, @daily, @weekly, @monthly, @yearly.
  */
 schedule?: string
+/**
+ * The IANA time zone the schedule is read in, e.g. Europe/Paris.
+ */
+timeZone?: string
+/**
+ * A room id (room versions 12+ have no server part) or an alias.
+ */
+target?: string
+/**
+ * What the agent is asked when the gateway fires.
+ */
 prompt?: string
 }[]
 /**
@@ -284,10 +295,26 @@ export interface Constraints {
  * Where tool calls that need a human are approved.
  */
 export interface ToolCallApprovals {
+/**
+ * Must be true for any capability with requireApproval.
+ */
 enabled?: boolean
-room?: MatrixRoomId
+/**
+ * A room id (room versions 12+ have no server part) or an alias.
+ */
+room?: string
+/**
+ * Who may decide; the person whose message led to the call cannot approve it (they may deny).
+ */
 approvers?: MatrixUserId[]
+/**
+ * A request not decided in this time is denied.
+ */
 ttlSeconds?: number
+/**
+ * An approval also covers the same tool with the same arguments for this long; 0: this call only.
+ */
+validForSeconds?: number
 }
 export interface Persona {
 systemPrompt?: string
@@ -305,6 +332,20 @@ temperature?: number
  * The granted secret holding the API key (never in the Gosuto itself).
  */
 apiKeySecretRef?: string
+pricing?: Pricing
+}
+/**
+ * What the model costs, in US dollars per million tokens, for limits.maxMonthlyCostUSD.
+ */
+export interface Pricing {
+/**
+ * USD per million prompt (input) tokens.
+ */
+inputPerMTok: number
+/**
+ * USD per million completion (output) tokens.
+ */
+outputPerMTok: number
 }
 /**
  * Where the agent may post. No targets: nowhere but where it was spoken to.
@@ -492,6 +533,24 @@ conversation?: AcpConversation
 model?: AcpModel
 counters?: AcpCounters
 /**
+ * Each limit the Gosuto sets (0 or absent: not listed): how much of it is used now, and when it last filled. Optional, as conversation.
+ */
+limits?: AcpLimitState[]
+/**
+ * Tool calls waiting for a human. Optional, as conversation.
+ */
+approvals?: AcpPendingApproval[]
+/**
+ * Scheduled triggers. Optional, as conversation.
+ */
+gateways?: AcpGatewayState[]
+/**
+ * The agent's decision journal (GET /events): the sequence number of its newest entry, so a collector fetches only when it moved. Optional, as conversation.
+ */
+events?: {
+last: number
+}
+/**
  * Soft restarts (POST /restart) since the process started.
  */
 restarts: number
@@ -554,7 +613,65 @@ messagesAnswered?: number
 messagesIgnored?: number
 toolCallsAllowed?: number
 toolCallsDenied?: number
+/**
+ * Calls a human approved (then run).
+ */
+toolCallsApproved?: number
+/**
+ * Calls a human denied, or whose request expired.
+ */
+toolCallsRejected?: number
+/**
+ * Requests refused by a limit.
+ */
+limitsReached?: number
+schedulesFired?: number
 turnsFailed?: number
+}
+export interface AcpLimitState {
+/**
+ * The Gosuto field: maxRequestsPerMinute, maxEventsPerMinute, maxConcurrentRequests, maxMonthlyCostUSD, maxTokensPerRequest, maxMessagesPerMinute.
+ */
+name: string
+limit: number
+/**
+ * In the current window (a minute, the month, requests running now).
+ */
+used: number
+/**
+ * When the current window ends; null for a limit with no window.
+ */
+resetsAt?: (string | null)
+/**
+ * When the limit last refused something; null if never.
+ */
+reachedAt?: (string | null)
+}
+export interface AcpPendingApproval {
+id: string
+mcp: string
+tool: string
+rule?: string
+/**
+ * Who asked (a Matrix user id, or schedule:NAME).
+ */
+askedBy?: string
+/**
+ * The conversation the call belongs to.
+ */
+room?: string
+expiresAt: string
+}
+export interface AcpGatewayState {
+name: string
+type: string
+/**
+ * scheduled | running | failed | not supported
+ */
+state: string
+nextRunAt?: (string | null)
+lastRunAt?: (string | null)
+lastError?: (string | null)
 }
 
 // --- acp.schema.json#/$defs/AcpConfigRequest
@@ -608,6 +725,64 @@ export interface AcpApplied {
 digest: (Digest | null)
 }
 
+// --- acp.schema.json#/$defs/AcpEvent
+export interface AcpEvent {
+/**
+ * Increases by one per event, across restarts.
+ */
+seq: number
+at: string
+/**
+ * Shared by every event of one conversation turn (or one schedule firing).
+ */
+traceId: string
+kind: ("message.accepted" | "message.ignored" | "tool.allowed" | "tool.denied" | "tool.waiting" | "tool.approved" | "tool.rejected" | "tool.expired" | "limit.reached" | "schedule.fired" | "schedule.failed")
+room?: string
+/**
+ * Who asked (a Matrix user id), or who decided an approval.
+ */
+sender?: string
+mcp?: string
+tool?: string
+/**
+ * The capability rule that decided.
+ */
+rule?: string
+/**
+ * Why (ignored: room | sender | encrypted; rejected: denied | expired | lost; a failed schedule's error).
+ */
+reason?: string
+/**
+ * For limit.reached: the Gosuto field.
+ */
+limit?: string
+/**
+ * The approval request's id.
+ */
+approval?: string
+gateway?: string
+/**
+ * sha256 of the call's canonical JSON arguments.
+ */
+argsDigest?: string
+/**
+ * Characters of the message or the tool result.
+ */
+size?: number
+}
+
+// --- acp.schema.json#/$defs/AcpEvents
+/**
+ * GET /events?after=SEQ&limit=N: the events after SEQ, oldest first. The agent keeps its newest events only; first is the oldest it still has, so a collector that sees first > after + 1 knows some were dropped.
+ */
+export interface AcpEvents {
+/**
+ * Each a decision the agent made; never a message body or a secret value: names, rules, sizes and digests.
+ */
+events: AcpEvent[]
+first: number
+last: number
+}
 // --- acp.schema.json#/$defs/AcpError
 export interface AcpError {
 error: string
