@@ -5,10 +5,15 @@
  * which is not a failure; a part asked for that cannot work (a command that does not exist, a refused key or
  * URL, a token refused) says why in its status.
  */
+import { join } from "node:path";
 import { digestOf } from "../api/digest.ts";
 import type { GosutoManifest } from "../api/generated/types.ts";
-import type { Logger } from "../observability/logger.ts";
+import { newTraceId, type Logger } from "../observability/logger.ts";
 import type { GosutoState } from "./acp/gosuto-state.ts";
+import { notice } from "./approvals/request-post.ts";
+import { ToolApprovals, type ApprovalOutcome, type ApprovalSettings } from "./approvals/tool-approvals.ts";
+import type { EventJournal } from "./events/journal.ts";
+import { AgentLimits, type LimitsConfig, type Refusal } from "./limits/limits.ts";
 import { ModelClient, ModelError, type ModelSettings } from "./llm/model-client.ts";
 import { Conversation, type ConversationStatus, type IncomingChat } from "./matrix/conversation.ts";
 import type { MatrixIdentityHolder } from "./acp/matrix-identity.ts";
@@ -33,6 +38,9 @@ export interface AgentCounters {
   messagesIgnored: number;
   toolCallsAllowed: number;
   toolCallsDenied: number;
+  toolCallsApproved: number;
+  toolCallsRejected: number;
+  limitsReached: number;
   turnsFailed: number;
 }
 
@@ -41,9 +49,17 @@ export interface AgentRuntimeStatus {
   model: ModelStatus;
   mcps: McpServerState[];
   counters: AgentCounters;
+  approvals: ReturnType<ToolApprovals["pendingStates"]>;
+  limits: ReturnType<AgentLimits["status"]>;
 }
 
 export interface GitaiAgentOptions {
+  /** The agent's name (its Agent object's). */
+  agent: string;
+  /** The agent's data volume: what must outlive the process (pending approvals, the month's spend). */
+  dataDir: string;
+  /** The decision journal Ruriko collects into its audit log. */
+  events: EventJournal;
   gosuto: GosutoState;
   secrets: SecretHolder;
   identity: MatrixIdentityHolder;
@@ -54,13 +70,26 @@ export interface GitaiAgentOptions {
 }
 
 const DEFAULT_STEPS = 8;
+const APPROVALS_FILE = "tool-approvals.json";
+const SPEND_FILE = "model-spend.json";
+
+/** A model request a limit refused: the turn ends there. */
+class LimitReached extends Error {
+  readonly refusal: Refusal;
+  constructor(refusal: Refusal) {
+    super(`limit ${refusal.limit} reached`);
+    this.refusal = refusal;
+  }
+}
 
 export class GitaiAgent {
   private readonly o: GitaiAgentOptions;
   private readonly log: Logger;
   private readonly mcp: McpSupervisor;
   private readonly memory = new ConversationMemory();
-  private readonly counters: AgentCounters = { messagesAnswered: 0, messagesIgnored: 0, toolCallsAllowed: 0, toolCallsDenied: 0, turnsFailed: 0 };
+  private readonly counters: AgentCounters = { messagesAnswered: 0, messagesIgnored: 0, toolCallsAllowed: 0, toolCallsDenied: 0, toolCallsApproved: 0, toolCallsRejected: 0, limitsReached: 0, turnsFailed: 0 };
+  private readonly approvals: ToolApprovals;
+  private readonly limits: AgentLimits;
   private model: { key: string; client: ModelClient | undefined; status: ModelStatus } = { key: "", client: undefined, status: { state: "not configured", provider: null, model: null, lastError: null } };
   private conversation: { key: string; part: Conversation } | undefined;
   /** configure() calls run one after the other: a push during one is applied by the next. */
@@ -71,6 +100,14 @@ export class GitaiAgent {
     this.o = options;
     this.log = options.logger;
     this.mcp = new McpSupervisor({ logger: options.logger, ...options.mcp });
+    this.approvals = new ToolApprovals({
+      agent: options.agent,
+      file: join(options.dataDir, APPROVALS_FILE),
+      events: options.events,
+      secretValues: () => this.o.secrets.values(),
+      logger: options.logger.child({ part: "approvals" }),
+    });
+    this.limits = new AgentLimits({ config: {}, now: Date.now, spendFile: join(options.dataDir, SPEND_FILE), logger: options.logger });
   }
 
   /** Brings every part in line with what the agent holds now. */
@@ -82,6 +119,8 @@ export class GitaiAgent {
   /** POST /restart: the loop and the MCP servers start over (conversations are forgotten). */
   async restart(): Promise<void> {
     await this.configuring;
+    // Calls waiting for a human end here; the new loop tells their askers (tool-approvals.ts).
+    this.approvals.stop();
     await this.conversation?.part.stop();
     this.conversation = undefined;
     this.memory.forget();
@@ -91,12 +130,20 @@ export class GitaiAgent {
   }
 
   status(): AgentRuntimeStatus {
-    return { conversation: this.conversation?.part.status() ?? { state: "not configured" }, model: { ...this.model.status }, mcps: this.mcp.states(), counters: { ...this.counters } };
+    return {
+      conversation: this.conversation?.part.status() ?? { state: "not configured" },
+      model: { ...this.model.status },
+      mcps: this.mcp.states(),
+      counters: { ...this.counters },
+      approvals: this.approvals.pendingStates(),
+      limits: this.limits.status(),
+    };
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.configuring;
+    this.approvals.stop();
     await this.conversation?.part.stop();
     await this.mcp.stop();
   }
@@ -105,6 +152,8 @@ export class GitaiAgent {
     if (this.stopped) return;
     const spec = this.o.gosuto.current?.gosuto.spec;
     await this.mcp.apply(this.serverSpecs(spec));
+    this.approvals.configure(approvalSettings(spec));
+    this.limits.reconfigure(limitsConfig(spec));
     this.configureModel(spec);
     await this.configureConversation(spec);
   }
@@ -161,8 +210,11 @@ export class GitaiAgent {
 
   private async configureConversation(spec: Spec | undefined): Promise<void> {
     const identity = this.o.identity.current();
-    const key = identity ? digestOf({ identity: identity.digest, trust: spec?.trust ?? {}, messaging: spec?.messaging ?? {} }) : "";
+    const approvalRoom = approvalSettings(spec)?.room;
+    const key = identity ? digestOf({ identity: identity.digest, trust: spec?.trust ?? {}, messaging: spec?.messaging ?? {}, approvalRoom: approvalRoom ?? null }) : "";
     if (key === (this.conversation?.key ?? "")) return;
+    // A conversation that goes away takes the calls waiting in it along: the next one tells their askers.
+    if (this.conversation) this.approvals.stop();
     await this.conversation?.part.stop();
     this.conversation = undefined;
     if (!identity) return;
@@ -171,8 +223,29 @@ export class GitaiAgent {
       trust: spec?.trust ?? {},
       messaging: spec?.messaging,
       answer: (chat) => this.answer(chat),
-      onIgnored: () => void this.counters.messagesIgnored++,
+      onIgnored: (why, chat) => {
+        this.counters.messagesIgnored++;
+        if (why !== "unanswered") this.o.events.record({ kind: "message.ignored", reason: why, room: chat.room, sender: chat.sender, size: chat.body.length });
+      },
       onAnswered: () => void this.counters.messagesAnswered++,
+      beforeSend: async (chat) => {
+        const admitted = this.limits.admitMessage();
+        if (admitted.ok) return undefined;
+        // The notice itself goes out at once, beside the cap: at most one per fill.
+        const notice = this.refused(admitted, chat.room);
+        if (notice) await this.tell(chat.room, notice, chat.eventId);
+        return admitted.retryAt;
+      },
+      ...(approvalRoom
+        ? {
+            approvalRoom,
+            onApprovalRoom: (roomId: string | undefined) => {
+              this.approvals.connect(roomId ? { to: (room, content) => part.post(room, content), self: identity.userId, roomId } : undefined);
+              if (roomId) void this.approvals.cancelLeftovers(async (room, content) => void (part.serves(room) ? await part.post(room, content) : undefined));
+            },
+            onApprovalEvent: (roomId: string, event: Parameters<ToolApprovals["handleEvent"]>[1]) => this.approvals.handleEvent(roomId, event),
+          }
+        : {}),
       logger: this.log.child({ part: "matrix" }),
     });
     this.conversation = { key, part };
@@ -183,12 +256,19 @@ export class GitaiAgent {
   private async answer(chat: IncomingChat): Promise<string | undefined> {
     const spec = this.o.gosuto.current?.gosuto.spec;
     const client = this.model.client;
+    const traceId = newTraceId();
+    this.o.events.record({ kind: "message.accepted", traceId, room: chat.room, sender: chat.sender, size: chat.body.length });
+    const event = this.limits.admitEvent();
+    if (!event.ok) return this.refused(event, chat.room, traceId);
     if (!client) {
       if (this.model.status.state === "not configured") return undefined;
       this.counters.turnsFailed++;
       return `Sorry, I cannot answer: my model is not working (${this.model.status.lastError}).`;
     }
+    const turn = this.limits.beginTurn();
+    if (!turn.ok) return this.refused(turn, chat.room, traceId);
     const capabilities = spec?.capabilities ?? [];
+    let cut = false;
     try {
       const outcome = await runTurn({
         systemPrompt: [spec?.persona?.systemPrompt, spec?.instructions].filter(Boolean).join("\n\n") || undefined,
@@ -196,26 +276,109 @@ export class GitaiAgent {
         question: chat.body,
         tools: offeredTools(this.mcp.tools(), capabilities),
         maxSteps: spec?.limits?.maxTurnSteps ?? DEFAULT_STEPS,
-        complete: (messages, tools) => client.complete(messages, tools),
+        complete: async (messages, tools) => {
+          const request = this.limits.admitRequest();
+          if (!request.ok) throw new LimitReached(request);
+          const reply = await client.complete(messages, tools);
+          if (reply.usage) this.limits.recordUsage(reply.usage);
+          cut = reply.finishReason === "length";
+          return reply;
+        },
         decide: (call) => evaluate(capabilities, call),
         run: (server, tool, args) => this.mcp.call(server, tool, args),
-        onDecision: (d) => this.noteDecision(chat, d),
+        approve: async (call) =>
+          explainApproval(
+            await this.approvals.ask({
+              mcp: call.server,
+              tool: call.tool,
+              rule: call.rule,
+              args: call.args,
+              askedBy: chat.sender,
+              room: chat.room,
+              askEventId: chat.eventId,
+              traceId,
+              onWaiting: (r) => void this.tell(chat.room, `The call to ${r.mcp}.${r.tool} waits for a human's approval (request ${r.id}, rule ${r.rule}, expires ${r.expiresAt}). I will go on once it is decided.`, chat.eventId),
+            }),
+          ),
+        onDecision: (d) => this.noteDecision(chat, traceId, d),
       });
       if (this.model.client === client) this.model.status = { ...this.model.status, state: "ready", lastError: null };
       this.memory.remember(chat.room, chat.body, outcome.answer);
-      return outcome.answer;
+      if (!cut) return outcome.answer;
+      const truncated = this.limits.truncated();
+      this.o.events.record({ kind: "limit.reached", traceId, limit: truncated.limit, room: chat.room });
+      return `${outcome.answer}\n\n${truncated.text}`;
     } catch (error) {
+      if (error instanceof LimitReached) return this.refused(error.refusal, chat.room, traceId);
       this.counters.turnsFailed++;
       const reason = error instanceof ModelError ? error.message : "an internal error";
       if (this.model.client === client) this.model.status = { ...this.model.status, state: "failed", lastError: reason };
       this.log.warn({ room: chat.room, err: reason }, "a turn failed");
       return `Sorry, I could not answer just now: ${reason}. Please try again later.`;
+    } finally {
+      turn.release();
     }
   }
 
-  private noteDecision(chat: IncomingChat, d: CallDecision): void {
-    if (d.decision === "allow") this.counters.toolCallsAllowed++;
-    else this.counters.toolCallsDenied++;
-    this.log.info({ room: chat.room, mcp: d.server, tool: d.tool, decision: d.decision, rule: d.rule, ...(d.ok !== undefined ? { ok: d.ok } : {}) }, `tool call ${d.decision}${d.rule ? ` by rule ${d.rule}` : ""}`);
+  /**
+   * Something a limit refused: counted every time; journalled, and said to the asker, once each time the limit
+   * fills (the refusal carries a notice then), so a flood is not answered with a flood.
+   */
+  private refused(refusal: Refusal, room: string, traceId?: string): string | undefined {
+    this.counters.limitsReached++;
+    if (!refusal.notice) return undefined;
+    this.o.events.record({ kind: "limit.reached", limit: refusal.limit, room, ...(traceId ? { traceId } : {}), ...(refusal.resetsAt ? { reason: `resets at ${refusal.resetsAt}` } : {}) });
+    this.log.info({ traceId, limit: refusal.limit, resetsAt: refusal.resetsAt }, "a limit was reached");
+    return refusal.notice.text;
+  }
+
+  private noteDecision(chat: IncomingChat, traceId: string, d: CallDecision): void {
+    const counter = ({ allow: "toolCallsAllowed", approved: "toolCallsApproved", rejected: "toolCallsRejected" } as const)[d.decision as "allow" | "approved" | "rejected"] ?? "toolCallsDenied";
+    this.counters[counter]++;
+    this.log.info({ traceId, room: chat.room, mcp: d.server, tool: d.tool, decision: d.decision, rule: d.rule, ...(d.ok !== undefined ? { ok: d.ok } : {}) }, `tool call ${d.decision}${d.rule ? ` by rule ${d.rule}` : ""}`);
+    // Waiting, approved and rejected calls are journalled by the approvals themselves, with the request's id.
+    if (d.decision === "approved" || d.decision === "rejected") return;
+    this.o.events.record({
+      kind: d.decision === "allow" ? "tool.allowed" : "tool.denied",
+      traceId,
+      room: chat.room,
+      sender: chat.sender,
+      tool: d.tool,
+      ...(d.server ? { mcp: d.server } : {}),
+      ...(d.rule ? { rule: d.rule } : {}),
+      ...(d.decision === "unknown-tool" || d.decision === "bad-arguments" ? { reason: d.decision } : {}),
+    });
+  }
+
+  /** A notice to an asker, outside the answer (a call waits for approval, a limit was reached). */
+  private async tell(room: string, text: string, inReplyTo?: string): Promise<void> {
+    const part = this.conversation?.part;
+    if (!part?.serves(room)) return;
+    await part.post(room, notice(text, inReplyTo)).catch((error: unknown) => this.log.warn({ room, err: (error as Error).message }, "could not post a notice"));
+  }
+}
+
+function limitsConfig(spec: Spec | undefined): LimitsConfig {
+  return { ...(spec?.limits ? { limits: spec.limits } : {}), ...(spec?.messaging ? { messaging: spec.messaging } : {}), ...(spec?.persona?.pricing ? { pricing: spec.persona.pricing } : {}) };
+}
+
+/** The Gosuto's approvals, when they can be asked for at all. */
+function approvalSettings(spec: Spec | undefined): ApprovalSettings | undefined {
+  const a = spec?.approvals;
+  if (!a?.enabled || !a.room || !a.approvers?.length) return undefined;
+  return { room: a.room, approvers: a.approvers, ttlSeconds: a.ttlSeconds ?? 3600, validForSeconds: a.validForSeconds ?? 0 };
+}
+
+/** What the turn (and so the model) is told about a call that needed a human. */
+function explainApproval(outcome: ApprovalOutcome): { approved: true } | { approved: false; why: string } {
+  switch (outcome.decision) {
+    case "approved":
+      return { approved: true };
+    case "denied":
+      return { approved: false, why: `a human (${outcome.by}) denied this call${outcome.reason ? `: ${outcome.reason}` : ""} (approval ${outcome.id})` };
+    case "expired":
+      return { approved: false, why: `nobody decided on this call in time; approval ${outcome.id} expired` };
+    case "unavailable":
+      return { approved: false, why: `this call needs a human's approval, which could not be asked for (${outcome.reason})` };
   }
 }

@@ -86,38 +86,3 @@ export function outcomeMessage(r: ApprovalRequest): string | undefined {
       return undefined;
   }
 }
-
-/** ✅ 👍 approve, ❌ deny; compared by first code point, so 👍️ (with a variation selector) counts. */
-export function decisionOfReaction(key: string): "approve" | "deny" | undefined {
-  const first = String.fromCodePoint(key.codePointAt(0) ?? 0);
-  if (first === "✅" || first === "👍" || first === "✔") return "approve";
-  if (first === "❌" || first === "👎") return "deny";
-  return undefined;
-}
-
-/**
- * `approve 3f2a…` / `deny 3f2a… too risky` → the decision. A reply to a request post (`repliedTo` is its
- * request id) may leave the id out: `approve`, `deny too risky`. Anything else → undefined. Whether the
- * message counts at all (a reply to someone else's event never does) is the approval room's to judge.
- */
-export function decisionOfReply(body: string, repliedTo?: string): { decision: "approve" | "deny"; id: string; reason?: string } | undefined {
-  // A reply may quote the message it answers ("> <@ruriko…> …"): only the reply's own text counts.
-  const text = body
-    .split("\n")
-    .filter((l) => !l.startsWith(">"))
-    .join(" ")
-    .trim();
-  const match = /^(approve|deny)\b\s*(.*)$/is.exec(text);
-  if (!match) return undefined;
-  const decision = match[1]!.toLowerCase() as "approve" | "deny";
-  const words = match[2]!.trim();
-  const [first = "", ...others] = words.split(/\s+/);
-  const firstIsId = /^[0-9a-f]{4,32}$/i.test(first);
-  if (repliedTo === undefined) return firstIsId ? { decision, id: first.toLowerCase(), ...(others.length > 0 ? { reason: others.join(" ") } : {}) } : undefined;
-  // A reply to a request's post decides that request; naming another request's full id in it is a
-  // contradiction, and nothing counts. A shorter hex-looking word that is not this id is part of the reason.
-  const named = firstIsId && repliedTo.startsWith(first.toLowerCase());
-  if (!named && /^[0-9a-f]{12}$/i.test(first)) return undefined;
-  const reason = named ? others.join(" ") : words;
-  return { decision, id: repliedTo, ...(reason ? { reason } : {}) };
-}

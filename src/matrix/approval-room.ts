@@ -1,19 +1,19 @@
 /**
  * Approvals over Matrix. Parked changes are posted to their policy's room; approvers decide with a reaction
- * on that post (✅/👍 approve, ❌ deny) or by text: a reply to that post (`approve`, `deny reason`), or
- * `approve ID` / `deny ID reason` replying to nothing. Only reactions on Ruriko's own request posts count, and
- * a reply to anyone else's event never decides; a redacted reaction withdraws its vote while the request is
- * pending. Whose vote counts, and what it decides, is approvals/votes.ts's judgement inside the store's
- * compare-and-set, so the first decision wins and later reactions change nothing. Outcomes, reminders, expiries
+ * on that post or by text, as approvals/chat-decisions.ts reads them (the rules Gitai's tool approvals share);
+ * a redacted reaction withdraws its vote while the request is pending. Whose vote counts, and what it decides,
+ * is approvals/votes.ts's judgement inside the store's compare-and-set, so the first decision wins and later
+ * reactions change nothing. Outcomes, reminders, expiries
  * and supersessions are posted back to the room and told in the status room.
  */
 import type { Logger } from "../observability/logger.ts";
 import type { ApprovalPostStore } from "../store/approval-post-store.ts";
-import type { ApprovalStore, Decision } from "../store/approval-store.ts";
+import type { ApprovalStore } from "../store/approval-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { SeenEventsStore } from "../store/seen-events-store.ts";
-import { annotatedRequest, decisionOfReaction, decisionOfReply, outcomeMessage, outcomeReply, reminderMessage, requestMessage, type PostContent } from "./approval-messages.ts";
+import { voteOfMessage, voteOfReaction, withdrawalOf, type ChatVote, type RequestPost, type RequestPosts } from "../approvals/chat-decisions.ts";
+import { annotatedRequest, outcomeMessage, outcomeReply, reminderMessage, requestMessage, type PostContent } from "./approval-messages.ts";
 import { BackoffTracker } from "../time/backoff.ts";
 import { messageOf, reactionOf, redactionOf, type IncomingMessage, type IncomingReaction, type IncomingRedaction, type RawEvent } from "./incoming-events.ts";
 import { escapeHtml, type StatusLine } from "./status-messages.ts";
@@ -44,10 +44,21 @@ export class ApprovalRoom {
   private readonly o: ApprovalRoomOptions;
   /** Policy rooms Ruriko could not join: when to try again, and how many times it failed. */
   private readonly joinFailures: BackoffTracker<string>;
+  /** Ruriko's own request posts, delivered: the only events a vote can be on. */
+  private readonly requestPosts: RequestPosts;
 
   constructor(options: ApprovalRoomOptions) {
     this.o = options;
     this.joinFailures = new BackoffTracker(JOIN_RETRY, options.now ? { now: options.now } : {});
+    const delivered = (post: { requestId: string; room: string; eventId: string | null } | undefined): RequestPost | undefined =>
+      post?.eventId ? { requestId: post.requestId, room: post.room, eventId: post.eventId } : undefined;
+    this.requestPosts = {
+      byEventId: (eventId) => delivered(options.posts.byEventId(eventId)),
+      byRequestId: (id) => {
+        const request = options.approvals.resolve(id);
+        return request && delivered(options.posts.get(request.id));
+      },
+    };
   }
 
   /** Posts new requests, announces outcomes and sends due reminders. Idempotent; called on a timer. */
@@ -101,26 +112,13 @@ export class ApprovalRoom {
   }
 
   handleReaction(reaction: IncomingReaction): void {
-    const post = this.o.posts.byEventId(reaction.relatesTo);
-    // Reactions count only on Ruriko's own request posts, in the room they were posted to.
-    if (!post || post.room !== reaction.room) return;
-    const decision = decisionOfReaction(reaction.key);
-    if (!decision || !this.o.seen.firstSighting(reaction.eventId)) return;
-    this.decide(post.requestId, reaction.sender, decision, reaction.eventId, post.room);
+    const vote = voteOfReaction(reaction, this.requestPosts);
+    if (vote && this.o.seen.firstSighting(reaction.eventId)) this.decide(vote);
   }
 
   handleMessage(message: IncomingMessage): void {
-    const repliedPost = message.inReplyTo ? this.o.posts.byEventId(message.inReplyTo) : undefined;
-    // A reply decides only as a reply to Ruriko's own request post: one to anyone else's event (a copy of a
-    // request, say) never does, whatever id it names.
-    if (message.inReplyTo && !repliedPost) return;
-    const reply = decisionOfReply(message.body, repliedPost?.requestId);
-    if (!reply) return;
-    const request = this.o.approvals.resolve(reply.id);
-    const post = request && this.o.posts.get(request.id);
-    if (!request || !post || post.room !== message.room) return;
-    if (!this.o.seen.firstSighting(message.eventId)) return;
-    this.decide(request.id, message.sender, reply.decision, message.eventId, post.room, reply.reason);
+    const vote = voteOfMessage(message, this.requestPosts);
+    if (vote && this.o.seen.firstSighting(message.eventId)) this.decide(vote);
   }
 
   /**
@@ -129,10 +127,12 @@ export class ApprovalRoom {
    */
   handleRedaction(redaction: IncomingRedaction): void {
     const source = `matrix:${redaction.redacts}`;
-    const vote = this.o.approvals.pendingVoteBySource(source);
-    const post = vote && this.o.posts.get(vote.requestId);
-    if (!vote || !post || post.room !== redaction.room || vote.approver !== redaction.sender) return;
-    if (!this.o.seen.firstSighting(redaction.eventId)) return;
+    const redacted = withdrawalOf(redaction, (eventId) => {
+      const vote = this.o.approvals.pendingVoteBySource(`matrix:${eventId}`);
+      const post = vote && this.o.posts.get(vote.requestId);
+      return vote && post ? { voter: vote.approver, room: post.room } : undefined;
+    });
+    if (!redacted || !this.o.seen.firstSighting(redaction.eventId)) return;
     const withdrawn = this.o.approvals.withdrawVote(source, redaction.sender);
     if (!withdrawn) return;
     const { request, approver, approvals } = withdrawn;
@@ -145,7 +145,7 @@ export class ApprovalRoom {
       result: "ok",
     });
     this.o.logger.info({ traceId: request.traceId, requestId: request.id, approver, eventId: redaction.eventId }, "approval vote withdrawn in Matrix");
-    this.say(post.room, `Approval ${request.id}: ${approver}'s vote was withdrawn (${approvals} of ${request.quorum}).`, request.traceId);
+    this.say(redaction.room, `Approval ${request.id}: ${approver}'s vote was withdrawn (${approvals} of ${request.quorum}).`, request.traceId);
   }
 
   /**
@@ -170,7 +170,7 @@ export class ApprovalRoom {
     return handled;
   }
 
-  private decide(requestId: string, approver: string, decision: Decision, eventId: string, room: string, reason?: string): void {
+  private decide({ requestId, voter: approver, decision, eventId, room, reason }: ChatVote): void {
     const result = this.o.approvals.vote(requestId, { approver, decision, source: `matrix:${eventId}`, ...(reason ? { reason } : {}) });
     const request = result.request ?? this.o.approvals.get(requestId);
     const traceId = request?.traceId ?? "-";

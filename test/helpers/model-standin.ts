@@ -132,7 +132,11 @@ export async function startModelStandin(options: { port?: number } = {}): Promis
     const toolCalls = "toolCalls" in reply
       ? reply.toolCalls.map((c) => ({ id: c.id ?? `call_${nextCallId++}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
       : undefined;
-    const content = "text" in reply ? reply.text : null;
+    // As a real model does: an answer longer than the request's token limit is cut there, finish_reason "length".
+    const limit = Number(request.body.max_tokens ?? request.body.max_completion_tokens ?? Infinity);
+    const full = "text" in reply ? reply.text : null;
+    const cut = full !== null && tokens(full) > limit;
+    const content = cut ? full.slice(0, limit * 4) : full;
     const promptTokens = tokens(JSON.stringify(request.body.messages ?? []));
     const completionTokens = tokens(content ?? JSON.stringify(toolCalls));
     return {
@@ -143,7 +147,7 @@ export async function startModelStandin(options: { port?: number } = {}): Promis
       choices: [{
         index: 0,
         message: { role: "assistant", content, ...(toolCalls ? { tool_calls: toolCalls } : {}), refusal: null },
-        finish_reason: toolCalls ? "tool_calls" : "stop",
+        finish_reason: toolCalls ? "tool_calls" : cut ? "length" : "stop",
         logprobs: null,
       }],
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },

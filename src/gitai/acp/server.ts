@@ -3,16 +3,17 @@
  * and the idempotent writes Ruriko makes — the Gosuto, the secrets and the Matrix identity. Every request is
  * logged with its trace id, never with a body or a header.
  *
- * On node:http rather than a framework: six JSON routes do not need one, and every agent is a container whose
+ * On node:http rather than a framework: seven JSON routes do not need one, and every agent is a container whose
  * memory counts — Fastify cost each running agent ~3 MB (docs/performance.md).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import type { AcpStatus } from "../../api/generated/types.ts";
+import type { AcpEvents, AcpStatus } from "../../api/generated/types.ts";
 import { ACP_BODY_LIMIT, ACP_TOKEN_FILE, ACP_TRACE_HEADER, acpBodyProblems, isAcpBody } from "../../acp/protocol.ts";
 import { newTraceId, type Logger } from "../../observability/logger.ts";
 import { RURIKO_VERSION } from "../../version.ts";
+import type { EventJournal } from "../events/journal.ts";
 import { ControlToken } from "./control-token.ts";
 import { GosutoState } from "./gosuto-state.ts";
 import { MatrixIdentityHolder } from "./matrix-identity.ts";
@@ -37,6 +38,8 @@ export interface AcpServerOptions {
   /** What the agent holds (made here when not given). */
   held?: { gosuto: GosutoState; secrets: SecretHolder; identity: MatrixIdentityHolder };
   hooks?: AgentHooks;
+  /** The decision journal GET /events serves and /status counts (no journal: /events answers nothing). */
+  events?: Pick<EventJournal, "after" | "last">;
 }
 
 export interface AcpServer {
@@ -52,8 +55,33 @@ interface Answer {
   body: unknown;
 }
 
-/** One route: the request's parsed JSON body (undefined for a GET) and trace id → its answer. */
-type Route = (body: unknown, traceId: string) => Answer | Promise<Answer>;
+/** One route: the request's parsed JSON body (undefined for a GET), trace id and query → its answer. */
+type Route = (body: unknown, traceId: string, query: URLSearchParams) => Answer | Promise<Answer>;
+
+/** GET /events pages: a collector asks for the default, a catching-up one for at most the max. */
+export const EVENTS_LIMIT_DEFAULT = 100;
+export const EVENTS_LIMIT_MAX = 500;
+
+export type EventsQuery = { ok: true; after: number; limit: number } | { ok: false; errors: string[] };
+
+/** Reads `after` (default 0) and `limit` (default 100, at most 500) strictly: digits only, no silent clamping of junk; pure. */
+export function parseEventsQuery(query: URLSearchParams): EventsQuery {
+  const errors: string[] = [];
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = query.getAll(name);
+    if (raw.length === 0) return fallback;
+    const text = raw[0]!;
+    const value = Number(text);
+    if (raw.length > 1 || !/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
+      errors.push(`${name} must be one integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const after = integer("after", 0, 0, Number.MAX_SAFE_INTEGER);
+  const limit = integer("limit", EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX);
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, after, limit };
+}
 
 const ok = (body: unknown): Answer => ({ status: 200, body });
 const refuse = (status: number, error: string, details?: string[]): Answer => ({ status, body: details ? { error, details } : { error } });
@@ -89,7 +117,14 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
         mcps: [],
         restarts,
         ...hooks?.status(),
+        ...(opts.events ? { events: { last: opts.events.last } } : {}),
       } satisfies AcpStatus),
+
+    "GET /events": (_body, _traceId, query) => {
+      const q = parseEventsQuery(query);
+      if (!q.ok) return refuse(400, "bad events query", q.errors);
+      return ok((opts.events?.after(q.after, q.limit) ?? { events: [], first: 0, last: 0 }) satisfies AcpEvents);
+    },
 
     "PUT /config": (body, traceId) => {
       const problems = acpBodyProblems("AcpConfigRequest", body);
@@ -135,14 +170,14 @@ export async function startAcpServer(opts: AcpServerOptions): Promise<AcpServer>
   };
 
   const answer = async (req: IncomingMessage, traceId: string): Promise<Answer> => {
-    const path = (req.url ?? "/").split("?", 1)[0]!;
+    const [path = "/", search = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
     // Health is the liveness probe and says nothing but "ok"; everything else needs the token.
     if (path === "/health") return req.method === "GET" ? ok({ status: "ok" }) : refuse(405, "method not allowed");
     if (!token.accepts(req.headers.authorization)) return refuse(401, "missing or wrong bearer token");
     const route = routes[`${req.method} ${path}`];
     if (!route) return refuse(404, `no route ${req.method} ${path}`);
     const body = req.method === "GET" ? undefined : await readJson(req);
-    return route(body, traceId);
+    return route(body, traceId, new URLSearchParams(search));
   };
 
   const server = createServer((req, res) => {

@@ -23,6 +23,8 @@ export interface ModelReply {
   content: string | null;
   toolCalls: Array<{ id: string; name: string; arguments: string }>;
   usage: { promptTokens: number; completionTokens: number } | undefined;
+  /** `length`: the answer was cut at the token limit. */
+  finishReason: string | null;
 }
 
 export type ModelErrorKind = "rate-limited" | "unavailable" | "timeout" | "unreachable" | "refused" | "bad-reply";
@@ -70,6 +72,7 @@ export class ModelClient {
       content: choice.message.content ?? null,
       toolCalls,
       usage: completion.usage ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens } : undefined,
+      finishReason: choice.finish_reason ?? null,
     };
   }
 

@@ -4,6 +4,7 @@
  * loading the SDK alone costs each agent about 30 MB more memory, before any sync state (docs/performance.md),
  * for features an agent that answers in a few rooms does not use. Errors are MatrixApiError values naming the call, never the token.
  */
+import { randomBytes } from "node:crypto";
 
 export interface MatrixIdentity {
   homeserver: string;
@@ -45,17 +46,23 @@ export interface RawEvent {
   sender?: string;
   state_key?: string;
   content?: Record<string, unknown>;
+  /** The redacted event, in room versions before 11 (from 11 on it is in the content). */
+  redacts?: string;
 }
 
 /**
- * Only what the agent acts on: messages, and whether a room is encrypted (it cannot read those). No presence,
+ * Only what the agent acts on: messages, reactions and redactions (votes on its approval requests, and their
+ * withdrawal), and whether a room is encrypted (it cannot read those). No presence,
  * no account data, no receipts: less for the homeserver to send and for the agent to parse.
  */
-const SYNC_FILTER = JSON.stringify({
-  presence: { types: [] },
+const syncFilter = (nonce: string) => JSON.stringify({
+  // A no-op exclusion unique to this client: homeservers cache /sync answers by request (Synapse for 2 minutes),
+  // and an agent restarted with the same token would otherwise be handed its previous process's first sync —
+  // a stale position from which it would answer every message since then a second time.
+  presence: { types: [], not_types: [`dev.ruriko.client.${nonce}`] },
   account_data: { types: [] },
   room: {
-    timeline: { types: ["m.room.message", "m.room.encryption"], limit: 50 },
+    timeline: { types: ["m.room.message", "m.reaction", "m.room.redaction", "m.room.encryption"], limit: 50 },
     state: { types: ["m.room.encryption"], lazy_load_members: true },
     ephemeral: { types: [] },
     account_data: { types: [] },
@@ -67,6 +74,7 @@ export class MatrixClient {
   private readonly base: string;
   private readonly token: string;
   private txn = 0;
+  private readonly filter = syncFilter(randomBytes(6).toString("hex"));
 
   constructor(identity: MatrixIdentity) {
     this.userId = identity.userId;
@@ -76,7 +84,7 @@ export class MatrixClient {
 
   /** One long poll: new events since `since` (none: the current state, whose history the caller skips). */
   sync(since: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<SyncResponse> {
-    const query = new URLSearchParams({ filter: SYNC_FILTER, timeout: String(since ? timeoutMs : 0), ...(since ? { since } : {}) });
+    const query = new URLSearchParams({ filter: this.filter, timeout: String(since ? timeoutMs : 0), ...(since ? { since } : {}) });
     return this.call<SyncResponse>("sync", "GET", `/sync?${query}`, undefined, { timeoutMs: timeoutMs + 15_000, ...(signal ? { signal } : {}) });
   }
 

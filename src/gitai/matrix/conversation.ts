@@ -2,13 +2,17 @@
  * The agent on Matrix: it syncs as the identity Ruriko delivered and serves only its Gosuto's trusted rooms
  * (`trust.allowedRooms` and `trust.adminRoom`). A message reaches the model only when its room is served and its
  * sender is in `trust.allowedSenders`; everything else is counted and never answered. Answers are replies to the
- * message that asked, in the asking room, at most `messaging.maxMessagesPerMinute` a minute, with a typing
+ * message that asked, in the asking room, within `messaging.maxMessagesPerMinute` (beforeSend), with a typing
  * notice while the agent works. One turn at a time per room, in order.
+ *
+ * The Gosuto's approval room, when it has one, is joined too but never served: its events go to the tool approvals
+ * (votes on the agent's requests), never to the model.
  *
  * It has no end-to-end encryption: with `trust.requireE2EE` it serves no room and says why (fail closed), and an
  * encrypted room is never served (it could not read it). A homeserver that goes away is retried with backoff; a
  * refused token stops the loop until Ruriko delivers a new one (a new Conversation).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { GosutoManifest } from "../../api/generated/types.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { backoffDelay } from "../../time/backoff.ts";
@@ -43,8 +47,16 @@ export interface ConversationOptions {
   /** Answers a message (undefined: nothing to say). Called one at a time per room. */
   answer: (chat: IncomingChat) => Promise<string | undefined>;
   /** `unanswered`: allowed, but the agent had nothing to say (it has no model). */
-  onIgnored: (why: "room" | "sender" | "encrypted" | "unanswered") => void;
+  onIgnored: (why: "room" | "sender" | "encrypted" | "unanswered", chat: IncomingChat) => void;
+  /** The approval room (as the Gosuto names it): joined, watched, never served. */
+  approvalRoom?: string;
+  /** The approval room was joined (its id), or left behind (undefined). */
+  onApprovalRoom?: (roomId: string | undefined) => void;
+  /** Each event said in the approval room. */
+  onApprovalEvent?: (roomId: string, event: RawEvent) => void;
   onAnswered: () => void;
+  /** The answer to `chat` is about to go out: when it may (messaging.maxMessagesPerMinute); undefined: now. */
+  beforeSend: (chat: IncomingChat) => Promise<number | undefined>;
   logger: Logger;
   /** Long-poll length. */
   syncTimeoutMs?: number;
@@ -65,9 +77,9 @@ export class Conversation {
   /** Rooms the agent was seen in, served or not: a new one may be a trusted room someone joined it to. */
   private readonly seenJoined = new Set<string>();
   private readonly refused = new Map<string, string>();
+  private approvalRoomId: string | undefined;
   private readonly encrypted = new Set<string>();
   private readonly queues = new Map<string, Promise<void>>();
-  private readonly sentAt: number[] = [];
   private state: ConversationState = "connecting";
   private lastError: string | null = null;
   private anyRoom = false;
@@ -91,7 +103,21 @@ export class Conversation {
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
+    if (this.approvalRoomId) this.o.onApprovalRoom?.(undefined);
     await Promise.allSettled([...this.queues.values()]);
+  }
+
+  /**
+   * Posts as the agent, outside the answer queue and its rate cap: approval requests and their outcomes, and
+   * notices to an asker (a call waits for approval, a limit was reached). Each such notice is bounded by its cause.
+   */
+  async post(room: string, content: Record<string, unknown>): Promise<string> {
+    return this.client.send(room, content);
+  }
+
+  /** Whether the agent serves this room (by id): where it may tell an asker something. */
+  serves(room: string): boolean {
+    return room !== this.approvalRoomId && !this.encrypted.has(room) && (this.anyRoom || this.served.has(room));
   }
 
   status(): ConversationStatus {
@@ -108,6 +134,7 @@ export class Conversation {
     const trusted = [...(this.o.trust.allowedRooms ?? []), ...(this.o.trust.adminRoom ? [this.o.trust.adminRoom] : [])];
     this.anyRoom = trusted.includes("*");
     for (const room of trusted) if (room !== "*") this.unjoined.add(room);
+    if (this.o.approvalRoom) this.unjoined.add(this.o.approvalRoom);
     await this.joinTrustedRooms();
     let since: string | undefined;
     let failures = 0;
@@ -145,8 +172,11 @@ export class Conversation {
     this.retryJoinAt = Date.now() + RETRY_JOIN_MS;
     for (const room of [...this.unjoined]) {
       try {
-        const id = room.startsWith("#") ? await this.client.resolveAlias(room) : room;
-        this.served.add(await this.client.join(id));
+        const id = await this.client.join(room.startsWith("#") ? await this.client.resolveAlias(room) : room);
+        if (room === this.o.approvalRoom) {
+          this.approvalRoomId = id;
+          this.o.onApprovalRoom?.(id);
+        } else this.served.add(id);
         this.unjoined.delete(room);
         this.refused.delete(room);
       } catch (error) {
@@ -163,7 +193,8 @@ export class Conversation {
     if (this.anyRoom) {
       for (const room of invited) {
         try {
-          this.served.add(await this.client.join(room));
+          const id = await this.client.join(room);
+          if (id !== this.approvalRoomId) this.served.add(id);
         } catch (error) {
           this.refused.set(room, `cannot join: ${(error as Error).message}`);
         }
@@ -181,7 +212,7 @@ export class Conversation {
 
   private noteEncryption(response: SyncResponse): void {
     for (const [room, joined] of Object.entries(response.rooms?.join ?? {})) {
-      if (this.anyRoom) this.served.add(room);
+      if (this.anyRoom && room !== this.approvalRoomId) this.served.add(room);
       const events = [...(joined.state?.events ?? []), ...(joined.timeline?.events ?? [])];
       if (events.some((e) => e.type === "m.room.encryption")) this.markEncrypted(room);
     }
@@ -196,12 +227,17 @@ export class Conversation {
   private handle(response: SyncResponse): void {
     this.noteEncryption(response);
     for (const [room, joined] of Object.entries(response.rooms?.join ?? {})) {
+      if (room === this.approvalRoomId) {
+        // Decisions on the agent's requests; nothing said here reaches the model.
+        for (const event of joined.timeline?.events ?? []) this.o.onApprovalEvent?.(room, event);
+        continue;
+      }
       for (const event of joined.timeline?.events ?? []) {
         const chat = chatOf(room, event, this.client.userId);
         if (!chat) continue;
-        if (this.encrypted.has(room)) this.o.onIgnored("encrypted");
-        else if (!this.anyRoom && !this.served.has(room)) this.o.onIgnored("room");
-        else if (!senderAllowed(this.o.trust.allowedSenders ?? [], chat.sender)) this.o.onIgnored("sender");
+        if (this.encrypted.has(room)) this.o.onIgnored("encrypted", chat);
+        else if (!this.anyRoom && !this.served.has(room)) this.o.onIgnored("room", chat);
+        else if (!senderAllowed(this.o.trust.allowedSenders ?? [], chat.sender)) this.o.onIgnored("sender", chat);
         else this.enqueue(chat);
       }
     }
@@ -228,27 +264,15 @@ export class Conversation {
     }
     try {
       if (this.stopped) return;
-      if (!answer) return this.o.onIgnored("unanswered");
-      await this.waitForRate();
+      if (!answer) return this.o.onIgnored("unanswered", chat);
+      const at = await this.o.beforeSend(chat);
+      if (at !== undefined) await sleep(Math.max(0, at - Date.now()), undefined, { signal: this.abort.signal }).catch(() => undefined);
+      if (this.stopped) return;
       await this.client.send(chat.room, { msgtype: "m.text", body: answer, "m.relates_to": { "m.in_reply_to": { event_id: chat.eventId } } });
       this.o.onAnswered();
     } finally {
       typing(false);
     }
-  }
-
-  /** At most messaging.maxMessagesPerMinute messages in any minute (0 or absent: no cap): the next one waits its turn. */
-  private async waitForRate(): Promise<void> {
-    const cap = this.o.messaging?.maxMessagesPerMinute ?? 0;
-    if (cap > 0) {
-      for (;;) {
-        const now = Date.now();
-        while (this.sentAt.length > 0 && this.sentAt[0]! <= now - 60_000) this.sentAt.shift();
-        if (this.sentAt.length < cap) break;
-        await new Promise((r) => setTimeout(r, this.sentAt[0]! + 60_000 - now));
-      }
-    }
-    this.sentAt.push(Date.now());
   }
 
   private set(state: ConversationState, lastError: string | null): void {

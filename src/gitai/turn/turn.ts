@@ -1,7 +1,8 @@
 /**
  * One conversation turn: a question → the model → (policy → tool)* → an answer. The model proposes tool calls;
  * each is evaluated by the policy against its real arguments; allowed calls run on their MCP server and their
- * results go back to the model; denied ones are not run, and the model is told so in a short line. The turn
+ * results go back to the model; denied ones are not run, and the model is told so in a short line. A call that
+ * needs a human's approval waits for it: it runs once approved, and the model is told if it was not. The turn
  * ends with the model's answer, or after `maxSteps` model calls that all asked for tools.
  *
  * Nothing the model or a tool returns is ever treated as configuration: results are text in the conversation.
@@ -15,7 +16,8 @@ import type { OfferedTools } from "./offered-tools.ts";
 export interface CallDecision {
   server: string | null;
   tool: string;
-  decision: PolicyDecision["decision"] | "unknown-tool" | "bad-arguments";
+  /** `approved`: it needed a human, who approved it (and it ran); `rejected`: it needed one, and did not run. */
+  decision: Exclude<PolicyDecision["decision"], "needs-approval"> | "approved" | "rejected" | "unknown-tool" | "bad-arguments";
   rule: string | null;
   ok?: boolean;
 }
@@ -29,6 +31,8 @@ export interface TurnInput {
   complete: (messages: readonly ChatMessage[], tools: readonly ToolDefinition[]) => Promise<ModelReply>;
   decide: (call: ToolCall) => PolicyDecision;
   run: (server: string, tool: string, args: Record<string, unknown>) => Promise<ToolResult>;
+  /** Asks a human about a call the policy allows only with approval, and waits for the decision. */
+  approve: (call: { server: string; tool: string; args: Record<string, unknown>; rule: string }) => Promise<{ approved: true } | { approved: false; why: string }>;
   onDecision?: (decision: CallDecision) => void;
 }
 
@@ -68,12 +72,14 @@ async function answerCall(input: TurnInput, name: string, rawArguments: string):
     return verdict.rule ? `denied by policy (rule ${verdict.rule}); nothing was run` : "denied by policy (no rule allows it); nothing was run";
   }
   if (verdict.decision === "needs-approval") {
-    // Asking a human for a tool call is not built yet: such a call does not run (fail closed).
-    input.onDecision?.({ server: target.server, tool: target.tool, decision: "needs-approval", rule: verdict.rule });
-    return `this call needs a human's approval (rule ${verdict.rule}), which this agent cannot ask for yet; nothing was run`;
+    const approval = await input.approve({ server: target.server, tool: target.tool, args, rule: verdict.rule });
+    if (!approval.approved) {
+      input.onDecision?.({ server: target.server, tool: target.tool, decision: "rejected", rule: verdict.rule });
+      return `${approval.why}; nothing was run`;
+    }
   }
   const result = await input.run(target.server, target.tool, args);
-  input.onDecision?.({ server: target.server, tool: target.tool, decision: "allow", rule: verdict.rule, ok: result.ok });
+  input.onDecision?.({ server: target.server, tool: target.tool, decision: verdict.decision === "needs-approval" ? "approved" : "allow", rule: verdict.rule, ok: result.ok });
   return result.ok ? result.text : `the tool failed: ${result.error}`;
 }
 

@@ -15,7 +15,7 @@ const capabilities: Capability[] = [
   { name: "intranet", mcp: "web", tool: "http_get", allow: true, constraints: { url_prefix: "http://intranet.local/" } },
   { name: "deny-all", allow: false },
 ];
-const reply = (r: Partial<ModelReply>): ModelReply => ({ content: null, toolCalls: [], usage: undefined, ...r });
+const reply = (r: Partial<ModelReply>): ModelReply => ({ content: null, toolCalls: [], usage: undefined, finishReason: "stop", ...r });
 
 function scripted(replies: ModelReply[]) {
   const seen: Array<{ messages: ChatMessage[]; tools: string[] }> = [];
@@ -29,6 +29,17 @@ function scripted(replies: ModelReply[]) {
     },
   };
 }
+
+const noApprovals = async () => ({ approved: false as const, why: "no approvals here" });
+const base = (model: ReturnType<typeof scripted>, capabilities: Capability[]) => ({
+  systemPrompt: undefined,
+  history: [],
+  question: "q",
+  tools: offeredTools(tools, capabilities),
+  maxSteps: 4,
+  complete: model.complete,
+  decide: (c: Parameters<typeof evaluate>[1]) => evaluate(capabilities, c),
+});
 
 describe("a turn", () => {
   test("an allowed call runs and its result goes back; a denied one is not run and the model is told why", async () => {
@@ -46,6 +57,7 @@ describe("a turn", () => {
       maxSteps: 8,
       complete: model.complete,
       decide: (c) => evaluate(capabilities, c),
+      approve: noApprovals,
       run: async (server, tool, args) => {
         ran.push(`${server}/${tool} ${String(args.url)}`);
         return { ok: true, text: "soup" };
@@ -73,6 +85,7 @@ describe("a turn", () => {
       maxSteps: 3,
       complete: model.complete,
       decide: (c) => evaluate(capabilities, c),
+      approve: noApprovals,
       run: async () => {
         ran++;
         return { ok: true, text: "" };
@@ -85,13 +98,31 @@ describe("a turn", () => {
     assert.deepEqual(model.seen[2]!.messages.filter((m) => m.role === "tool").at(-1)!.content, "no tool named box__shell_exec is available");
   });
 
-  test("a call that needs a human's approval does not run (asking is not built yet: fail closed)", async () => {
+  test("a call that needs a human's approval waits: approved → it runs; not approved → the model is told why, nothing runs", async () => {
     const gated: Capability[] = [{ name: "ask-first", mcp: "web", tool: "http_get", allow: true, requireApproval: true }];
-    const model = scripted([reply({ toolCalls: [{ id: "c", name: "web__http_get", arguments: '{"url":"http://x/"}' }] }), reply({ content: "done" })]);
-    let ran = 0;
-    await runTurn({ systemPrompt: undefined, history: [], question: "q", tools: offeredTools(tools, gated), maxSteps: 4, complete: model.complete, decide: (c) => evaluate(gated, c), run: async () => ((ran++), { ok: true, text: "" }) });
-    assert.equal(ran, 0);
-    assert.match(String(model.seen[1]!.messages.at(-1)!.content), /needs a human's approval \(rule ask-first\)/);
+    const ask = (answer: { approved: true } | { approved: false; why: string }) => async () => {
+      const model = scripted([reply({ toolCalls: [{ id: "c", name: "web__http_get", arguments: '{"url":"http://x/"}' }] }), reply({ content: "done" })]);
+      const asked: Array<{ server: string; tool: string; rule: string; args: Record<string, unknown> }> = [];
+      const decisions: CallDecision[] = [];
+      let ran = 0;
+      await runTurn({
+        ...base(model, gated),
+        run: async () => ((ran++), { ok: true, text: "page" }),
+        approve: async (call) => (asked.push(call), answer),
+        onDecision: (d) => decisions.push(d),
+      });
+      return { ran, asked, decisions, told: String(model.seen[1]!.messages.at(-1)!.content) };
+    };
+    const approved = await ask({ approved: true })();
+    assert.deepEqual(approved.asked, [{ server: "web", tool: "http_get", rule: "ask-first", args: { url: "http://x/" } }]);
+    assert.equal(approved.ran, 1);
+    assert.equal(approved.told, "page");
+    assert.deepEqual(approved.decisions.map((d) => [d.decision, d.rule]), [["approved", "ask-first"]]);
+
+    const refused = await ask({ approved: false, why: "denied by @bob:localhost" })();
+    assert.equal(refused.ran, 0);
+    assert.equal(refused.told, "denied by @bob:localhost; nothing was run");
+    assert.deepEqual(refused.decisions.map((d) => [d.decision, d.rule]), [["rejected", "ask-first"]]);
   });
 
   test("model-facing names are valid for the API and map back; memory is bounded per room", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { annotatedRequest, APPROVAL_KEY, decisionOfReaction, decisionOfReply, outcomeReply, requestMessage } from "../../../src/matrix/approval-messages.ts";
+import { decisionOfReaction, decisionOfReply } from "../../../src/approvals/chat-decisions.ts";
+import { annotatedRequest, APPROVAL_KEY, outcomeReply, requestMessage } from "../../../src/matrix/approval-messages.ts";
 import { messageOf, reactionOf, redactionOf } from "../../../src/matrix/incoming-events.ts";
 import type { ApprovalRequest } from "../../../src/store/approval-store.ts";
 

@@ -1,0 +1,298 @@
+import type { AcpLimitState, GosutoManifest, Pricing } from "../../api/generated/types.ts";
+import type { Logger } from "../../observability/logger.ts";
+import {
+  budgetNotice,
+  concurrencyNotice,
+  eventsNotice,
+  iso,
+  messagesNotice,
+  noPricingNotice,
+  requestsNotice,
+  truncatedNotice,
+  type LimitName,
+  type LimitNotice,
+} from "./notices.ts";
+import { nextMonthStart, SpendLedger } from "./spend-ledger.ts";
+
+export type { LimitName, LimitNotice } from "./notices.ts";
+
+/**
+ * The Gosuto's limits on one agent, kept by one object the turn loop and the Matrix connection ask before
+ * they act. Pure logic around an injected clock: no timers, so a caller that must wait is told until when,
+ * and tests move time themselves.
+ *
+ * A limit that is 0 or absent is no limit. Per-minute limits count what they let through in any 60-second
+ * window (sliding, not per calendar minute); what they refuse is not counted. Each time a limit fills, the
+ * first refusal carries a notice for the asker — and is the one to record as a `limit.reached` event —
+ * while refusals after it in the same full stretch carry none, so nobody is flooded with the same sentence.
+ * The stretch ends when the limit next has room (a window slides, a turn ends, a month begins, a cap changes).
+ */
+
+export interface LimitsConfig {
+  limits?: GosutoManifest["spec"]["limits"];
+  messaging?: GosutoManifest["spec"]["messaging"];
+  /** persona.pricing: without it a monthly budget cannot be kept. */
+  pricing?: Pricing | undefined;
+}
+
+export type Refusal = { ok: false; limit: LimitName; resetsAt: string | null; notice: LimitNotice | undefined };
+export type Admission = { ok: true } | Refusal;
+/** A turn that was let in holds a slot until `release` (safe to call more than once). */
+export type TurnAdmission = { ok: true; release: () => void } | Refusal;
+/**
+ * A message over the cap is not dropped but scheduled: its slot at `retryAt` is already reserved, so the
+ * caller waits until then and sends it without asking again.
+ */
+export type MessageAdmission = { ok: true } | (Refusal & { retryAt: number });
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+const WINDOW_MS = 60_000;
+const OK = { ok: true } as const;
+
+/** Listed in status() in this order, when set. */
+const NAMES: readonly LimitName[] = [
+  "maxRequestsPerMinute",
+  "maxEventsPerMinute",
+  "maxConcurrentRequests",
+  "maxMonthlyCostUSD",
+  "maxTokensPerRequest",
+  "maxMessagesPerMinute",
+];
+
+type Caps = Record<LimitName, number>;
+
+export class AgentLimits {
+  private readonly now: () => number;
+  private readonly ledger: SpendLedger;
+  private caps: Caps;
+  private pricing: Pricing | undefined;
+  private readonly requests = new SlidingWindow();
+  private readonly events = new SlidingWindow();
+  private readonly messages = new SlidingWindow();
+  private running = 0;
+  private lastCompletionTokens = 0;
+  private readonly fills = Object.fromEntries(NAMES.map((n) => [n, new Fill()])) as Record<LimitName, Fill>;
+
+  constructor(options: { config: LimitsConfig; now: () => number; spendFile: string; logger?: Pick<Logger, "warn"> | undefined }) {
+    this.now = options.now;
+    this.caps = capsOf(options.config);
+    this.pricing = options.config.pricing;
+    this.ledger = new SpendLedger({ file: options.spendFile, now: options.now, logger: options.logger });
+  }
+
+  /**
+   * A new Gosuto: its caps apply from the next question on, against what was already counted in the current
+   * windows and month. A limit whose cap changed starts a new stretch, so its next refusal is announced.
+   */
+  reconfigure(config: LimitsConfig): void {
+    const caps = capsOf(config);
+    for (const name of NAMES) if (caps[name] !== this.caps[name]) this.fills[name].hasRoom();
+    if (Boolean(config.pricing) !== Boolean(this.pricing)) this.fills.maxMonthlyCostUSD.hasRoom();
+    this.caps = caps;
+    this.pricing = config.pricing;
+  }
+
+  /** An incoming chat message from an allowed sender, or a schedule firing (limits.maxEventsPerMinute). */
+  admitEvent(): Admission {
+    const cap = this.caps.maxEventsPerMinute;
+    return this.admitRate("maxEventsPerMinute", this.events, (at) => eventsNotice(cap, at));
+  }
+
+  /**
+   * One model request — every chat completion call of a turn, not just the first. The budget is checked
+   * before the call, against what earlier calls cost: the call that crosses it still runs, so a month may
+   * end a little over its cap (by at most one request per turn running). Refusing by the budget goes first,
+   * as it lasts longer than a minute.
+   */
+  admitRequest(): Admission {
+    const refused = this.checkBudget();
+    if (refused) return refused;
+    const cap = this.caps.maxRequestsPerMinute;
+    return this.admitRate("maxRequestsPerMinute", this.requests, (at) => requestsNotice(cap, at));
+  }
+
+  /** A turn starting (limits.maxConcurrentRequests counts turns running at once). */
+  beginTurn(): TurnAdmission {
+    const cap = this.caps.maxConcurrentRequests;
+    const fill = this.fills.maxConcurrentRequests;
+    if (cap > 0 && this.running >= cap) return this.refuse("maxConcurrentRequests", null, () => concurrencyNotice(cap));
+    fill.hasRoom();
+    // Counted even without a cap, so that a cap a new Gosuto sets knows what is already running.
+    this.running++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      fill.hasRoom();
+    };
+    return { ok: true, release };
+  }
+
+  /** A message the agent is about to post, in any room (messaging.maxMessagesPerMinute). */
+  admitMessage(): MessageAdmission {
+    const now = this.now();
+    const cap = this.caps.maxMessagesPerMinute;
+    const at = cap > 0 ? this.messages.nextRoom(now, cap) : now;
+    this.messages.add(at, now);
+    if (at <= now) {
+      this.fills.maxMessagesPerMinute.hasRoom();
+      return OK;
+    }
+    // While messages wait their turn the next slot lies ahead, so the stretch lasts until the queue is gone.
+    return { ...this.refuse("maxMessagesPerMinute", at, () => messagesNotice(cap, at)), retryAt: at };
+  }
+
+  /** What one model request used: its cost (by persona.pricing) goes on this month's bill, which is saved. */
+  recordUsage(usage: Usage): void {
+    const prompt = tokens(usage.promptTokens);
+    const completion = tokens(usage.completionTokens);
+    this.lastCompletionTokens = completion;
+    const cost = this.pricing ? (prompt / 1e6) * this.pricing.inputPerMTok + (completion / 1e6) * this.pricing.outputPerMTok : 0;
+    this.ledger.add(Number.isFinite(cost) && cost > 0 ? cost : 0);
+  }
+
+  /** The model's answer stopped at the token cap (finish_reason "length"): the note to append to it. */
+  truncated(): LimitNotice {
+    this.fills.maxTokensPerRequest.refused(this.now());
+    return truncatedNotice(this.caps.maxTokensPerRequest);
+  }
+
+  /** Every limit that is set, as ACP's status reports it. */
+  status(): AcpLimitState[] {
+    const now = this.now();
+    const states: AcpLimitState[] = [];
+    for (const name of NAMES) {
+      const limit = this.caps[name];
+      if (limit === 0) continue;
+      const reachedAt = this.fills[name].reachedAt;
+      states.push({ name, limit, ...this.usage(name, limit, now), reachedAt: reachedAt === null ? null : iso(reachedAt) });
+    }
+    return states;
+  }
+
+  private usage(name: LimitName, cap: number, now: number): { used: number; resetsAt: string | null } {
+    switch (name) {
+      case "maxRequestsPerMinute":
+        return this.requests.state(now, cap);
+      case "maxEventsPerMinute":
+        return this.events.state(now, cap);
+      case "maxMessagesPerMinute":
+        return this.messages.state(now, cap);
+      case "maxConcurrentRequests":
+        return { used: this.running, resetsAt: null };
+      case "maxMonthlyCostUSD":
+        // Micro-dollars: enough for any price, and free of float dust like 0.30000000000000004.
+        return { used: Math.round(this.ledger.current().usd * 1e6) / 1e6, resetsAt: iso(nextMonthStart(now)) };
+      case "maxTokensPerRequest":
+        return { used: this.lastCompletionTokens, resetsAt: null };
+    }
+  }
+
+  private checkBudget(): Refusal | undefined {
+    const cap = this.caps.maxMonthlyCostUSD;
+    if (cap === 0) return undefined;
+    // Fail closed: a budget nobody can price would otherwise be no budget at all.
+    if (!this.pricing) return this.refuse("maxMonthlyCostUSD", null, noPricingNotice);
+    const spent = this.ledger.current().usd;
+    if (spent >= cap) {
+      const resetsAt = nextMonthStart(this.now());
+      return this.refuse("maxMonthlyCostUSD", resetsAt, () => budgetNotice(cap, spent, resetsAt));
+    }
+    this.fills.maxMonthlyCostUSD.hasRoom();
+    return undefined;
+  }
+
+  private admitRate(name: LimitName, window: SlidingWindow, notice: (resetsAt: number) => LimitNotice): Admission {
+    const now = this.now();
+    const cap = this.caps[name];
+    const at = cap > 0 ? window.nextRoom(now, cap) : now;
+    if (at > now) return this.refuse(name, at, () => notice(at));
+    this.fills[name].hasRoom();
+    // Counted even without a cap, so that a cap a new Gosuto sets applies to the minute just past.
+    window.add(now, now);
+    return OK;
+  }
+
+  private refuse(limit: LimitName, resetsAt: number | null, notice: () => LimitNotice): Refusal {
+    const first = this.fills[limit].refused(this.now());
+    return { ok: false, limit, resetsAt: resetsAt === null ? null : iso(resetsAt), notice: first ? notice() : undefined };
+  }
+}
+
+/** One limit's refusals: when it last refused, and whether the current full stretch has been announced. */
+class Fill {
+  reachedAt: number | null = null;
+  private told = false;
+
+  hasRoom(): void {
+    this.told = false;
+  }
+
+  /** Whether this refusal is the first of its stretch (and so carries the notice). */
+  refused(now: number): boolean {
+    this.reachedAt = now;
+    const first = !this.told;
+    this.told = true;
+    return first;
+  }
+}
+
+/**
+ * The times of what one per-minute limit let through in the last 60 seconds, oldest first. Messages may
+ * hold times ahead of now: slots reserved for messages waiting their turn.
+ */
+class SlidingWindow {
+  private readonly times: number[] = [];
+
+  add(at: number, now: number): void {
+    this.forget(now);
+    let i = this.times.length;
+    while (i > 0 && this.times[i - 1]! > at) i--;
+    this.times.splice(i, 0, at);
+  }
+
+  /**
+   * The first moment from `now` when one more fits under `cap`: now if there is room, else when enough of
+   * the oldest have left (after a cap was lowered, that may be more than one).
+   */
+  nextRoom(now: number, cap: number): number {
+    this.forget(now);
+    const n = this.times.length;
+    return n < cap ? now : Math.max(now, this.times[n - cap]! + WINDOW_MS);
+  }
+
+  /** How many went through in the last minute, and when that changes: when one more fits if full, else when the oldest leaves. */
+  state(now: number, cap: number): { used: number; resetsAt: string | null } {
+    this.forget(now);
+    const used = this.times.filter((t) => t <= now).length;
+    if (used === 0) return { used, resetsAt: null };
+    const resetsAt = used >= cap ? this.nextRoom(now, cap) : this.times[0]! + WINDOW_MS;
+    return { used, resetsAt: iso(resetsAt) };
+  }
+
+  private forget(now: number): void {
+    while (this.times.length > 0 && this.times[0]! <= now - WINDOW_MS) this.times.shift();
+  }
+}
+
+function capsOf(config: LimitsConfig): Caps {
+  const limits = config.limits ?? {};
+  return {
+    maxRequestsPerMinute: count(limits.maxRequestsPerMinute),
+    maxEventsPerMinute: count(limits.maxEventsPerMinute),
+    maxConcurrentRequests: count(limits.maxConcurrentRequests),
+    maxMonthlyCostUSD: positive(limits.maxMonthlyCostUSD),
+    maxTokensPerRequest: count(limits.maxTokensPerRequest),
+    maxMessagesPerMinute: count(config.messaging?.maxMessagesPerMinute),
+  };
+}
+
+/** 0, negative, absent or not a number: no limit (validation rejects the odd ones; this only must not crash). */
+const positive = (n: number | undefined) => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
+const count = (n: number | undefined) => Math.ceil(positive(n));
+const tokens = (n: number) => (Number.isFinite(n) && n > 0 ? n : 0);
