@@ -3,7 +3,7 @@
  * retry is safe (every call but POST /restart is a read or a whole-document PUT). Answers are checked
  * against the protocol schema; an error names the agent and the call, never the token or a secret.
  */
-import type { AcpApplied, AcpConfigRequest, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
+import type { AcpApplied, AcpConfigRequest, AcpEvents, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { ACP_TRACE_HEADER, acpBodyProblems, type AcpBodies } from "./protocol.ts";
 
@@ -70,6 +70,11 @@ export class AcpClient {
   /** `retries: 0` for a probe whose caller retries on its own schedule (a container still starting). */
   status(ep: AcpEndpoint, traceId: string, opts: { retries?: number } = {}): Promise<AcpStatus> {
     return this.call(ep, "GET", "/status", undefined, "AcpStatus", traceId, true, opts.retries);
+  }
+
+  /** The agent's decisions after seq `after`, oldest first, at most `limit` (the agent caps it at 500). */
+  events(ep: AcpEndpoint, after: number, limit: number, traceId: string): Promise<AcpEvents> {
+    return this.call(ep, "GET", `/events?after=${after}&limit=${limit}`, undefined, "AcpEvents", traceId, true);
   }
 
   putConfig(ep: AcpEndpoint, body: AcpConfigRequest, traceId: string): Promise<AcpApplied> {

@@ -5,7 +5,7 @@
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import acpSchema from "../../schemas/acp.schema.json" with { type: "json" };
-import type { AcpApplied, AcpConfigRequest, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
+import type { AcpApplied, AcpConfigRequest, AcpEvent, AcpEvents, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
 
 export const ACP_TRACE_HEADER = "x-trace-id";
 /** Where Ruriko puts the agent's bearer token: a file in the agent's data volume, not the container config. */
@@ -20,6 +20,8 @@ export interface AcpBodies {
   AcpSecretsRequest: AcpSecretsRequest;
   AcpMatrixRequest: AcpMatrixRequest;
   AcpApplied: AcpApplied;
+  AcpEvent: AcpEvent;
+  AcpEvents: AcpEvents;
 }
 
 let ajv: Ajv2020 | undefined;

@@ -140,11 +140,19 @@ export function matrixTokenSecretOf(manifest: AgentManifest, account: { localpar
   return matrix?.userId ? agentMatrixTokenSecret(manifest.metadata.name) : undefined;
 }
 
-/** Rooms a provisioned agent is joined to: those its Gosuto trusts by id or alias, and its admin room (never `*`). */
-export function trustedRoomsOf(gosuto: GosutoManifest | undefined): string[] {
-  const trust = gosuto?.spec.trust;
-  const rooms = new Set((trust?.allowedRooms ?? []).filter((r) => r !== "*"));
-  if (trust?.adminRoom) rooms.add(trust.adminRoom);
+/**
+ * Rooms a provisioned agent is joined to: every room its Gosuto names by id or alias (never `*`) — those it
+ * serves, its admin room, its approval room and the rooms it may post to (`messaging.allowedTargets`).
+ */
+export function agentRoomsOf(gosuto: GosutoManifest | undefined): string[] {
+  const spec = gosuto?.spec;
+  const rooms = new Set((spec?.trust?.allowedRooms ?? []).filter((r) => r !== "*"));
+  if (spec?.trust?.adminRoom) rooms.add(spec.trust.adminRoom);
+  if (spec?.approvals?.enabled && spec.approvals.room) rooms.add(spec.approvals.room);
+  for (const target of spec?.messaging?.allowedTargets ?? []) {
+    const room = target.roomId ?? target.alias;
+    if (room) rooms.add(room);
+  }
   return [...rooms].sort();
 }
 

@@ -17,6 +17,7 @@ import type { Gatekeeper } from "../approvals/gatekeeper.ts";
 import type { Verdict } from "../approvals/gate.ts";
 import { withTrace, type Logger } from "../observability/logger.ts";
 import { RuntimeError, type AgentNetworkMode, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import type { AgentEventCursorStore } from "../store/agent-event-cursor-store.ts";
 import type { AgentStatusStore, Condition } from "../store/agent-status-store.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
@@ -41,6 +42,8 @@ export interface ReconcilerStores {
   audit: AuditLog;
   matrixAccounts: MatrixAccountStore;
   appliedConfig: AppliedConfigStore;
+  /** How far the audit log has read each agent's decision journal (GET /events). */
+  eventCursors: AgentEventCursorStore;
   /** Writes to several stores land together or not at all. */
   transaction<T>(fn: () => T): T;
 }
@@ -120,6 +123,8 @@ export class AgentReconciler {
       tokens: vault.tokens,
       matrixAccounts: stores.matrixAccounts,
       audit: stores.audit,
+      eventCursors: stores.eventCursors,
+      transaction: (fn) => stores.transaction(fn),
       handOverToken: (agent, containerId, traceId) => this.executor.handOverToken(agent, containerId, traceId),
       restartWithNewToken: (agent, containerId, traceId) => this.executor.restartWithNewToken(agent, containerId, traceId),
       ...(options.agentMatrixHomeserver !== undefined ? { agentMatrixHomeserver: options.agentMatrixHomeserver } : {}),

@@ -6,23 +6,29 @@
  * asking anyone, and never beyond what was approved.
  */
 import { AcpError, type AcpClient, type AcpEndpoint } from "../acp/client.ts";
-import type { AcpStatus, AgentManifest } from "../api/generated/types.ts";
+import type { AcpEvent, AcpStatus, AgentManifest } from "../api/generated/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ObservedContainer } from "../runtime/runtime.ts";
+import type { AgentEventCursorStore } from "../store/agent-event-cursor-store.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { AppliedConfig } from "../store/applied-config-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
 import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
+import { collectAgentEvents } from "./agent-event-collector.ts";
 import { runtimeOf } from "./agent-health.ts";
 import type { AgentReport } from "./agent-status.ts";
 import { ReconcileError } from "./container-executor.ts";
 
-/** Something Ruriko changed inside a running agent, for people to hear about. Names and versions, never values. */
+/**
+ * Something Ruriko changed inside a running agent, or a decision the agent reported (a denial, an approval, a
+ * limit), for people to hear about. Names and versions, never values; a decision carries the agent's trace id.
+ */
 export type AgentConfigEvent =
   | { agent: string; traceId: string; what: "gosuto"; gosuto: string; digest: string }
-  | { agent: string; traceId: string; what: "secrets"; delivered: Array<{ name: string; version: number }>; revoked: string[] };
+  | { agent: string; traceId: string; what: "secrets"; delivered: Array<{ name: string; version: number }>; revoked: string[] }
+  | { agent: string; traceId: string; what: "decision"; event: AcpEvent };
 
 export interface AgentSyncOptions {
   acp: AcpClient;
@@ -30,6 +36,10 @@ export interface AgentSyncOptions {
   tokens: AgentTokenStore;
   matrixAccounts: MatrixAccountStore;
   audit: AuditLog;
+  /** How far the audit log has read each agent's decision journal; without it, no journal is collected. */
+  eventCursors?: AgentEventCursorStore;
+  /** Writes to several stores land together or not at all (the audit entries and the cursor that covers them). */
+  transaction?: <T>(fn: () => T) => T;
   /** Issues a new token and writes it into the container (the agent does not accept the one on record). */
   handOverToken: (agent: string, containerId: string, traceId: string) => Promise<string>;
   /** The same, for an agent that holds another token: restarts its container so that it takes the new one. */
@@ -65,8 +75,10 @@ export class AgentSync {
     this.o = options;
   }
 
+  /** The agent is gone (its container and volume removed). */
   forget(agent: string): void {
     this.unanswered.delete(agent);
+    this.o.eventCursors?.forget(agent);
   }
 
   /**
@@ -99,6 +111,12 @@ export class AgentSync {
     const gosutoDigest = await this.syncGosuto(endpoint, report, applied, traceId, log, result);
     const secretsDigest = await this.syncSecrets(endpoint, report, applied, input.bindings, traceId, log, result);
     await this.syncMatrixIdentity(manifest, endpoint, report, applied, traceId, log, result);
+    // Last: the agent's config comes first. Only a journal that moved past the cursor costs a request.
+    const cursors = this.o.eventCursors;
+    if (cursors) {
+      const onDecision = (_agent: string, event: AcpEvent) => this.o.onEvent?.({ agent, traceId: event.traceId, what: "decision", event });
+      await collectAgentEvents({ acp: this.o.acp, audit: this.o.audit, cursors, transaction: this.o.transaction ?? ((fn) => fn()), now: this.o.now, onDecision }, endpoint, report.events?.last, traceId, log);
+    }
     result.report = { gosutoDigest, secretsDigest, runtime: runtimeOf(report) };
     return result;
   }

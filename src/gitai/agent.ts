@@ -13,6 +13,7 @@ import type { GosutoState } from "./acp/gosuto-state.ts";
 import { notice } from "./approvals/request-post.ts";
 import { ToolApprovals, type ApprovalOutcome, type ApprovalSettings } from "./approvals/tool-approvals.ts";
 import type { EventJournal } from "./events/journal.ts";
+import { CronGateways, type Gateway } from "./gateways/cron-gateways.ts";
 import { AgentLimits, type LimitsConfig, type Refusal } from "./limits/limits.ts";
 import { ModelClient, ModelError, type ModelSettings } from "./llm/model-client.ts";
 import { Conversation, type ConversationStatus, type IncomingChat } from "./matrix/conversation.ts";
@@ -41,6 +42,7 @@ export interface AgentCounters {
   toolCallsApproved: number;
   toolCallsRejected: number;
   limitsReached: number;
+  schedulesFired: number;
   turnsFailed: number;
 }
 
@@ -51,6 +53,7 @@ export interface AgentRuntimeStatus {
   counters: AgentCounters;
   approvals: ReturnType<ToolApprovals["pendingStates"]>;
   limits: ReturnType<AgentLimits["status"]>;
+  gateways: ReturnType<CronGateways["status"]>;
 }
 
 export interface GitaiAgentOptions {
@@ -87,9 +90,10 @@ export class GitaiAgent {
   private readonly log: Logger;
   private readonly mcp: McpSupervisor;
   private readonly memory = new ConversationMemory();
-  private readonly counters: AgentCounters = { messagesAnswered: 0, messagesIgnored: 0, toolCallsAllowed: 0, toolCallsDenied: 0, toolCallsApproved: 0, toolCallsRejected: 0, limitsReached: 0, turnsFailed: 0 };
+  private readonly counters: AgentCounters = { messagesAnswered: 0, messagesIgnored: 0, toolCallsAllowed: 0, toolCallsDenied: 0, toolCallsApproved: 0, toolCallsRejected: 0, limitsReached: 0, schedulesFired: 0, turnsFailed: 0 };
   private readonly approvals: ToolApprovals;
   private readonly limits: AgentLimits;
+  private readonly gateways: CronGateways;
   private model: { key: string; client: ModelClient | undefined; status: ModelStatus } = { key: "", client: undefined, status: { state: "not configured", provider: null, model: null, lastError: null } };
   private conversation: { key: string; part: Conversation } | undefined;
   /** configure() calls run one after the other: a push during one is applied by the next. */
@@ -108,6 +112,7 @@ export class GitaiAgent {
       logger: options.logger.child({ part: "approvals" }),
     });
     this.limits = new AgentLimits({ config: {}, now: Date.now, spendFile: join(options.dataDir, SPEND_FILE), logger: options.logger });
+    this.gateways = new CronGateways({ fire: (gateway) => this.runScheduled(gateway), logger: options.logger.child({ part: "gateways" }) });
   }
 
   /** Brings every part in line with what the agent holds now. */
@@ -137,12 +142,14 @@ export class GitaiAgent {
       counters: { ...this.counters },
       approvals: this.approvals.pendingStates(),
       limits: this.limits.status(),
+      gateways: this.gateways.status(),
     };
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.configuring;
+    this.gateways.stop();
     this.approvals.stop();
     await this.conversation?.part.stop();
     await this.mcp.stop();
@@ -156,6 +163,7 @@ export class GitaiAgent {
     this.limits.reconfigure(limitsConfig(spec));
     this.configureModel(spec);
     await this.configureConversation(spec);
+    this.gateways.apply(spec?.gateways);
   }
 
   /** Each server's environment: its own env, plus the granted secrets its Gosuto maps to it — nothing else. */
@@ -253,27 +261,63 @@ export class GitaiAgent {
   }
 
   /** One turn for one message; a model that fails gets the asker one short apology, and /status says why. */
-  private async answer(chat: IncomingChat): Promise<string | undefined> {
-    const spec = this.o.gosuto.current?.gosuto.spec;
-    const client = this.model.client;
+  private answer(chat: IncomingChat): Promise<string | undefined> {
     const traceId = newTraceId();
     this.o.events.record({ kind: "message.accepted", traceId, room: chat.room, sender: chat.sender, size: chat.body.length });
+    return this.think({ room: chat.room, askedBy: chat.sender, question: chat.body, eventId: chat.eventId, traceId });
+  }
+
+  /**
+   * A cron gateway fired: its prompt is one turn, as if asked in its target room by `schedule:NAME`, and the
+   * answer is posted there. A rejection says why the gateway failed (its status shows it); the schedule stays.
+   */
+  private async runScheduled(gateway: Gateway): Promise<void> {
+    const traceId = newTraceId();
+    this.counters.schedulesFired++;
+    this.o.events.record({ kind: "schedule.fired", traceId, gateway: gateway.name, ...(gateway.target ? { room: gateway.target } : {}) });
+    const part = this.conversation?.part;
+    const room = gateway.target ? part?.targetRoom(gateway.target) : undefined;
+    const failed = (reason: string) => {
+      this.o.events.record({ kind: "schedule.failed", traceId, gateway: gateway.name, reason });
+      return new Error(reason);
+    };
+    if (!part || !room) throw failed(part ? `cannot post to ${gateway.target}: it is not one of messaging.allowedTargets, or not joined yet` : "the agent is not on Matrix");
+    const answer = await this.think({ room, askedBy: `schedule:${gateway.name}`, question: gateway.prompt ?? "", traceId });
+    if (!answer) throw failed("the turn gave no answer (is a model configured?)");
+    const admitted = this.limits.admitMessage();
+    if (!admitted.ok) {
+      this.refused(admitted, room, traceId);
+      await new Promise((r) => setTimeout(r, Math.max(0, admitted.retryAt - Date.now())));
+    }
+    await part.post(room, { msgtype: "m.text", body: answer }).catch((error: unknown) => {
+      throw failed(`cannot post to ${gateway.target}: ${(error as Error).message}`);
+    });
+  }
+
+  /** One turn of the tool loop under every limit; the text to say (undefined: nothing to say). */
+  private async think(ask: { room: string; askedBy: string; question: string; eventId?: string; traceId: string }): Promise<string | undefined> {
+    const { room, traceId } = ask;
+    const spec = this.o.gosuto.current?.gosuto.spec;
+    const client = this.model.client;
+    const chat = { room, sender: ask.askedBy };
+    // Memory is per conversation room; a schedule starts from nothing each time, so runs do not drift.
+    const scheduled = ask.eventId === undefined;
     const event = this.limits.admitEvent();
-    if (!event.ok) return this.refused(event, chat.room, traceId);
+    if (!event.ok) return this.refused(event, room, traceId);
     if (!client) {
       if (this.model.status.state === "not configured") return undefined;
       this.counters.turnsFailed++;
       return `Sorry, I cannot answer: my model is not working (${this.model.status.lastError}).`;
     }
     const turn = this.limits.beginTurn();
-    if (!turn.ok) return this.refused(turn, chat.room, traceId);
+    if (!turn.ok) return this.refused(turn, room, traceId);
     const capabilities = spec?.capabilities ?? [];
     let cut = false;
     try {
       const outcome = await runTurn({
         systemPrompt: [spec?.persona?.systemPrompt, spec?.instructions].filter(Boolean).join("\n\n") || undefined,
-        history: this.memory.history(chat.room),
-        question: chat.body,
+        history: scheduled ? [] : this.memory.history(room),
+        question: ask.question,
         tools: offeredTools(this.mcp.tools(), capabilities),
         maxSteps: spec?.limits?.maxTurnSteps ?? DEFAULT_STEPS,
         complete: async (messages, tools) => {
@@ -293,27 +337,27 @@ export class GitaiAgent {
               tool: call.tool,
               rule: call.rule,
               args: call.args,
-              askedBy: chat.sender,
-              room: chat.room,
-              askEventId: chat.eventId,
+              askedBy: ask.askedBy,
+              room,
+              ...(ask.eventId ? { askEventId: ask.eventId } : {}),
               traceId,
-              onWaiting: (r) => void this.tell(chat.room, `The call to ${r.mcp}.${r.tool} waits for a human's approval (request ${r.id}, rule ${r.rule}, expires ${r.expiresAt}). I will go on once it is decided.`, chat.eventId),
+              onWaiting: (r) => void this.tell(room, `The call to ${r.mcp}.${r.tool} waits for a human's approval (request ${r.id}, rule ${r.rule}, expires ${r.expiresAt}). I will go on once it is decided.`, ask.eventId),
             }),
           ),
         onDecision: (d) => this.noteDecision(chat, traceId, d),
       });
       if (this.model.client === client) this.model.status = { ...this.model.status, state: "ready", lastError: null };
-      this.memory.remember(chat.room, chat.body, outcome.answer);
+      if (!scheduled) this.memory.remember(room, ask.question, outcome.answer);
       if (!cut) return outcome.answer;
       const truncated = this.limits.truncated();
-      this.o.events.record({ kind: "limit.reached", traceId, limit: truncated.limit, room: chat.room });
+      this.o.events.record({ kind: "limit.reached", traceId, limit: truncated.limit, room });
       return `${outcome.answer}\n\n${truncated.text}`;
     } catch (error) {
-      if (error instanceof LimitReached) return this.refused(error.refusal, chat.room, traceId);
+      if (error instanceof LimitReached) return this.refused(error.refusal, room, traceId);
       this.counters.turnsFailed++;
       const reason = error instanceof ModelError ? error.message : "an internal error";
       if (this.model.client === client) this.model.status = { ...this.model.status, state: "failed", lastError: reason };
-      this.log.warn({ room: chat.room, err: reason }, "a turn failed");
+      this.log.warn({ traceId, room, err: reason }, "a turn failed");
       return `Sorry, I could not answer just now: ${reason}. Please try again later.`;
     } finally {
       turn.release();
@@ -332,7 +376,7 @@ export class GitaiAgent {
     return refusal.notice.text;
   }
 
-  private noteDecision(chat: IncomingChat, traceId: string, d: CallDecision): void {
+  private noteDecision(chat: { room: string; sender: string }, traceId: string, d: CallDecision): void {
     const counter = ({ allow: "toolCallsAllowed", approved: "toolCallsApproved", rejected: "toolCallsRejected" } as const)[d.decision as "allow" | "approved" | "rejected"] ?? "toolCallsDenied";
     this.counters[counter]++;
     this.log.info({ traceId, room: chat.room, mcp: d.server, tool: d.tool, decision: d.decision, rule: d.rule, ...(d.ok !== undefined ? { ok: d.ok } : {}) }, `tool call ${d.decision}${d.rule ? ` by rule ${d.rule}` : ""}`);

@@ -20,7 +20,7 @@ import { parse } from "yaml";
 import type { AgentManifest, GosutoManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
-import { provisionedPasswordSecret, provisionedTokenSecret, trustedRoomsOf } from "../controller/agent-config.ts";
+import { provisionedPasswordSecret, provisionedTokenSecret, agentRoomsOf } from "../controller/agent-config.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
 import type { AppliedGosuto } from "../store/applied-config-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
@@ -92,7 +92,7 @@ export function wantedAccounts(snapshot: Snapshot, appliedGosuto: (agent: string
     const desired = snapshot.objects.get(objectKey("Gosuto", spec.gosuto));
     // Applied before Ruriko kept a Gosuto's text: its digest still says whether it is the desired one.
     const gosuto = applied?.yaml ? (parse(applied.yaml) as GosutoManifest) : applied && desired?.digest === applied.digest ? (desired.object as GosutoManifest) : undefined;
-    wanted.set(name, { agent: name, displayName: spec.matrix.displayName ?? null, rooms: trustedRoomsOf(gosuto) });
+    wanted.set(name, { agent: name, displayName: spec.matrix.displayName ?? null, rooms: agentRoomsOf(gosuto) });
   }
   return wanted;
 }

@@ -1,6 +1,6 @@
 /** What approvers read in the policy room: the request, its reminder, its outcome. Pure. */
 import type { ApprovalRequest } from "../store/approval-store.ts";
-import { escapeHtml } from "./status-messages.ts";
+import { escapeHtml } from "./html.ts";
 
 /** The namespaced content key of a request post (after Mjolnir/Draupnir): which request, bound to which change. */
 export const APPROVAL_KEY = "dev.ruriko.approval";

@@ -16,7 +16,8 @@ import { voteOfMessage, voteOfReaction, withdrawalOf, type ChatVote, type Reques
 import { annotatedRequest, outcomeMessage, outcomeReply, reminderMessage, requestMessage, type PostContent } from "./approval-messages.ts";
 import { BackoffTracker } from "../time/backoff.ts";
 import { messageOf, reactionOf, redactionOf, type IncomingMessage, type IncomingReaction, type IncomingRedaction, type RawEvent } from "./incoming-events.ts";
-import { escapeHtml, type StatusLine } from "./status-messages.ts";
+import { escapeHtml } from "./html.ts";
+import type { StatusLine } from "./status-messages.ts";
 
 /** How far back one catch-up reads per room. */
 const CATCH_UP_LIMIT = 1000;

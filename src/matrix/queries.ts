@@ -6,6 +6,7 @@
 import type { ApprovalRequest } from "../store/approval-store.ts";
 import type { AgentStatus } from "../store/agent-status-store.ts";
 import type { AuditEntry } from "../store/audit-log.ts";
+import { decisionDetail, decisionLines } from "../controller/agent-events.ts";
 import { describeRuntime } from "../controller/agent-health.ts";
 import { phaseOf } from "../controller/conditions.ts";
 import { renderPlanText, type PlanReport } from "../controller/plan-report.ts";
@@ -13,7 +14,7 @@ import { renderStatusTable, type StatusReport } from "../controller/status-repor
 import { renderHistoryText } from "../controller/history-report.ts";
 import type { AgentHistory } from "../sources/git-history.ts";
 import { RURIKO_VERSION } from "../version.ts";
-import { escapeHtml } from "./status-messages.ts";
+import { escapeHtml } from "./html.ts";
 
 export interface QuerySources {
   status(): StatusReport;
@@ -25,6 +26,8 @@ export interface QuerySources {
   pendingApprovals(): ApprovalRequest[];
   audit(limit: number): AuditEntry[];
   trace(traceId: string): AuditEntry[];
+  /** The agent's latest decisions (audit entries it reported), newest first. */
+  decisions?(agent: string, limit: number): AuditEntry[];
   /** Commits that changed the agent's Agent or Gosuto objects, newest first; undefined without a git source. */
   history(agent: string): Promise<AgentHistory | undefined>;
 }
@@ -44,13 +47,21 @@ interface QueryCommand {
 
 export const QUERY_PREFIX = "/ruriko";
 const MAX_AUDIT = 50;
+/** How many of an agent's latest decisions `/ruriko agent NAME` lists. */
+const AGENT_DECISIONS = 5;
 
 /** Preformatted text: tables keep their columns in any client. */
 const pre = (text: string): Reply => ({ body: text.trimEnd(), html: `<pre><code>${escapeHtml(text.trimEnd())}</code></pre>` });
 const say = (text: string): Reply => ({ body: text, html: escapeHtml(text) });
 
+/** An agent's decision also says what it was about (tool, rule, limit…), never a body or a value. */
 function auditLines(entries: readonly AuditEntry[]): string {
-  return entries.map((e) => `${e.ts}  ${e.traceId}  ${e.actor}  ${e.action}  ${e.target}  ${e.result}`).join("\n");
+  return entries
+    .map((e) => {
+      const detail = decisionDetail(e);
+      return `${e.ts}  ${e.traceId}  ${e.actor}  ${e.action}  ${e.target}  ${e.result}${detail ? `  ${detail}` : ""}`;
+    })
+    .join("\n");
 }
 
 export const QUERY_COMMANDS: readonly QueryCommand[] = [
@@ -83,6 +94,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
     run: (s, [name]) => {
       const a = s.agentStatus(name!);
       if (!a) return say(`no agent ${name}`);
+      const decisions = s.decisions?.(a.agent, AGENT_DECISIONS) ?? [];
       return pre(
         [
           `agent      ${a.agent} (${phaseOf(a.conditions)})`,
@@ -94,6 +106,7 @@ export const QUERY_COMMANDS: readonly QueryCommand[] = [
           ...(a.runtime ? describeRuntime(a.runtime) : ["inside     the agent has not answered yet"]),
           ...(a.lastError ? [`last error ${a.lastError}`] : []),
           ...a.conditions.map((c) => `${c.type.padEnd(16)} ${c.status.padEnd(5)} ${c.reason}${c.message ? `: ${c.message}` : ""}`),
+          ...(decisions.length > 0 ? ["latest decisions (newest first):", ...decisionLines(decisions).map((l) => `  ${l}`)] : []),
         ].join("\n"),
       );
     },

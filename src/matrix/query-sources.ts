@@ -30,6 +30,7 @@ export function querySourcesFor(deps: { state: StateStores; snapshot: () => Snap
     pendingApprovals: () => state.approvals.list({ status: "pending" }),
     audit: (limit) => state.audit.tail(limit),
     trace: (traceId) => state.audit.byTrace(traceId),
+    decisions: (agent, limit) => state.audit.byActor(`agent:${agent}`, limit),
     async history(agent) {
       const snapshot = deps.snapshot();
       if (!git || !snapshot) return undefined;

@@ -2,9 +2,11 @@
  * What the status room is told, in words: pure functions from controller events to lines, and from lines
  * to one message (plain body and HTML). Deciding *when* to say it is status-reporter.ts's job.
  */
+import { escapeHtml } from "./html.ts";
 import type { SnapshotEvent } from "../controller/controller.ts";
 import type { AppliedChange, StatusTransition } from "../controller/agent-reconciler.ts";
 import { formatManifestError } from "../api/errors.ts";
+import type { AcpEvent } from "../api/generated/types.ts";
 
 export interface StatusLine {
   /** Lines with the same key repeat a fact (rate-limited); undefined never repeats. */
@@ -13,6 +15,8 @@ export interface StatusLine {
   clears?: string;
   text: string;
   traceId: string;
+  /** Coalesced with lines of other traces, it still names its own (an agent's decision: its turn's trace). */
+  ownTrace?: boolean;
 }
 
 const FAILURE_REASONS = new Set(["ReconcileFailed", "GosutoRefused", "SecretMissing", "DriftReported", "ApprovalDenied", "ApprovalExpired", "MatrixUnavailable", "MatrixAccountFailed", "MatrixTokenMissing", "Degraded"]);
@@ -78,22 +82,59 @@ export function describeChange(change: AppliedChange): StatusLine {
       const revoked = change.revoked.length > 0 ? `; revoked ${change.revoked.join(", ")}` : "";
       return { text: `${agent}: secrets updated, holds ${held}${revoked}`, traceId };
     }
+    case "decision":
+      return describeDecision(agent, change.event);
   }
 }
 
-export function escapeHtml(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+/** An agent's own words, made safe for one line: no control characters, bounded. */
+const said = (text: string | undefined, max = 120): string => {
+  const one = (text ?? "").replace(/\p{Cc}+/gu, " ").trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+};
+
+/**
+ * A decision an agent reported (a denial, an approval waited for or decided, a limit), in words, under the
+ * agent's own trace id. Repeats of the same denial or limit are said once per window: a model that keeps
+ * trying the same refused tool fills the audit log, not the room.
+ */
+export function describeDecision(agent: string, e: AcpEvent): StatusLine {
+  const tool = e.tool ? `tool ${said(e.mcp ? `${e.mcp}.${e.tool}` : e.tool)}` : "a tool call";
+  const approval = e.approval ? ` (approval ${said(e.approval, 40)})` : "";
+  const by = e.sender ? ` by ${said(e.sender, 80)}` : "";
+  const line = (text: string, key?: string): StatusLine => ({ ...(key ? { key } : {}), text, traceId: e.traceId, ownTrace: true });
+  switch (e.kind) {
+    case "tool.denied":
+      return line(`${agent}: ${tool} denied by policy (${e.rule ? `rule ${said(e.rule, 80)}` : "no rule allows it"})`, `${agent}|denied|${tool}|${e.rule ?? ""}`);
+    case "tool.waiting":
+      return line(`${agent}: ${tool} waits for approval${approval}`);
+    case "tool.approved":
+      return line(`${agent}: ${tool} approved${by}${approval}`);
+    case "tool.rejected":
+      return line(`${agent}: ${tool} rejected${by}${e.reason ? ` (${said(e.reason, 40)})` : ""}${approval}`);
+    case "tool.expired":
+      return line(`${agent}: ${tool} not run: its approval expired${approval}`);
+    case "limit.reached":
+      return line(`${agent}: limit ${said(e.limit, 80) || "(unnamed)"} reached`, `${agent}|limit|${e.limit ?? ""}`);
+    default:
+      return line(`${agent}: ${e.kind}${e.tool ? ` (${tool})` : ""}`);
+  }
 }
 
-/** One line as itself; several as a counted list. The trace id goes last, for grepping logs. */
+
+/**
+ * One line as itself; several as a counted list. The trace id goes last, for grepping logs; an agent's decision
+ * coalesced with lines of another trace names its own.
+ */
 export function composeMessage(lines: readonly StatusLine[]): { body: string; html: string; traceId: string } {
   const traceId = lines[0]!.traceId;
   if (lines.length === 1) {
     return { body: `${lines[0]!.text} [trace ${traceId}]`, html: `${escapeHtml(lines[0]!.text)} <sub>trace ${escapeHtml(traceId)}</sub>`, traceId };
   }
+  const own = (l: StatusLine) => (l.ownTrace && l.traceId !== traceId ? ` [trace ${l.traceId}]` : "");
   return {
-    body: `${lines.length} changes:\n${lines.map((l) => `- ${l.text}`).join("\n")}\n[trace ${traceId}]`,
-    html: `${lines.length} changes:<ul>${lines.map((l) => `<li>${escapeHtml(l.text)}</li>`).join("")}</ul><sub>trace ${escapeHtml(traceId)}</sub>`,
+    body: `${lines.length} changes:\n${lines.map((l) => `- ${l.text}${own(l)}`).join("\n")}\n[trace ${traceId}]`,
+    html: `${lines.length} changes:<ul>${lines.map((l) => `<li>${escapeHtml(`${l.text}${own(l)}`)}</li>`).join("")}</ul><sub>trace ${escapeHtml(traceId)}</sub>`,
     traceId,
   };
 }

@@ -4,7 +4,7 @@ export interface AuditEntry {
   id: number;
   ts: string;
   traceId: string;
-  /** Who caused it: `controller`, `cli:<user>`, or a Matrix user id. */
+  /** Who caused it: `controller`, `cli:<user>`, a Matrix user id, or `agent:<name>` (a decision the agent reported). */
   actor: string;
   action: string;
   /** What it was done to, e.g. `Agent/newsbot` or `approval/3f2a…`. */
@@ -58,6 +58,11 @@ export class AuditLog {
   /** Oldest first: the story of one trace. */
   byTrace(traceId: string): AuditEntry[] {
     return (this.db.prepare("SELECT * FROM audit_log WHERE trace_id = ? ORDER BY id").all(traceId) as AuditRow[]).map(fromRow);
+  }
+
+  /** Newest first: what one actor did, e.g. `agent:newsbot` (the decisions an agent reported). */
+  byActor(actor: string, limit = 20): AuditEntry[] {
+    return (this.db.prepare("SELECT * FROM audit_log WHERE actor = ? ORDER BY id DESC LIMIT ?").all(actor, limit) as AuditRow[]).map(fromRow);
   }
 
   forTarget(target: string, limit = 50): AuditEntry[] {

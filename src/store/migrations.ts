@@ -333,4 +333,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE agent_status ADD COLUMN runtime TEXT;
     `,
   },
+  {
+    version: 9,
+    name: "agent-event-cursors",
+    sql: `
+      -- How far Ruriko has read each agent's decision journal (GET /events): the seq of the last event copied into
+      -- the audit log, moved in the same transaction as those entries. anchor names that event (its time and trace
+      -- id), so a journal replaced behind Ruriko's back (a new volume) is noticed even when its seq has caught up.
+      CREATE TABLE agent_event_cursors (
+        agent TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        anchor TEXT,
+        updated_at TEXT NOT NULL
+      );
+      -- An agent's latest decisions (ruriko status, /ruriko agent NAME) are read by actor, newest first.
+      CREATE INDEX audit_actor ON audit_log (actor, id);
+    `,
+  },
 ];

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { AgentEventCursorStore } from "./agent-event-cursor-store.ts";
 import { AgentStatusStore } from "./agent-status-store.ts";
 import { AppliedConfigStore } from "./applied-config-store.ts";
 import { ApprovalPostStore } from "./approval-post-store.ts";
@@ -22,6 +23,8 @@ export interface StateStores {
   revisions: RevisionStore;
   approvals: ApprovalStore;
   audit: AuditLog;
+  /** How far the audit log has read each agent's decision journal. */
+  eventCursors: AgentEventCursorStore;
   outbox: OutboxStore;
   seenEvents: SeenEventsStore;
   approvalPosts: ApprovalPostStore;
@@ -50,6 +53,7 @@ export function openState(stateDir: string): StateStores {
     revisions: new RevisionStore(db),
     approvals: new ApprovalStore(db),
     audit: new AuditLog(db),
+    eventCursors: new AgentEventCursorStore(db),
     outbox: new OutboxStore(db),
     seenEvents: new SeenEventsStore(db),
     approvalPosts: new ApprovalPostStore(db),

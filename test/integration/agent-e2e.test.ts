@@ -133,7 +133,7 @@ ${opts.intranet ? `    - {name: intranet, mcp: web, tool: http_get, allow: true,
     await commit({ "agents/helper.yaml": `${gosuto({ intranet: true })}---\n${AGENT}---\n${BINDING}` }, "add helper");
 
     serve = await startServe(
-      ["--git", bare, "--git-interval", "1", "--agent-network", "host", "--agent-poll", "1", "--matrix-homeserver", synapse.baseUrl, "--matrix-user", ruriko.userId, "--status-room", statusRoom],
+      ["--git", bare, "--git-interval", "1", "--agent-network", "host", "--agent-poll", "1", "--matrix-homeserver", synapse.baseUrl, "--matrix-user", ruriko.userId, "--status-room", statusRoom, "--matrix-operators", alice.userId],
       { stateDir, env: { RURIKO_MASTER_KEY: masterKey, RURIKO_MATRIX_ACCESS_TOKEN: ruriko.accessToken, RURIKO_MATRIX_REGISTRATION_SECRET: synapse.registrationSharedSecret } },
     );
     // Granting a secret needs approval: with no policy in force, the local operator's.
@@ -187,6 +187,18 @@ ${opts.intranet ? `    - {name: intranet, mcp: web, tool: http_get, allow: true,
     assert.ok(!pageHits.some((h) => h.startsWith("/private")), "the denied call was not executed");
     const a = await waitForAgent((x) => (x.runtime?.counters?.messagesIgnored ?? 0) >= 1 && (x.runtime?.counters?.toolCallsDenied ?? 0) >= 1, "counted");
     assert.ok(a.runtime!.counters!.messagesIgnored! >= 1);
+
+    // One audit trail: the agent's decisions reach Ruriko's audit log, under the turn's trace id.
+    await waitFor(async () => (await statusSays(/helper: tool web\.http_get denied by policy \(rule deny-all\)/)).length > 0, "the status room hears of the denial", 60_000);
+    const [denial] = await statusSays(/helper: tool web\.http_get denied by policy/);
+    const traceId = /\[trace ([0-9a-f]+)\]/.exec(denial!.body)?.[1];
+    assert.ok(traceId, denial!.body);
+    await sayIn(synapse.baseUrl, alice, statusRoom, `/ruriko trace ${traceId}`);
+    const answer = async () => (await timeline(statusRoom)).find((c) => c.sender === ruriko.userId && c.body.includes("agent.message.accepted") && c.body.includes(traceId!));
+    await waitFor(async () => !!(await answer()), "Ruriko answers the trace query", 60_000);
+    const trace = (await answer())!.body;
+    for (const action of ["agent.message.accepted", "agent.tool.denied"]) assert.ok(trace.includes(action), `${action} in:\n${trace}`);
+    assert.ok(!trace.includes("payroll page"), "no message body in the audit trail");
   });
 
   test("a Gosuto edit in git that removes the capability takes effect without recreating the container", async () => {

@@ -66,8 +66,12 @@ ${spec}`;
     const limitEvents = async () => (await acp.events(ep, 0, 500, "t")).events.filter((e) => e.kind === "limit.reached");
     return { gitai, status, limitEvents, dataDir };
   };
+  const dataDirs: string[] = [];
   const stopAll = async () => {
-    for (const r of running.splice(0)) await r.gitai.close();
+    for (const r of running.splice(0)) {
+      await r.gitai.close();
+      dataDirs.push(r.dataDir);
+    }
   };
   const ask = (body: string, room?: string) => say(body, room);
   const completions = () => model.requests.filter((r) => r.path.endsWith("/chat/completions"));
@@ -83,6 +87,7 @@ ${spec}`;
     await stopAll();
     await model?.close();
     await synapse?.stop();
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
   });
 
   test("maxRequestsPerMinute: the third question gets one message naming the limit and its reset; the fourth, silence", async () => {

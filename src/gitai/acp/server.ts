@@ -25,7 +25,7 @@ export interface AgentHooks {
   configure(): void;
   /** POST /restart: the agent loop and its MCP servers start over. */
   restart(): Promise<void>;
-  status(): Pick<AcpStatus, "conversation" | "model" | "mcps" | "counters">;
+  status(): Pick<AcpStatus, "conversation" | "model" | "mcps" | "counters" | "approvals" | "limits" | "gateways">;
 }
 
 export interface AcpServerOptions {

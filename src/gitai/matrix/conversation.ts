@@ -6,7 +6,8 @@
  * notice while the agent works. One turn at a time per room, in order.
  *
  * The Gosuto's approval room, when it has one, is joined too but never served: its events go to the tool approvals
- * (votes on the agent's requests), never to the model.
+ * (votes on the agent's requests), never to the model. So are the rooms of `messaging.allowedTargets` that are not
+ * trusted: the agent may post there (a schedule's result), and reads nothing said there.
  *
  * It has no end-to-end encryption: with `trust.requireE2EE` it serves no room and says why (fail closed), and an
  * encrypted room is never served (it could not read it). A homeserver that goes away is retried with backoff; a
@@ -78,6 +79,9 @@ export class Conversation {
   private readonly seenJoined = new Set<string>();
   private readonly refused = new Map<string, string>();
   private approvalRoomId: string | undefined;
+  /** Every room joined, as the Gosuto writes it (an id or an alias) → its id. */
+  private readonly joinedAs = new Map<string, string>();
+  private trusted = new Set<string>();
   private readonly encrypted = new Set<string>();
   private readonly queues = new Map<string, Promise<void>>();
   private state: ConversationState = "connecting";
@@ -115,6 +119,13 @@ export class Conversation {
     return this.client.send(room, content);
   }
 
+  /** The room id of one of `messaging.allowedTargets` (as the Gosuto writes it), once joined; undefined otherwise. */
+  targetRoom(target: string): string | undefined {
+    const entry = (this.o.messaging?.allowedTargets ?? []).find((t) => t.roomId === target || t.alias === target);
+    const joinedAs = entry?.roomId ?? entry?.alias;
+    return joinedAs ? this.joinedAs.get(joinedAs) : undefined;
+  }
+
   /** Whether the agent serves this room (by id): where it may tell an asker something. */
   serves(room: string): boolean {
     return room !== this.approvalRoomId && !this.encrypted.has(room) && (this.anyRoom || this.served.has(room));
@@ -133,8 +144,10 @@ export class Conversation {
   private async run(): Promise<void> {
     const trusted = [...(this.o.trust.allowedRooms ?? []), ...(this.o.trust.adminRoom ? [this.o.trust.adminRoom] : [])];
     this.anyRoom = trusted.includes("*");
-    for (const room of trusted) if (room !== "*") this.unjoined.add(room);
+    this.trusted = new Set(trusted.filter((r) => r !== "*"));
+    for (const room of this.trusted) this.unjoined.add(room);
     if (this.o.approvalRoom) this.unjoined.add(this.o.approvalRoom);
+    for (const room of targetsOf(this.o.messaging)) this.unjoined.add(room);
     await this.joinTrustedRooms();
     let since: string | undefined;
     let failures = 0;
@@ -173,10 +186,12 @@ export class Conversation {
     for (const room of [...this.unjoined]) {
       try {
         const id = await this.client.join(room.startsWith("#") ? await this.client.resolveAlias(room) : room);
+        this.joinedAs.set(room, id);
+        if (this.trusted.has(room)) this.served.add(id);
         if (room === this.o.approvalRoom) {
           this.approvalRoomId = id;
           this.o.onApprovalRoom?.(id);
-        } else this.served.add(id);
+        }
         this.unjoined.delete(room);
         this.refused.delete(room);
       } catch (error) {
@@ -280,6 +295,9 @@ export class Conversation {
     this.lastError = lastError;
   }
 }
+
+/** The rooms the agent may post to besides where it is asked, as written: each target's id, or else its alias. */
+const targetsOf = (messaging: Messaging | undefined): string[] => (messaging?.allowedTargets ?? []).flatMap((t) => (t.roomId ? [t.roomId] : t.alias ? [t.alias] : []));
 
 export const senderAllowed = (allowed: readonly string[], sender: string) => allowed.includes("*") || allowed.includes(sender);
 

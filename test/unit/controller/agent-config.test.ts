@@ -5,7 +5,7 @@ import { parseManifestFile } from "../../../src/api/parse.ts";
 import { buildSnapshot } from "../../../src/api/snapshot.ts";
 import type { AgentManifest } from "../../../src/api/generated/types.ts";
 import type { GosutoManifest } from "../../../src/api/generated/types.ts";
-import { desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, matrixIdentityDigestOf, matrixTokenSecretOf, RESERVED_SECRET_NAMES, secretsDigestOf, trustedRoomsOf } from "../../../src/controller/agent-config.ts";
+import { desiredBindingsOf, desiredGosutoOf, desiredMatrixOf, matrixIdentityDigestOf, matrixTokenSecretOf, RESERVED_SECRET_NAMES, secretsDigestOf, agentRoomsOf } from "../../../src/controller/agent-config.ts";
 import { localpartFor } from "../../../src/matrix/agent-accounts.ts";
 
 const text = `apiVersion: ruriko.dev/v1alpha1
@@ -103,10 +103,12 @@ describe("the Matrix identity an agent should hold", () => {
     assert.equal(new Set(variants).size, variants.length);
   });
 
-  test("trusted rooms are the listed ones and the admin room, never *; user ids are never reused", () => {
+  test("an agent's rooms: trusted ones, the admin room, the approval room, the post targets — never *; user ids are never reused", () => {
     const g = { apiVersion: "ruriko.dev/v1alpha1", kind: "Gosuto", metadata: { name: "g" }, spec: { trust: { allowedRooms: ["*", "!b:hs", "#a:hs"], adminRoom: "!b:hs" } } } as GosutoManifest;
-    assert.deepEqual(trustedRoomsOf(g), ["!b:hs", "#a:hs"]);
-    assert.deepEqual(trustedRoomsOf(undefined), []);
+    assert.deepEqual(agentRoomsOf(g), ["!b:hs", "#a:hs"]);
+    const withMore = { ...g, spec: { ...g.spec, approvals: { enabled: true, room: "!appr:hs", approvers: ["@x:hs"] }, messaging: { allowedTargets: [{ alias: "#reports:hs" }, { roomId: "!b:hs" }] } } } as GosutoManifest;
+    assert.deepEqual(agentRoomsOf(withMore), ["!appr:hs", "!b:hs", "#a:hs", "#reports:hs"]);
+    assert.deepEqual(agentRoomsOf(undefined), []);
     assert.deepEqual([localpartFor("bot", 0), localpartFor("bot", 1), localpartFor("bot", 2)], ["bot", "bot.2", "bot.3"], "never another agent's name (agent names have no dots)");
   });
 });
