@@ -12,6 +12,7 @@ import {
   type LimitName,
   type LimitNotice,
 } from "./notices.ts";
+import { Fill, SlidingWindow } from "../../time/sliding-window.ts";
 import { nextMonthStart, SpendLedger } from "./spend-ledger.ts";
 
 export type { LimitName, LimitNotice } from "./notices.ts";
@@ -50,7 +51,6 @@ export interface Usage {
   completionTokens: number;
 }
 
-const WINDOW_MS = 60_000;
 const OK = { ok: true } as const;
 
 /** Listed in status() in this order, when set. */
@@ -178,11 +178,11 @@ export class AgentLimits {
   private usage(name: LimitName, cap: number, now: number): { used: number; resetsAt: string | null } {
     switch (name) {
       case "maxRequestsPerMinute":
-        return this.requests.state(now, cap);
+        return windowState(this.requests, now, cap);
       case "maxEventsPerMinute":
-        return this.events.state(now, cap);
+        return windowState(this.events, now, cap);
       case "maxMessagesPerMinute":
-        return this.messages.state(now, cap);
+        return windowState(this.messages, now, cap);
       case "maxConcurrentRequests":
         return { used: this.running, resetsAt: null };
       case "maxMonthlyCostUSD":
@@ -224,60 +224,9 @@ export class AgentLimits {
   }
 }
 
-/** One limit's refusals: when it last refused, and whether the current full stretch has been announced. */
-class Fill {
-  reachedAt: number | null = null;
-  private told = false;
-
-  hasRoom(): void {
-    this.told = false;
-  }
-
-  /** Whether this refusal is the first of its stretch (and so carries the notice). */
-  refused(now: number): boolean {
-    this.reachedAt = now;
-    const first = !this.told;
-    this.told = true;
-    return first;
-  }
-}
-
-/**
- * The times of what one per-minute limit let through in the last 60 seconds, oldest first. Messages may
- * hold times ahead of now: slots reserved for messages waiting their turn.
- */
-class SlidingWindow {
-  private readonly times: number[] = [];
-
-  add(at: number, now: number): void {
-    this.forget(now);
-    let i = this.times.length;
-    while (i > 0 && this.times[i - 1]! > at) i--;
-    this.times.splice(i, 0, at);
-  }
-
-  /**
-   * The first moment from `now` when one more fits under `cap`: now if there is room, else when enough of
-   * the oldest have left (after a cap was lowered, that may be more than one).
-   */
-  nextRoom(now: number, cap: number): number {
-    this.forget(now);
-    const n = this.times.length;
-    return n < cap ? now : Math.max(now, this.times[n - cap]! + WINDOW_MS);
-  }
-
-  /** How many went through in the last minute, and when that changes: when one more fits if full, else when the oldest leaves. */
-  state(now: number, cap: number): { used: number; resetsAt: string | null } {
-    this.forget(now);
-    const used = this.times.filter((t) => t <= now).length;
-    if (used === 0) return { used, resetsAt: null };
-    const resetsAt = used >= cap ? this.nextRoom(now, cap) : this.times[0]! + WINDOW_MS;
-    return { used, resetsAt: iso(resetsAt) };
-  }
-
-  private forget(now: number): void {
-    while (this.times.length > 0 && this.times[0]! <= now - WINDOW_MS) this.times.shift();
-  }
+function windowState(window: SlidingWindow, now: number, cap: number): { used: number; resetsAt: string | null } {
+  const { used, resetsAt } = window.state(now, cap);
+  return { used, resetsAt: resetsAt === null ? null : iso(resetsAt) };
 }
 
 function capsOf(config: LimitsConfig): Caps {
