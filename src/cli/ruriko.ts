@@ -52,9 +52,31 @@ program
   .option("--matrix-operators <userIds>", "comma-separated Matrix users who may ask /ruriko queries (approvers in policies may too)", (v) => v.split(",").map((s) => s.trim()).filter(Boolean))
   .option("--agent-matrix-homeserver <url>", "the homeserver URL as agents reach it from their containers (default: --matrix-homeserver); provisioning accounts needs RURIKO_MATRIX_REGISTRATION_SECRET or secret matrix-registration-secret")
   .addOption(new Option("--agent-network <mode>", "how agent containers are networked: bridge (the instance's network, ACP published on 127.0.0.1) or host (the host's network namespace, each agent on its own 127.0.0.1 port)").choices(AGENT_NETWORK_MODES).default("bridge"))
+  .option("--adopt-orphans", "the state database was lost: take over the containers of the instance recorded in the state directory instead of refusing to start (see docs/operations.md)", false)
   .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds" | "agentPollSeconds"> & { resync: number; gitInterval: number; agentPoll: number }) => {
     const { serve } = await import("./serve.ts");
     await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval, agentPollSeconds: opts.agentPoll });
+  });
+
+program
+  .command("backup")
+  .description("copy the state database into FILE, safely while serve runs (restore it with `ruriko restore FILE`)")
+  .argument("<file>", "the backup file to write (never left half-written)")
+  .addOption(stateDirOption())
+  .option("--replace", "overwrite FILE if it exists", false)
+  .action(async (file: string, opts: { stateDir: string; replace: boolean }) => {
+    const { runBackup } = await import("./backup.ts");
+    process.exitCode = await runBackup(file, opts);
+  });
+
+program
+  .command("restore")
+  .description("put a backup in place of the state database (stop serve first); the database replaced is kept beside it")
+  .argument("<file>", "a backup written by `ruriko backup`")
+  .addOption(stateDirOption())
+  .action(async (file: string, opts: { stateDir: string }) => {
+    const { runRestore } = await import("./backup.ts");
+    process.exitCode = runRestore(file, opts);
   });
 
 program

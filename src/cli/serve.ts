@@ -12,11 +12,14 @@ import type { AgentNetworkMode } from "../runtime/runtime.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
+import type { Snapshot } from "../api/snapshot.ts";
 import { gitChangeAuthors } from "../sources/change-authors.ts";
 import { startMatrixBot, type MatrixBot } from "../matrix/matrix-bot.ts";
 import { querySourcesFor } from "../matrix/query-sources.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
-import { openState } from "../store/state.ts";
+import { STATE_DB_FILE } from "../store/state.ts";
+import { StorageHealth } from "../store/storage-health.ts";
+import { adoptIfPending, openServeState } from "./serve-state.ts";
 
 export interface ServeOptions {
   manifests?: string;
@@ -42,6 +45,8 @@ export interface ServeOptions {
   agentMatrixHomeserver?: string;
   /** How agents' containers are networked: bridge (default) or host. */
   agentNetwork?: AgentNetworkMode;
+  /** Take over the containers of the instance whose state database was lost (docs/operations.md#adopting-a-lost-instance). */
+  adoptOrphans?: boolean;
 }
 
 /** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN is not set). */
@@ -59,19 +64,34 @@ export function parseHostPort(text: string): { host: string; port: number } {
 export async function serve(opts: ServeOptions): Promise<void> {
   if (!opts.manifests === !opts.git) throw new Error("give exactly one of --manifests DIR or --git URL");
   const logger: Logger = createLogger({ level: opts.logLevel });
-  const state = openState(opts.stateDir);
+  const docker = new Docker();
+  // The first storage failure is final: /healthz fails from that moment, and the process stops (below).
+  const storage = new StorageHealth(join(opts.stateDir, STATE_DB_FILE));
+  const state = await openServeState({ stateDir: opts.stateDir, adoptOrphans: opts.adoptOrphans ?? false, docker, health: storage });
+  const running: { stop?: (reason: string, exitCode: number) => Promise<void> } = {};
+  storage.onFailure(({ failure }) => {
+    logger.fatal(
+      { file: failure?.file, code: failure?.code, err: failure?.message },
+      `the state database failed (${failure?.code}: ${failure?.message}); stopping so that a supervisor restarts Ruriko, whose start checks the database (docs/operations.md#failure-and-recovery)`,
+    );
+    if (running.stop) void running.stop(`storage failure ${failure?.code}`, 1);
+    // Still starting: nothing to wind down. After the current turn, so that an error thrown by the start is printed.
+    else setTimeout(() => process.exit(1), 0);
+  });
   let vault: Vault;
+  let runtime: DockerRuntime;
   try {
     vault = openVault(state, { stateDir: opts.stateDir, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
+    logger.info({ instance: state.instance, origin: state.origin, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
+    if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
+    runtime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }) });
+    const adopted = await adoptIfPending(state, docker, runtime, logger);
+    if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
+    if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
   } catch (error) {
     state.close();
     throw error;
   }
-  logger.info({ instance: state.instance, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
-  if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
-
-  const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance, log: logger.child({ component: "runtime" }) });
-  if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
 
   const gitWorkDir = join(opts.stateDir, "sources", "git");
   // The bot starts before the controller exists (it must hear about the first snapshot), so it reads it late.
@@ -200,8 +220,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
     logger: logger.child({ component: "http" }),
     metrics,
     status: () => buildStatusReport(state),
+    live: () => {
+      const { failure } = storage.state;
+      return failure ? { ok: false, reason: `state database ${failure.file}: ${failure.code}` } : { ok: true };
+    },
     ready: () => {
       const reasons: string[] = [];
+      if (!storage.state.ok) reasons.push("the state database failed");
       if (!firstSnapshotSeen) reasons.push("no snapshot from the source yet");
       if (!controller.snapshot) reasons.push("no valid revision applied yet");
       return { ready: reasons.length === 0, reasons };
@@ -215,23 +240,50 @@ export async function serve(opts: ServeOptions): Promise<void> {
   logger.info({ url: http.url }, `HTTP on ${http.url} (/healthz /readyz /metrics /api/v1/status${opts.git && webhookSecret ? " /api/v1/webhooks/git" : ""})`);
 
   controller.start();
-  await source.start((snapshot) => controller.offer(snapshot));
-
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  // A snapshot the state database could not take — a lock held beside serve for longer than the busy timeout
+  // (SQLITE_BUSY) — is offered again unless a newer one came meanwhile: the source will not offer it twice.
+  // A storage failure stops serve instead (storage.onFailure above).
+  let latestSnapshot: Snapshot | undefined;
+  const offer = (snapshot: Snapshot) => {
+    latestSnapshot = snapshot;
+    try {
+      controller.offer(snapshot);
+    } catch (error) {
+      if (!storage.state.ok) return;
+      logger.warn({ revision: snapshot.revision, err: (error as Error).message }, `taking revision ${snapshot.revision} failed (${(error as Error).message}); trying again in a second`);
+      setTimeout(() => {
+        if (latestSnapshot === snapshot && !stopping) offer(snapshot);
+      }, 1000).unref();
+    }
+  };
+  await source.start(offer);
+
+  const shutdown = async (reason: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down");
-    await source.stop();
-    await controller.stop();
+    logger.info({ reason }, "shutting down");
+    // Each step on its own: after a storage failure any of them may fail too, and the process must still exit.
+    const step = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, `shutting down: ${what} failed`);
+      }
+    };
+    await step("stopping the source", () => source.stop());
+    await step("stopping the controller", () => controller.stop());
     // What was said is in the outbox already; stopping only gives delivery a last chance.
-    await statusRoom?.stop();
-    await http.close();
-    const summary = state.status.list().map((s) => `${s.agent}=${phaseOf(s.conditions)}`).join(" ");
-    logger.info({ agents: summary }, "stopped");
-    state.close();
-    process.exit(0);
+    await step("stopping the Matrix bot", () => statusRoom?.stop());
+    await step("closing the HTTP server", () => http.close());
+    await step("the last status", () => {
+      const summary = state.status.list().map((s) => `${s.agent}=${phaseOf(s.conditions)}`).join(" ");
+      logger.info({ agents: summary }, "stopped");
+    });
+    await step("closing the state database", () => state.close());
+    process.exit(exitCode);
   };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT", 0));
+  process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
+  running.stop = shutdown;
 }

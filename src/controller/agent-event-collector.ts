@@ -17,7 +17,7 @@ export interface EventCollectorDeps {
   /** The audit entries of a page and the cursor that covers them land together or not at all. */
   transaction: <T>(fn: () => T) => T;
   now: () => Date;
-  /** A decision people should hear of (a denial, an approval, a limit), after it is in the audit log. */
+  /** A decision people should hear of (a denial, an approval, a limit): called in the transaction that appends it to the audit log. */
   onDecision?: (agent: string, event: AcpEvent) => void;
 }
 
@@ -52,13 +52,14 @@ export async function collectAgentEvents(deps: EventCollectorDeps, endpoint: Acp
     }
     const step = collectPage(agent, cursor, fetch, page, traceId);
     const now = deps.now();
+    // The entries, the cursor past them and what the status room hears of them: together or not at all.
     deps.transaction(() => {
       for (const entry of step.entries) deps.audit.append(entry);
       if (step.entries.length > 0 || step.cursor.seq !== cursor.seq) deps.cursors.set(agent, step.cursor, now);
+      for (const event of step.reported) deps.onDecision?.(agent, event);
     });
     if (step.entries.length > 0) log.info({ from: cursor.seq, to: step.cursor.seq, entries: step.entries.length }, `events ${agent}: decisions collected`);
     done.entries += step.entries.length;
-    for (const event of step.reported) deps.onDecision?.(agent, event);
     cursor = step.cursor;
     fetch = step.next;
   }

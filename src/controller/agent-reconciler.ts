@@ -86,7 +86,9 @@ export interface AgentReconcilerOptions {
   stallAfterFailures?: number;
   /** How often to look again at a Ready agent even without events. */
   resyncAfterMs?: number;
+  /** Called in the transaction that writes the status (see ControllerOptions). */
   onTransition?: (transition: StatusTransition) => void;
+  /** Called in the transaction that records the change in the audit log (see ControllerOptions). */
   onChange?: (change: AppliedChange) => void;
   now?: () => Date;
 }
@@ -114,6 +116,7 @@ export class AgentReconciler {
       audit: stores.audit,
       appliedConfig: stores.appliedConfig,
       tokens: vault.tokens,
+      transaction: (fn) => stores.transaction(fn),
       now,
       onExecuted: (a, traceId, approval) => this.o.onChange?.({ agent: a.agent, traceId, what: "container", action: a.type, reason: a.reason, drift: a.drift, ...(approval ? { approval: approval.id } : {}) }),
     });
@@ -298,8 +301,11 @@ export class AgentReconciler {
 
   private writeStatus(agent: string, previous: ReturnType<AgentStatusStore["get"]>, outcome: AgentOutcome, revision: string, traceId: string): void {
     const next = nextAgentStatus(previous, outcome, { agent, revision, now: this.o.now().toISOString(), stallAfterFailures: this.o.stallAfterFailures ?? 5 });
-    this.o.stores.status.put(next);
-    for (const t of transitionsOf(previous, next)) this.o.onTransition?.({ agent, traceId, ...t });
+    // The status and what the status room hears of it land together (a kill -9 keeps both or neither).
+    this.o.stores.transaction(() => {
+      this.o.stores.status.put(next);
+      for (const t of transitionsOf(previous, next)) this.o.onTransition?.({ agent, traceId, ...t });
+    });
   }
 }
 

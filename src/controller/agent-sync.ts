@@ -50,6 +50,7 @@ export interface AgentSyncOptions {
   agentStartGraceMs: number;
   /** True when a newer trigger arrived for the agent: stop waiting for it to boot, it runs again. */
   hasNewerTrigger?: (agent: string) => boolean;
+  /** Called in the transaction that appends the audit entry it tells of: what it writes lands with the entry. */
   onEvent?: (event: AgentConfigEvent) => void;
   now: () => Date;
 }
@@ -73,6 +74,11 @@ export class AgentSync {
 
   constructor(options: AgentSyncOptions) {
     this.o = options;
+  }
+
+  /** An audit entry and what is told of it, together (in one transaction when the stores give one). */
+  private record<T>(fn: () => T): T {
+    return this.o.transaction ? this.o.transaction(fn) : fn();
   }
 
   /** The agent is gone (its container and volume removed). */
@@ -115,7 +121,7 @@ export class AgentSync {
     const cursors = this.o.eventCursors;
     if (cursors) {
       const onDecision = (_agent: string, event: AcpEvent) => this.o.onEvent?.({ agent, traceId: event.traceId, what: "decision", event });
-      await collectAgentEvents({ acp: this.o.acp, audit: this.o.audit, cursors, transaction: this.o.transaction ?? ((fn) => fn()), now: this.o.now, onDecision }, endpoint, report.events?.last, traceId, log);
+      await collectAgentEvents({ acp: this.o.acp, audit: this.o.audit, cursors, transaction: (fn) => this.record(fn), now: this.o.now, onDecision }, endpoint, report.events?.last, traceId, log);
     }
     result.report = { gosutoDigest, secretsDigest, runtime: runtimeOf(report) };
     return result;
@@ -170,9 +176,11 @@ export class AgentSync {
       return report.gosutoDigest;
     }
     log.info({ gosuto: gosuto.name, from: report.gosutoDigest, to: gosuto.digest }, `configure ${agent}: Gosuto ${gosuto.name} applied`);
-    this.o.audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest }, result: "ok" });
-    // A first Gosuto is part of bringing the agent up; an edit reaching a running agent is news.
-    if (report.gosutoDigest !== null && gosuto.name) this.o.onEvent?.({ agent, traceId, what: "gosuto", gosuto: gosuto.name, digest: gosuto.digest });
+    this.record(() => {
+      this.o.audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest }, result: "ok" });
+      // A first Gosuto is part of bringing the agent up; an edit reaching a running agent is news.
+      if (report.gosutoDigest !== null && gosuto.name) this.o.onEvent?.({ agent, traceId, what: "gosuto", gosuto: gosuto.name, digest: gosuto.digest });
+    });
     return gosuto.digest;
   }
 
@@ -203,9 +211,11 @@ export class AgentSync {
     const revoked = report.secrets.map((s) => s.name).filter((n) => !(n in values));
     const summary = delivered.map((d) => ({ name: d.name, version: d.version }));
     log.info({ delivered: summary, revoked }, `configure ${agent}: secrets delivered`);
-    this.o.audit.append({ traceId, actor: "controller", action: "agent.secrets", target: `Agent/${agent}`, payload: { delivered: summary, revoked, digest }, result: "ok" });
-    // After a restart the agent holds nothing and gets everything again: only a change of what it held is news.
-    if (report.secretsDigest !== null) this.o.onEvent?.({ agent, traceId, what: "secrets", delivered: summary, revoked });
+    this.record(() => {
+      this.o.audit.append({ traceId, actor: "controller", action: "agent.secrets", target: `Agent/${agent}`, payload: { delivered: summary, revoked, digest }, result: "ok" });
+      // After a restart the agent holds nothing and gets everything again: only a change of what it held is news.
+      if (report.secretsDigest !== null) this.o.onEvent?.({ agent, traceId, what: "secrets", delivered: summary, revoked });
+    });
     return digest;
   }
 

@@ -34,7 +34,10 @@ export interface ContainerExecutorOptions {
   audit: AuditLog;
   appliedConfig: AppliedConfigStore;
   tokens: AgentTokenStore;
+  /** Writes to several stores land together or not at all. */
+  transaction: <T>(fn: () => T) => T;
   now: () => Date;
+  /** Called in the transaction that appends the action's audit entry: what it writes lands with the entry. */
   onExecuted?: (action: Action, traceId: string, approval?: ApprovalRequest) => void;
 }
 
@@ -127,8 +130,10 @@ export class ContainerExecutor {
           }
           break;
       }
-      audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
-      this.o.onExecuted?.(action, traceId, approval);
+      this.o.transaction(() => {
+        audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload, result: "ok" });
+        this.o.onExecuted?.(action, traceId, approval);
+      });
     } catch (error) {
       this.prepared = false;
       const message = error instanceof Error ? error.message : String(error);

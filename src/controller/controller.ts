@@ -53,6 +53,11 @@ export interface ControllerOptions {
   backoffMaxMs?: number;
   /** Drives approval deadlines (a test moves it by hand). */
   clock?: Clock;
+  /*
+   * onTransition, onChange and onSnapshot are called inside the transaction that records what they tell of (the
+   * status, the audit entry, the revision): a listener is synchronous and writes only to the state database (the
+   * status room's outbox), so what it writes is kept exactly when the change is, whatever kill -9 interrupts.
+   */
   onTransition?: (t: StatusTransition) => void;
   onChange?: (change: AppliedChange) => void;
   onSnapshot?: (event: SnapshotEvent) => void;
@@ -189,26 +194,38 @@ export class Controller {
       errors = [{ code: "io", file: ".", line: 1, column: 1, path: "", message }];
     }
     if (errors.length > 0) {
-      revisions.record({ revision: snapshot.revision, digest: snapshot.digest, outcome: "rejected", errors: [...errors], objects: snapshot.objects.size, traceId });
-      audit.append({ traceId, actor: "controller", action: "revision.rejected", target: `revision/${snapshot.revision}`, payload: { errors: errors.slice(0, 50).map(formatManifestError), count: errors.length }, result: "refused" });
+      const event: SnapshotEvent = { outcome: "rejected", snapshot, traceId, errors };
+      this.o.stores.transaction(() => {
+        revisions.record({ revision: snapshot.revision, digest: snapshot.digest, outcome: "rejected", errors: [...errors], objects: snapshot.objects.size, traceId });
+        audit.append({ traceId, actor: "controller", action: "revision.rejected", target: `revision/${snapshot.revision}`, payload: { errors: errors.slice(0, 50).map(formatManifestError), count: errors.length }, result: "refused" });
+        this.o.onSnapshot?.(event);
+      });
       this.o.logger.warn({ traceId, revision: snapshot.revision, errors: errors.slice(0, 20).map(formatManifestError) }, `revision ${snapshot.revision} refused: ${errors.length} error(s); the last good revision stays in force`);
       this.lastRejected = { revision: snapshot.revision, errors };
-      const event: SnapshotEvent = { outcome: "rejected", snapshot, traceId, errors };
-      this.o.onSnapshot?.(event);
       return event;
     }
     this.lastRejected = undefined;
     const changed = this.current?.digest !== snapshot.digest || this.current?.revision !== snapshot.revision;
+    const previous = this.current;
     this.current = snapshot;
-    if (changed) {
-      revisions.record({ revision: snapshot.revision, digest: snapshot.digest, outcome: "applied", errors: [], objects: snapshot.objects.size, traceId });
-      audit.append({ traceId, actor: "controller", action: "revision.accepted", target: `revision/${snapshot.revision}`, payload: { digest: snapshot.digest, objects: snapshot.objects.size }, result: "ok" });
-      this.o.logger.info({ traceId, revision: snapshot.revision, objects: snapshot.objects.size }, `revision ${snapshot.revision} accepted`);
+    const event: SnapshotEvent = { outcome: "applied", snapshot, traceId };
+    // Told before the reconciles it starts, so the revision heads the lines of what it caused.
+    try {
+      this.o.stores.transaction(() => {
+        if (changed) {
+          revisions.record({ revision: snapshot.revision, digest: snapshot.digest, outcome: "applied", errors: [], objects: snapshot.objects.size, traceId });
+          audit.append({ traceId, actor: "controller", action: "revision.accepted", target: `revision/${snapshot.revision}`, payload: { digest: snapshot.digest, objects: snapshot.objects.size }, result: "ok" });
+        }
+        this.o.onSnapshot?.(event);
+      });
+    } catch (error) {
+      // Not recorded (the database was locked past its busy timeout): not in force either, so offering it again does it all.
+      this.current = previous;
+      throw error;
     }
+    if (changed) this.o.logger.info({ traceId, revision: snapshot.revision, objects: snapshot.objects.size }, `revision ${snapshot.revision} accepted`);
     if (this.policyReconciler.bootstrap(snapshot, traceId)) this.o.logger.info({ traceId, revision: snapshot.revision }, "first start: the revision's approval policies are in force");
     this.enqueueAll(traceId, true);
-    const event: SnapshotEvent = { outcome: "applied", snapshot, traceId };
-    this.o.onSnapshot?.(event);
     return event;
   }
 

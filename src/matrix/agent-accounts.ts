@@ -51,6 +51,7 @@ export interface AgentAccountsOptions {
   invite: (roomId: string, userId: string) => Promise<void>;
   /** The agent's identity changed: reconcile it (deliver the token, or update its condition). */
   onAccountChanged: (agent: string, traceId: string) => void;
+  /** Writes a status line to the outbox: called in the transaction that records what it tells of. */
   report: (line: StatusLine) => void;
   logger: Logger;
   /** How often every account is looked at even without a new snapshot. */
@@ -195,11 +196,13 @@ export class AgentAccounts {
       }
       const account = this.o.accounts.current(agent);
       if (!account || account.lastError === message) return;
-      this.o.accounts.setError(account.localpart, message);
       const traceId = newTraceId();
+      this.o.transaction(() => {
+        this.o.accounts.setError(account.localpart, message);
+        this.o.audit.append({ traceId, actor: "controller", action: "matrix.account.failed", target: `Agent/${agent}`, payload: { localpart: account.localpart, error: message }, result: "error" });
+        this.o.report({ key: `${agent}|matrix-account`, text: `${agent}: Matrix account problem: ${message}`, traceId });
+      });
       this.o.logger.warn({ traceId, agent, err: message }, "agent Matrix account: refused");
-      this.o.audit.append({ traceId, actor: "controller", action: "matrix.account.failed", target: `Agent/${agent}`, payload: { localpart: account.localpart, error: message }, result: "error" });
-      this.o.report({ key: `${agent}|matrix-account`, text: `${agent}: Matrix account problem: ${message}`, traceId });
       this.o.onAccountChanged(agent, traceId);
     }
   }
@@ -222,8 +225,10 @@ export class AgentAccounts {
     if (account.state === "registering") {
       session = await this.register(account, password, want.displayName);
       this.verifiedAt.set(want.agent, this.o.now());
-      audit.append({ traceId, actor: "controller", action: "matrix.account.created", target: `Agent/${want.agent}`, payload: { userId: session.userId }, result: "ok" });
-      this.o.report({ text: `Matrix account ${session.userId} created for ${want.agent}`, traceId });
+      this.o.transaction(() => {
+        audit.append({ traceId, actor: "controller", action: "matrix.account.created", target: `Agent/${want.agent}`, payload: { userId: session.userId }, result: "ok" });
+        this.o.report({ text: `Matrix account ${session.userId} created for ${want.agent}`, traceId });
+      });
       changed = true;
     } else {
       const renewed = await this.workingSession(account, password);
@@ -392,15 +397,15 @@ export class AgentAccounts {
         if (!settled) throw error;
       }
     }
+    const userId = account.userId ?? account.localpart;
     this.o.transaction(() => {
       accounts.markDeactivated(account.localpart);
       secrets.delete(tokenName);
       secrets.delete(passwordName);
+      audit.append({ traceId, actor: "controller", action: "matrix.account.deactivated", target: `Agent/${account.agent}`, payload: { userId }, result: "ok" });
+      this.o.report({ text: `Matrix account ${userId} of removed agent ${account.agent} deactivated`, traceId });
     });
     this.verifiedAt.delete(account.agent);
-    const userId = account.userId ?? account.localpart;
-    audit.append({ traceId, actor: "controller", action: "matrix.account.deactivated", target: `Agent/${account.agent}`, payload: { userId }, result: "ok" });
     this.o.logger.info({ traceId, agent: account.agent, userId }, "agent Matrix account deactivated: the agent is gone");
-    this.o.report({ text: `Matrix account ${userId} of removed agent ${account.agent} deactivated`, traceId });
   }
 }

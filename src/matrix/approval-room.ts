@@ -69,9 +69,11 @@ export class ApprovalRoom {
       const request = approvals.get(id);
       const roomId = request?.room ? await this.joined(request.room, request.traceId) : undefined;
       if (!request || !roomId) continue;
-      // The post and the record of it together: a crash between them would post the request twice.
-      this.o.transaction(() => posts.record(request.id, roomId, this.post(roomId, requestMessage(request), request.traceId)));
-      this.o.report({ text: `approval ${request.id} requested in ${request.room}: ${request.summary}`, traceId: request.traceId });
+      // The post, the record of it and the status line together: a crash between them would post the request twice, or tell nobody.
+      this.o.transaction(() => {
+        posts.record(request.id, roomId, this.post(roomId, requestMessage(request), request.traceId));
+        this.o.report({ text: `approval ${request.id} requested in ${request.room}: ${request.summary}`, traceId: request.traceId });
+      });
     }
     for (const post of posts.unannounced()) {
       const request = approvals.get(post.requestId);
@@ -82,8 +84,8 @@ export class ApprovalRoom {
         this.post(post.room, annotatedRequest(request, eventId, text), request.traceId);
         this.post(post.room, outcomeReply(request, eventId, text), request.traceId);
         posts.markAnnounced(request.id, request.status);
+        this.o.report({ text, traceId: request.traceId });
       });
-      this.o.report({ text, traceId: request.traceId });
     }
     this.o.transaction(() => {
       // Only for requests already posted: a reminder of a post nobody saw is kept until it can be said.

@@ -36,6 +36,7 @@ export interface MatrixBotOptions {
   outbox: OutboxStore;
   instance: string;
   logger: Logger;
+  /** How long a status line waits for the lines after it, to go out as one message (default 1.5 s). */
   coalesceMs?: number;
   /** Events acted on (queries, votes), so that none is acted on twice, across restarts too. */
   seen: SeenEventsStore;
@@ -58,21 +59,32 @@ export interface MatrixBotOptions {
   accounts?: Omit<AgentAccountsOptions, "homeserver" | "invite" | "isControlRoom" | "report" | "logger">;
 }
 
+/**
+ * onSnapshot, onTransition and onChange write the status line to the outbox at once: call them inside the
+ * transaction that records what they report (the controller does), so the line is kept exactly when the change is.
+ */
 export interface MatrixBot {
   onSnapshot(event: SnapshotEvent): void;
   /** A request was made or decided (by any process): post it, or its outcome, now. */
   approvalsChanged(): void;
   onTransition(transition: StatusTransition): void;
   onChange(change: AppliedChange): void;
+  /**
+   * Once the status room is joined, sends everything in the outbox now: status lines without waiting out their
+   * window, rooms in backoff tried again. An explicit trigger (tests) instead of timing.
+   */
+  flush(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
   const log = opts.logger.child({ component: "matrix" });
   const connection = new MatrixConnection({ homeserverUrl: opts.homeserverUrl, userId: opts.userId, accessToken: opts.accessToken, log });
-  const deliverer = new OutboxDeliverer({ outbox: opts.outbox, connection, logger: log, instance: opts.instance });
-  const reporter = new StatusReporter({ room: opts.room, outbox: opts.outbox, onEnqueued: () => deliverer.notify(), ...(opts.coalesceMs !== undefined ? { coalesceMs: opts.coalesceMs } : {}) });
+  const deliverer = new OutboxDeliverer({ outbox: opts.outbox, connection, logger: log, instance: opts.instance, ...(opts.coalesceMs !== undefined ? { coalesceMs: opts.coalesceMs } : {}) });
+  const reporter = new StatusReporter({ room: opts.room, outbox: opts.outbox, onEnqueued: () => deliverer.notify() });
   let stopped = false;
+  let markJoined: () => void = () => {};
+  const joined = new Promise<void>((resolve) => (markJoined = resolve));
 
   const queries = opts.queries;
   if (queries) {
@@ -107,6 +119,11 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     });
   // Apart from the status room: an agent's account does not wait for Ruriko to be in any room.
   accounts?.start();
+  // Called from inside the controller's transactions: the accounts' own work (and its own transactions) starts
+  // once that transaction has committed.
+  const wakeAccounts = () => {
+    if (accounts) queueMicrotask(() => accounts.wake());
+  };
 
   let approvalRoom: ApprovalRoom | undefined;
   let approvalTimer: NodeJS.Timeout | undefined;
@@ -188,6 +205,7 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
       await connection.joinRoom(opts.room);
       log.info({ room: opts.room, userId: opts.userId }, "joined the status room");
       deliverer.start();
+      markJoined();
       if (queries || approvalRoom) await connection.startSync();
       await catchUpApprovals("start");
       ticksStarted = true;
@@ -204,21 +222,25 @@ export function startMatrixBot(opts: MatrixBotOptions): MatrixBot {
     approvalsChanged: () => tickApprovals(),
     onSnapshot: (event) => {
       reporter.report(describeSnapshot(event));
-      if (event.outcome === "applied") accounts?.wake();
+      if (event.outcome === "applied") wakeAccounts();
     },
     onTransition: (t) => reporter.report(describeTransition(t)),
     onChange: (c) => {
       reporter.report(describeChange(c));
       // A new container may be an agent waiting for its account (none is made before its container is); a Gosuto
       // applied may trust other rooms (an account joins only the rooms of the Gosuto in force).
-      if ((c.what === "container" && (c.action === "create" || c.action === "recreate")) || c.what === "gosuto") accounts?.wake();
+      if ((c.what === "container" && (c.action === "create" || c.action === "recreate")) || c.what === "gosuto") wakeAccounts();
+    },
+    async flush() {
+      await joined;
+      await deliverer.flush({ closeWindows: true, retryNow: true });
     },
     async stop() {
       stopped = true;
       if (approvalTimer) clearTimeout(approvalTimer);
       clearInterval(pruneTimer);
       await accounts?.stop();
-      reporter.flush();
+      // Nothing to write: every line is in the outbox already, and is delivered at the next start if not now.
       await deliverer.stop();
       connection.stop();
     },

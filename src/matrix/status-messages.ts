@@ -1,6 +1,7 @@
 /**
  * What the status room is told, in words: pure functions from controller events to lines, and from lines
- * to one message (plain body and HTML). Deciding *when* to say it is status-reporter.ts's job.
+ * to one message (plain body and HTML). Whether a line is said is status-reporter.ts's decision; which lines
+ * go out together is outbox-deliverer.ts's, when it sends them.
  */
 import { escapeHtml } from "./html.ts";
 import type { SnapshotEvent } from "../controller/controller.ts";

@@ -1,8 +1,9 @@
 /**
- * Decides when the status room hears something: events that come in a burst (a revision touching many
- * agents) are coalesced into one message; the same failure repeated is said once per window, and a recovery
- * lets it be said again. Messages go to the outbox (durable) and the deliverer is nudged; nothing here waits
- * on the homeserver.
+ * Decides whether the status room hears a line, and writes it to the outbox at once: `report` is called in the
+ * transaction that records the change the line tells of, so the line is exactly as durable as that change (a
+ * kill -9 keeps both or neither). Nothing waits here in memory: bursts are joined into one message by the
+ * deliverer when it sends them (outbox-deliverer.ts). The same failure repeated is said once per window and a
+ * recovery lets it be said again, judged from what the outbox holds, so a restart neither forgets nor repeats.
  */
 import type { OutboxStore } from "../store/outbox-store.ts";
 import type { StatusLine } from "./status-messages.ts";
@@ -11,10 +12,8 @@ import { composeMessage } from "./status-messages.ts";
 export interface StatusReporterOptions {
   room: string;
   outbox: OutboxStore;
-  /** Called after a message was enqueued. */
+  /** Called after a line was enqueued (to wake the deliverer; it reads the line once the transaction commits). */
   onEnqueued?: () => void;
-  /** How long after the first event of a burst the summary goes out. */
-  coalesceMs?: number;
   /** A repeated failure is said again only after this long. */
   repeatAfterMs?: number;
   now?: () => number;
@@ -22,40 +21,28 @@ export interface StatusReporterOptions {
 
 export class StatusReporter {
   private readonly o: Required<Omit<StatusReporterOptions, "onEnqueued">> & Pick<StatusReporterOptions, "onEnqueued">;
-  private pending: StatusLine[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private readonly lastSaid = new Map<string, number>();
 
   constructor(options: StatusReporterOptions) {
-    this.o = { coalesceMs: 1500, repeatAfterMs: 10 * 60_000, now: () => Date.now(), ...options };
+    this.o = { repeatAfterMs: 10 * 60_000, now: () => Date.now(), ...options };
   }
 
-  report(line: StatusLine | undefined): void {
-    if (!line) return;
-    if (line.clears) {
-      for (const key of [...this.lastSaid.keys()]) if (key.startsWith(`${line.clears}|`)) this.lastSaid.delete(key);
-    }
+  /**
+   * Writes the line to the outbox, unless it repeats a fact said within the window. Synchronous, on the state
+   * database only: call it inside the transaction of the change it reports. Returns the outbox id, if said.
+   */
+  report(line: StatusLine | undefined): number | undefined {
+    if (!line) return undefined;
+    const now = this.o.now();
     if (line.key) {
-      const last = this.lastSaid.get(line.key);
-      if (last !== undefined && this.o.now() - last < this.o.repeatAfterMs) return;
-      this.lastSaid.set(line.key, this.o.now());
+      const last = this.o.outbox.lastSaid(line.key, scopeOf(line.key));
+      if (last !== undefined && now - Date.parse(last) < this.o.repeatAfterMs) return undefined;
     }
-    this.pending.push(line);
-    if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), this.o.coalesceMs);
-      this.timer.unref();
-    }
-  }
-
-  /** Writes what is pending to the outbox now (also on shutdown, so nothing said is lost). */
-  flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending.length === 0) return;
-    const lines = this.pending;
-    this.pending = [];
-    const message = composeMessage(lines);
-    this.o.outbox.enqueue({ room: this.o.room, ...message });
+    const alone = composeMessage([line]);
+    const id = this.o.outbox.enqueueLine({ room: this.o.room, line, body: alone.body, html: alone.html, traceId: line.traceId }, new Date(now));
     this.o.onEnqueued?.();
+    return id;
   }
 }
+
+/** A failure's key starts with the agent it is about: `newsbot|Stalled|…`; a recovery of newsbot clears it. */
+const scopeOf = (key: string) => key.split("|", 1)[0]!;

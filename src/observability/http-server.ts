@@ -13,6 +13,11 @@ export interface HttpServerOptions {
   metrics: ControllerMetrics;
   status: () => unknown;
   ready: () => { ready: boolean; reasons: string[] };
+  /**
+   * Whether the process can still do its work: false once the state database failed (storage-health.ts), so that
+   * a supervisor restarts it. Without it, /healthz answers 200 while the process runs.
+   */
+  live?: () => { ok: true } | { ok: false; reason: string };
   /** The git webhook, when a git source with a webhook secret is configured. */
   webhook?: { secret: string; onPush: (info: { branch?: string; deliveryId?: string }) => void };
 }
@@ -42,7 +47,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     }
     return reply.code(code).send({ error: err.message ?? "bad request" });
   });
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", async (_req, reply) => {
+    const live = opts.live?.() ?? { ok: true };
+    return live.ok ? reply.send({ status: "ok" }) : reply.code(503).send({ status: "failing", reason: live.reason });
+  });
   app.get("/readyz", async (_req, reply) => {
     const r = opts.ready();
     return reply.code(r.ready ? 200 : 503).send(r);

@@ -350,4 +350,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_actor ON audit_log (actor, id);
     `,
   },
+  {
+    version: 10,
+    name: "outbox-status-lines",
+    sql: `
+      -- A status line is written to the outbox in the transaction of the change it reports, one row per line; the
+      -- deliverer joins the lines waiting for a room into one message when it sends them (coalescing at delivery).
+      -- line: the line as JSON ({text, ownTrace}); NULL for every other message.
+      ALTER TABLE outbox ADD COLUMN line TEXT;
+      -- The fact a line repeats (said once per window), and the agent a recovery lets be told of again.
+      ALTER TABLE outbox ADD COLUMN line_key TEXT;
+      ALTER TABLE outbox ADD COLUMN line_clears TEXT;
+      -- 0 while the lines after a status line may still join its message; set to 1 before the message is first
+      -- sent, so a resend after a crash carries the same content under the same transaction id.
+      ALTER TABLE outbox ADD COLUMN fixed INTEGER NOT NULL DEFAULT 1;
+      -- A line delivered as part of another row's message (that row's id is the transaction id).
+      ALTER TABLE outbox ADD COLUMN merged_into INTEGER REFERENCES outbox (id);
+      CREATE INDEX outbox_line_key ON outbox (line_key, id) WHERE line_key IS NOT NULL;
+      CREATE INDEX outbox_line_clears ON outbox (line_clears, id) WHERE line_clears IS NOT NULL;
+      CREATE INDEX outbox_merged ON outbox (merged_into) WHERE merged_into IS NOT NULL;
+    `,
+  },
 ];

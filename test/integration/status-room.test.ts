@@ -1,6 +1,10 @@
 /**
  * The status room on a real Synapse: what Ruriko says when revisions and agents change, and that nothing is
  * lost, reordered or repeated while the homeserver is away.
+ *
+ * The bot here coalesces for an hour: nothing it says goes before the test flushes it. Each test waits for the
+ * state it expects (a line is in the outbox in the same transaction as the change it reports), then flushes
+ * and reads the room, so what arrives, and how it is grouped, never depends on the machine's speed.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -38,6 +42,10 @@ describe("status room (real Synapse)", () => {
   let botUserId: string;
   let dir: string;
 
+  /** A status line with this text waits in (or went from) the outbox, written after row `since`. */
+  const queued = (text: RegExp, since = 0) => h.state.outbox.list(1000).some((m) => m.id > since && m.line && text.test(m.line.text));
+  const lastOutboxId = () => h.state.outbox.list(1).at(-1)?.id ?? 0;
+
   const notices = async (): Promise<Notice[]> => {
     const page = await alice.createMessagesRequest(room, null, 200, Direction.Backward);
     return page.chunk
@@ -63,7 +71,7 @@ describe("status room (real Synapse)", () => {
       onTransition: (t) => statusRoom.onTransition(t),
       onChange: (c) => statusRoom.onChange(c),
     });
-    statusRoom = startMatrixBot({ homeserverUrl: synapse.baseUrl, userId: bot.userId, accessToken: bot.accessToken, room, outbox: h.state.outbox, seen: h.state.seenEvents, instance: h.instance, logger: (await import("../../src/observability/logger.ts")).createLogger({ level: "error", pretty: false }), coalesceMs: 300 });
+    statusRoom = startMatrixBot({ homeserverUrl: synapse.baseUrl, userId: bot.userId, accessToken: bot.accessToken, room, outbox: h.state.outbox, seen: h.state.seenEvents, instance: h.instance, logger: (await import("../../src/observability/logger.ts")).createLogger({ level: "error", pretty: false }), coalesceMs: 3600_000 });
     dir = writeTree({ "alpha.yaml": agentDoc("alpha"), "beta.yaml": agentDoc("beta") });
   });
   after(async () => {
@@ -77,18 +85,19 @@ describe("status room (real Synapse)", () => {
     await h.offer(dir);
     await h.waitForStatus("alpha", isReady, "alpha Ready");
     await h.waitForStatus("beta", isReady, "beta Ready");
-    let said: Notice[] = [];
-    await waitFor(async () => {
-      said = await notices();
-      return /alpha is Ready/.test(said.map((n) => n.body).join("\n")) && /beta is Ready/.test(said.map((n) => n.body).join("\n"));
-    }, "both agents told Ready", 30_000);
-    const text = said.map((n) => n.body).join("\n");
-    assert.match(text, /revision [0-9a-f]{12} applied \(4 objects\)/);
-    assert.match(text, /created alpha \(new agent\)/, "the revision's actions are summarised");
-    assert.match(text, /created beta \(new agent\)/);
-    assert.match(text, /alpha is Ready/);
-    assert.match(text, /beta is Ready/);
-    assert.ok(said.length < 4, `a burst is coalesced (${said.length} messages)`);
+    assert.deepEqual(await notices(), [], "nothing goes before its window closes");
+    // Every line of the burst is in the outbox already: written with the status that made both agents Ready.
+    await statusRoom.flush();
+    const said = await notices();
+    assert.equal(said.length, 1, `a burst is one message (${said.length} messages)`);
+    const text = said[0]!.body;
+    assert.match(text, /^5 changes:\n/);
+    assert.match(text, /- revision [0-9a-f]{12} applied \(4 objects\)\n/);
+    assert.match(text, /- created alpha \(new agent\)\n/, "the revision's actions are summarised");
+    assert.match(text, /- created beta \(new agent\)\n/);
+    assert.match(text, /- alpha is Ready\n/);
+    assert.match(text, /- beta is Ready\n/);
+    assert.match(said[0]!.html, /^5 changes:<ul><li>revision /);
     for (const n of said) {
       assert.match(n.traceId, /^[0-9a-f]{16}$/);
       assert.ok(n.body.includes(`[trace ${n.traceId}]`));
@@ -98,13 +107,17 @@ describe("status room (real Synapse)", () => {
 
   test("a container killed behind Ruriko's back is told healed; a Gosuto edit is told applied", async () => {
     const before = (await notices()).length;
+    const since = lastOutboxId();
     const [alpha] = await h.containersOf("alpha");
     await h.docker.getContainer(alpha!.Id).kill();
-    await waitFor(async () => (await notices()).slice(before).some((n) => /alpha healed after drift: started \(container exited with code 137\)/.test(n.body)), "the heal told", 30_000);
+    await waitFor(() => queued(/alpha healed after drift: started \(container exited with code 137\)/, since), "the heal in the outbox", 30_000);
     writeFileSync(join(dir, "beta.yaml"), agentDoc("beta").replace("spec: {}", "spec: {persona: {systemPrompt: terse}}"));
     await h.offer(dir);
-    await waitFor(async () => (await notices()).slice(before).some((n) => /beta: Gosuto beta applied \([0-9a-f]{12}\)/.test(n.body)), "the Gosuto edit told", 30_000);
+    await waitFor(() => queued(/beta: Gosuto beta applied \([0-9a-f]{12}\)/, since), "the Gosuto edit in the outbox", 30_000);
+    await statusRoom.flush();
     const said = (await notices()).slice(before).map((n) => n.body).join("\n");
+    assert.match(said, /alpha healed after drift: started \(container exited with code 137\)/, "the heal told");
+    assert.match(said, /beta: Gosuto beta applied \([0-9a-f]{12}\)/, "the Gosuto edit told");
     assert.doesNotMatch(said, /recreated beta/, "a Gosuto edit reaches the running agent without recreating it");
   });
 
@@ -144,26 +157,33 @@ describe("status room (real Synapse)", () => {
 
   test("homeserver away while things change: every message arrives once, in order, after it is back", async () => {
     const before = (await notices()).length;
+    const since = lastOutboxId();
     await synapse.pause();
     writeFileSync(join(dir, "alpha.yaml"), "apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: alpha}\nspec: {image: 5}\n");
     await h.offer(dir); // refused: said, nothing changed
-    await new Promise((r) => setTimeout(r, 500));
     writeFileSync(join(dir, "alpha.yaml"), agentDoc("alpha", "Europe/Paris"));
     writeFileSync(join(dir, "beta.yaml"), agentDoc("beta", "Asia/Tokyo"));
     await h.offer(dir);
     await h.waitForStatus("alpha", (s) => isReady(s) && s?.observedRevision === h.controller.snapshot?.revision, "alpha recreated and Ready");
     await h.waitForStatus("beta", (s) => isReady(s) && s?.observedRevision === h.controller.snapshot?.revision, "beta recreated and Ready");
-    await waitFor(() => h.state.outbox.unsentCount() >= 2, "messages waiting in the outbox", 20_000);
+    // Written with the statuses just waited for: nothing to wait for here.
+    assert.ok(queued(/alpha is Ready/, since) && queued(/beta is Ready/, since), "Ready lines in the outbox");
+    await statusRoom.flush();
     const failedAttempts = h.state.outbox.list().filter((m) => m.attempts > 0 && !m.sentAt).length;
     assert.ok(failedAttempts >= 1, "delivery was tried and kept for later");
+    assert.ok(h.state.outbox.unsentCount() >= 2, "messages waiting in the outbox");
 
     await synapse.resume();
-    // Both Ready lines may still sit in the reporter's coalescing window: wait for them, then for delivery.
-    await waitFor(() => /beta is Ready/.test(h.state.outbox.list().slice(-3).map((m) => m.body).join("\n")) && /alpha is Ready/.test(h.state.outbox.list().slice(-3).map((m) => m.body).join("\n")), "Ready lines in the outbox", 20_000);
-    await waitFor(() => h.state.outbox.unsentCount() === 0, "the outbox drained", 90_000);
+    await statusRoom.flush();
+    assert.equal(h.state.outbox.unsentCount(), 0, "the outbox drained");
     const said = await notices();
-    const outbox = h.state.outbox.list();
-    assert.deepEqual(said.map((n) => n.outboxId), outbox.map((m) => m.id), "every outbox message exactly once, in order");
+    const outbox = h.state.outbox.list(1000);
+    assert.deepEqual(said.map((n) => n.outboxId), outbox.filter((m) => m.mergedInto === null).map((m) => m.id), "every outbox message exactly once, in order");
+    for (const line of outbox.filter((m) => m.line)) {
+      const carrier = said.filter((n) => n.outboxId === (line.mergedInto ?? line.id));
+      assert.equal(carrier.length, 1);
+      assert.ok(carrier[0]!.body.includes(line.line!.text), `"${line.line!.text}" said in the message of its batch`);
+    }
     assert.ok(said.length > before);
     const later = said.slice(before).map((n) => n.body).join("\n");
     assert.match(later, /refused, nothing changed: .*alpha\.yaml:4:\d+: Agent\/alpha: spec/);

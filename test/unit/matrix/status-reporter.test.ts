@@ -17,9 +17,10 @@ function setup() {
   const dir = mkdtempSync(join(tmpdir(), "ruriko-reporter-"));
   dirs.push(dir);
   const state = openState(dir);
-  let clock = 0;
-  const reporter = new StatusReporter({ room: "!status:localhost", outbox: state.outbox, coalesceMs: 60_000, repeatAfterMs: 1000, now: () => clock });
-  return { state, reporter, tick: (ms: number) => (clock += ms) };
+  let clock = Date.parse("2026-11-25T00:00:00Z");
+  const now = () => clock;
+  const reporterFor = () => new StatusReporter({ room: "!status:localhost", outbox: state.outbox, repeatAfterMs: 1000, now });
+  return { state, reporter: reporterFor(), reporterFor, tick: (ms: number) => (clock += ms) };
 }
 
 describe("status reporter", () => {
@@ -34,38 +35,51 @@ describe("status reporter", () => {
     assert.match(describeTransition({ agent: "a", traceId: "t", condition: condition("Stalled", "True", "RepeatedFailure", "5 consecutive failures") })!.text, /a is Stalled \(RepeatedFailure\): 5 consecutive/);
   });
 
-  test("a burst becomes one message, with every line, HTML-escaped", () => {
+  test("a line is in the outbox the moment it is reported, saying itself; nothing waits in memory", () => {
     const { state, reporter } = setup();
-    reporter.report({ text: "a is Ready", traceId: "t1" });
     reporter.report({ text: "b <script> is Ready", traceId: "t2" });
-    assert.equal(state.outbox.list().length, 0, "nothing before the window closes");
-    reporter.flush();
     const [m] = state.outbox.list();
-    assert.equal(m!.body, "2 changes:\n- a is Ready\n- b <script> is Ready\n[trace t1]");
-    assert.ok(m!.html.includes("b &lt;script&gt; is Ready") && !m!.html.includes("<script>"));
+    assert.equal(m!.body, "b <script> is Ready [trace t2]");
+    assert.equal(m!.html, "b &lt;script&gt; is Ready <sub>trace t2</sub>");
+    assert.deepEqual(m!.line, { text: "b <script> is Ready" });
+    assert.equal(m!.fixed, false, "open to the lines after it until the deliverer sends it");
     state.close();
   });
 
-  test("a repeated failure is said once per window; a recovery lets it be said again", () => {
-    const { state, reporter, tick } = setup();
+  test("a line reported in a transaction that rolls back is not said: it lands with the change or not at all", () => {
+    const { state, reporter } = setup();
+    assert.throws(() =>
+      state.transaction(() => {
+        state.audit.append({ traceId: "t", actor: "controller", action: "agent.recreate", target: "Agent/a", payload: {}, result: "ok" });
+        reporter.report({ text: "recreated a", traceId: "t" });
+        throw new Error("crash before commit");
+      }),
+    );
+    assert.equal(state.outbox.list().length, 0);
+    assert.equal(state.audit.tail(10).length, 0);
+    state.close();
+  });
+
+  test("a repeated failure is said once per window, across restarts too; a recovery lets it be said again", () => {
+    const { state, reporter, reporterFor, tick } = setup();
     const stalled = { key: "a|Stalled|X", text: "a is Stalled", traceId: "t" };
+    const said = () => state.outbox.list().map((m) => m.line!.text);
     reporter.report(stalled);
     reporter.report(stalled);
-    reporter.flush();
-    assert.equal(state.outbox.list().length, 1);
-    assert.equal(state.outbox.list()[0]!.body, "a is Stalled [trace t]");
+    assert.deepEqual(said(), ["a is Stalled"]);
+    assert.equal(reporterFor().report(stalled), undefined, "a restarted reporter remembers what the outbox holds");
+    reporter.report({ clears: "b", text: "b is Ready", traceId: "t" });
+    reporter.report(stalled);
+    assert.deepEqual(said(), ["a is Stalled", "b is Ready"], "another agent's recovery clears nothing of a's");
     reporter.report({ clears: "a", text: "a is Ready", traceId: "t" });
     reporter.report(stalled);
-    reporter.flush();
-    assert.match(state.outbox.list()[1]!.body, /a is Ready\n- a is Stalled/);
+    assert.deepEqual(said(), ["a is Stalled", "b is Ready", "a is Ready", "a is Stalled"]);
     tick(500);
     reporter.report(stalled);
-    reporter.flush();
-    assert.equal(state.outbox.list().length, 2, "suppressed inside the window");
+    assert.equal(said().length, 4, "suppressed inside the window");
     tick(600);
     reporter.report(stalled);
-    reporter.flush();
-    assert.equal(state.outbox.list().length, 3, "said again after the window");
+    assert.equal(said().length, 5, "said again after the window");
     state.close();
   });
 
