@@ -46,6 +46,25 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     return acp.status({ agent: agentName, baseUrl: `http://127.0.0.1:${container!.controlHostPort}`, token: h.vault.tokens.get(agentName)! }, "test");
   };
   const joinedRooms = async (accessToken: string) => (await clientFor(accessToken).getJoinedRooms()).joined_rooms.sort();
+  /**
+   * The rooms Ruriko has recorded an agent's account in, by id. A room is recorded once the homeserver has
+   * answered the join (or the leave): wait for the record, then ask the homeserver — never the other way round.
+   */
+  const recordedRooms = (agentName: string) => Object.values(h.state.matrixAccounts.current(agentName)?.rooms ?? {}).sort().join();
+  /**
+   * Returns once the accounts reconciler has run a whole pass that began after this call, with the manifests
+   * then in the directory in force: `late` is made to trust the lobby, then nothing, and each time the test waits
+   * for Ruriko's record of the join (then the leave). The pass that records the leave began after the join was
+   * recorded, so the pass that recorded the join is over. A check that something did not happen, without a sleep.
+   */
+  const accountsPassOver = async () => {
+    writeFileSync(join(dir, "late.yaml"), `${gosuto("late", `{allowedRooms: ["${lobbyRoom}"]}`)}---\n${agent("late", "{provision: true}")}`);
+    await h.offer(dir);
+    await waitFor(() => recordedRooms("late") === lobbyRoom, "a pass of the accounts reconciler (late joined the lobby)", 30_000);
+    writeFileSync(join(dir, "late.yaml"), `${gosuto("late", "{}")}---\n${agent("late", "{provision: true}")}`);
+    await h.offer(dir);
+    await waitFor(() => recordedRooms("late") === "", "the next pass of the accounts reconciler (late left the lobby)", 30_000);
+  };
   const statusSaid = async (pattern: RegExp) => {
     const page = await alice.createMessagesRequest(statusRoom, null, 200, Direction.Backward);
     return page.chunk.some((e) => e.sender === botUserId && pattern.test(String((e.content as { body?: string }).body)));
@@ -118,6 +137,9 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
 
     const session = clientFor(token.value.toString("utf8"));
     assert.equal((await session.whoami()).user_id, "@prov:localhost", "the delivered token logs in");
+    // Ready says the agent holds its identity, not that it is in its rooms: the token is stored (and so delivered)
+    // as soon as the account is registered, and the joins come after.
+    await waitFor(() => recordedRooms("prov") === [agentsRoom, lobbyRoom].sort().join(), "prov's trusted rooms joined", 20_000);
     assert.deepEqual(await joinedRooms(token.value.toString("utf8")), [agentsRoom, lobbyRoom].sort(), "in its trusted rooms (not in *)");
     assert.equal((await session.getProfileInfo("@prov:localhost")).displayname, "Prov Bot");
 
@@ -139,8 +161,9 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
 
     writeFileSync(join(dir, "prov.yaml"), `${gosuto("prov", `{allowedRooms: ["${agentsRoom}"]}`)}---\n${agent("prov", `{provision: true, displayName: "Prov Bot"}`)}`);
     await h.offer(dir);
-    await waitFor(async () => (await joinedRooms(tokenOf("prov")!.value.toString("utf8"))).join() === agentsRoom, "the lobby left", 20_000);
+    await waitFor(() => recordedRooms("prov") === agentsRoom, "the lobby left", 20_000);
     assert.deepEqual(Object.keys(h.state.matrixAccounts.current("prov")!.rooms), [agentsRoom]);
+    assert.deepEqual(await joinedRooms(tokenOf("prov")!.value.toString("utf8")), [agentsRoom], "left on the homeserver");
     assert.equal(h.state.audit.forTarget("Agent/prov", 100).filter((e) => e.action === "matrix.account.left").length, 1);
 
     const old = tokenOf("prov")!;
@@ -203,7 +226,7 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     await h.offer(dir);
     let request: ReturnType<typeof h.state.approvals.list>[number] | undefined;
     await waitFor(() => !!(request = h.state.approvals.list({ status: "pending" }).find((r) => r.agent === "gated")), "the creation parked", 20_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await accountsPassOver();
     assert.equal(h.state.matrixAccounts.current("gated"), undefined, "no account for an agent that does not exist yet");
     h.state.approvals.vote(request!.id, { approver: "@alice:localhost", decision: "approve", source: "test" });
     await h.waitForStatus("gated", isReady, "gated Ready with its account");
@@ -217,7 +240,7 @@ describe("agents' Matrix accounts (real Synapse, real Docker)", () => {
     await h.offer(dir);
     let request: ReturnType<typeof h.state.approvals.list>[number] | undefined;
     await waitFor(() => !!(request = h.state.approvals.list({ status: "pending" }).find((r) => r.agent === "prov" && r.operation === "delete")), "the removal parked", 20_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    await accountsPassOver();
     assert.equal(h.state.matrixAccounts.current("prov")?.state, "active", "nothing deactivated before the approval");
     assert.equal((await clientFor(token).whoami()).user_id, "@prov:localhost");
 

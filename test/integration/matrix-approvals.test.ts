@@ -139,10 +139,11 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     const lookAlike = await mallory.sendEvent(room, EventType.RoomMessage, { msgtype: "m.notice", body, "dev.ruriko.approval": { id: request.id } } as never);
     await react(alice, lookAlike.event_id, "✅");
     await waitFor(() => h.state.audit.forTarget(`approval/${request.id}`, 50).some((e) => e.actor.startsWith("@mallory") && (e.payload as { ignored?: string }).ignored === "not-an-approver"), "the outsider's vote refused and audited", 20_000);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(h.state.approvals.votes(request.id).length, 0, "neither the outsider nor the look-alike counted");
 
-    await react(alice, post!.event_id!, "✅");
+    const aliceVote = await react(alice, post!.event_id!, "✅");
+    // Events are read in order: once this vote has counted, the outsider's and the look-alike's were read too.
+    await waitFor(() => h.state.approvals.votes(request.id).length > 0, "alice's vote counted", 20_000);
+    assert.deepEqual(h.state.approvals.votes(request.id).map((v) => [v.approver, v.source]), [["@alice:localhost", `matrix:${aliceVote.event_id}`]], "neither the outsider nor the look-alike counted");
     await waitFor(() => botSaid(new RegExp(`Approval ${request.id}: @alice:localhost approves \\(1 of 2\\)`)), "alice counted", 20_000);
     await react(alice, post!.event_id!, "👍️");
     await waitFor(() => h.state.audit.forTarget(`approval/${request.id}`, 50).some((e) => (e.payload as { ignored?: string }).ignored === "duplicate"), "the duplicate seen", 20_000);
@@ -195,8 +196,11 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     await waitFor(() => botSaid(new RegExp(`Approval ${request.id} expired without a decision`)), "the expiry", 20_000);
     assert.equal(await containerImage("beta"), TEST_AGENT_IMAGE);
     const late = await postOf(request.id);
-    await react(alice, late!.event_id!, "✅");
-    await new Promise((r) => setTimeout(r, 1000));
+    const lateVote = await react(alice, late!.event_id!, "✅");
+    // The late reaction is read, refused and audited: wait for that, not for time to pass.
+    const lateRead = () => h.state.audit.forTarget(`approval/${request.id}`, 50).find((e) => (e.payload as { eventId?: string }).eventId === lateVote.event_id);
+    await waitFor(() => !!lateRead(), "the late reaction read", 20_000);
+    assert.equal((lateRead()!.payload as { ignored?: string }).ignored, "not-pending", "refused: the request is closed");
     assert.equal(h.state.approvals.get(request.id)!.status, "expired", "a late reaction changes nothing");
   });
 
@@ -211,8 +215,8 @@ describe("approvals over Matrix (real Synapse, real Docker)", () => {
     await waitFor(() => h.state.approvals.votes(request.id).length === 1, "alice counted", 20_000);
 
     await bot.stop();
+    // Nothing reads the room while the bot is stopped (stop() resolved): no wait can make this fail.
     await react(bob, post!.event_id!, "✅");
-    await new Promise((r) => setTimeout(r, 500));
     assert.equal(h.state.approvals.get(request.id)!.status, "pending", "nobody listening yet");
     bot = startBot();
     await waitFor(() => h.state.approvals.get(request.id)!.status === "applied", "applied after the missed reaction was read", 30_000);
