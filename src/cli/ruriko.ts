@@ -1,24 +1,24 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
-import { AGENT_NETWORK_MODES } from "../runtime/runtime.ts";
 import { RURIKO_VERSION } from "../version.ts";
 import type { Output } from "./approvals.ts";
+import type { BootstrapOptions } from "./bootstrap.ts";
+import { applySwitchesFromEnv, preferCommandLine } from "./environment.ts";
 import type { HistoryOutput } from "./history.ts";
+import { bootstrapOptions, serveOptions, stateDirOption } from "./options.ts";
 import type { PlanOutput } from "./plan.ts";
 import type { ServeOptions } from "./serve.ts";
 import type { ValidateOutput } from "./validate.ts";
 
 // Commands load their modules when run: `validate` in a pull-request check needs no Docker client.
 
-const DEFAULT_STATE_DIR = process.env.RURIKO_STATE_DIR ?? ".ruriko";
-
 const program = new Command()
   .name("ruriko")
   .description("Declarative GitOps control plane for AI agents running as containers")
   .version(RURIKO_VERSION)
-  .showHelpAfterError();
-
-const stateDirOption = () => new Option("--state-dir <dir>", "state directory (SQLite database, git checkout)").default(DEFAULT_STATE_DIR);
+  .showHelpAfterError()
+  // Options take RURIKO_… variables (docs/configuration.md); a switch's variable is read as true or false.
+  .hook("preAction", (_program, command) => applySwitchesFromEnv(command, process.env));
 
 program
   .command("validate")
@@ -30,33 +30,28 @@ program
     process.exitCode = await runValidate(path, opts.output);
   });
 
-program
+const serve = program
   .command("serve")
-  .description("run the controller: converge Docker to the manifests, park risky changes behind approvals")
-  .option("--manifests <dir>", "watch a manifest directory")
-  .option("--git <url>", "follow a git repository (URL, local path or file:// URL)")
-  .option("--branch <branch>", "git branch to follow", "main")
-  .option("--path <path>", "sub-path of the repository holding the manifests", ".")
-  .addOption(stateDirOption())
-  .option("--http <host:port>", "HTTP listen address (health, metrics, status, webhook)", "127.0.0.1:8484")
-  .option("--concurrency <n>", "agents reconciled at once", (v) => Number(v), 4)
-  .option("--resync <seconds>", "look at every agent this often even without events", (v) => Number(v), 300)
-  .option("--git-interval <seconds>", "git fetch interval", (v) => Number(v), 60)
-  .option("--agent-poll <seconds>", "ask each running agent how its parts are doing this often (a Degraded agent is seen within it)", (v) => Number(v), 30)
-  .option("--allow-empty", "allow a revision with no agents to prune every agent", false)
-  .option("--log-level <level>", "trace|debug|info|warn|error", process.env.RURIKO_LOG_LEVEL ?? "info")
-  .option("--master-key-file <file>", "master key file (default: RURIKO_MASTER_KEY, else <state-dir>/master.key, generated on first start)")
-  .option("--matrix-homeserver <url>", "Matrix homeserver for the status room (token: RURIKO_MATRIX_ACCESS_TOKEN or secret matrix-access-token)")
-  .option("--matrix-user <userId>", "Ruriko's Matrix user id, e.g. @ruriko:example.org")
-  .option("--status-room <roomId>", "room that hears what Ruriko does")
-  .option("--matrix-operators <userIds>", "comma-separated Matrix users who may ask /ruriko queries (approvers in policies may too)", (v) => v.split(",").map((s) => s.trim()).filter(Boolean))
-  .option("--agent-matrix-homeserver <url>", "the homeserver URL as agents reach it from their containers (default: --matrix-homeserver); provisioning accounts needs RURIKO_MATRIX_REGISTRATION_SECRET or secret matrix-registration-secret")
-  .addOption(new Option("--agent-network <mode>", "how agent containers are networked: bridge (the instance's network, ACP published on 127.0.0.1) or host (the host's network namespace, each agent on its own 127.0.0.1 port)").choices(AGENT_NETWORK_MODES).default("bridge"))
-  .option("--adopt-orphans", "the state database was lost: take over the containers of the instance recorded in the state directory instead of refusing to start (see docs/operations.md)", false)
-  .action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds" | "agentPollSeconds"> & { resync: number; gitInterval: number; agentPoll: number }) => {
-    const { serve } = await import("./serve.ts");
-    await serve({ ...opts, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval, agentPollSeconds: opts.agentPoll });
-  });
+  .description("run the controller: converge Docker to the manifests, park risky changes behind approvals (every option also from RURIKO_…, see docs/configuration.md)");
+for (const option of serveOptions()) serve.addOption(option);
+serve.action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds" | "agentPollSeconds" | "masterKeySource"> & { resync: number; gitInterval: number; agentPoll: number }, command: Command) => {
+  const { serve: run } = await import("./serve.ts");
+  // A source given on the command line wins over one from the environment (RURIKO_GIT set, --manifests given).
+  const chosen = preferCommandLine(opts, (key) => command.getOptionValueSource(key), ["manifests", "git"]);
+  const masterKeySource = command.getOptionValueSource("masterKeyFile");
+  await run({ ...chosen, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval, agentPollSeconds: opts.agentPoll, ...(masterKeySource ? { masterKeySource } : {}) });
+});
+
+const bootstrap = program
+  .command("bootstrap")
+  .description(
+    "create Ruriko's Matrix account, its status and approval rooms, and invite the operator (Synapse shared-secret registration: RURIKO_MATRIX_REGISTRATION_SECRET[_FILE]); running it again changes nothing",
+  );
+for (const option of bootstrapOptions()) bootstrap.addOption(option);
+bootstrap.action(async (opts: BootstrapOptions) => {
+  const { runBootstrap } = await import("./bootstrap.ts");
+  process.exitCode = await runBootstrap(opts);
+});
 
 program
   .command("backup")

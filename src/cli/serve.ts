@@ -1,7 +1,9 @@
 import Docker from "dockerode";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { Controller } from "../controller/controller.ts";
 import { phaseOf } from "../controller/conditions.ts";
+import { agentHomeserverOf, DEFAULT_AGENT_NETWORK, namedNetworkCheck, networkNameOf, type NetworkMembers } from "../controller/agent-network.ts";
 import { AGENT_NETWORK_META } from "../controller/container-spec.ts";
 import { buildStatusReport } from "../controller/status-report.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
@@ -19,6 +21,7 @@ import { querySourcesFor } from "../matrix/query-sources.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
 import { STATE_DB_FILE } from "../store/state.ts";
 import { StorageHealth } from "../store/storage-health.ts";
+import { masterKeyEnv, serveSecretsFromEnv } from "./environment.ts";
 import { adoptIfPending, openServeState } from "./serve-state.ts";
 
 export interface ServeOptions {
@@ -36,6 +39,8 @@ export interface ServeOptions {
   allowEmpty: boolean;
   logLevel: string;
   masterKeyFile?: string;
+  /** Where --master-key-file came from ("cli", "env"): one on the command line wins over RURIKO_MASTER_KEY. */
+  masterKeySource?: string;
   matrixHomeserver?: string;
   matrixUser?: string;
   statusRoom?: string;
@@ -43,15 +48,15 @@ export interface ServeOptions {
   matrixOperators?: string[];
   /** The homeserver URL as agents reach it (default: matrixHomeserver). */
   agentMatrixHomeserver?: string;
-  /** How agents' containers are networked: bridge (default) or host. */
+  /** How agents' containers are networked: bridge (default), host or network:NAME. */
   agentNetwork?: AgentNetworkMode;
   /** Take over the containers of the instance whose state database was lost (docs/operations.md#adopting-a-lost-instance). */
   adoptOrphans?: boolean;
 }
 
-/** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN is not set). */
+/** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN[_FILE] is not set). */
 export const MATRIX_TOKEN_SECRET = "matrix-access-token";
-/** Secret-store name of Synapse's registration_shared_secret (when RURIKO_MATRIX_REGISTRATION_SECRET is not set). */
+/** Secret-store name of Synapse's registration_shared_secret (when RURIKO_MATRIX_REGISTRATION_SECRET[_FILE] is not set). */
 export const MATRIX_REGISTRATION_SECRET = "matrix-registration-secret";
 
 export function parseHostPort(text: string): { host: string; port: number } {
@@ -60,9 +65,33 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]) };
 }
 
+/**
+ * `--agent-network network:NAME`: the network must exist (Ruriko never creates it) and Ruriko should be on it. An
+ * engine that does not answer is left to the reconciles, which retry.
+ */
+async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, logger: Logger): Promise<void> {
+  const name = networkNameOf(mode);
+  if (!name) return;
+  let info: NetworkMembers | undefined;
+  try {
+    info = (await docker.getNetwork(name).inspect()) as NetworkMembers;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) return;
+  }
+  const check = namedNetworkCheck(name, info, hostname());
+  if (check.error) throw new Error(check.error);
+  if (check.warning) logger.warn({ network: name }, check.warning);
+  else logger.info({ network: name }, `agents are attached to network ${name}; Ruriko reaches their ACP by container name`);
+}
+
 /** Wiring only: every part is built here and connected; the behaviour lives in the modules. */
 export async function serve(opts: ServeOptions): Promise<void> {
-  if (!opts.manifests === !opts.git) throw new Error("give exactly one of --manifests DIR or --git URL");
+  if (!opts.manifests === !opts.git) throw new Error("give exactly one of --manifests DIR or --git URL (or RURIKO_MANIFESTS, RURIKO_GIT)");
+  // Read before anything starts: a secret set twice or a file that cannot be read stops serve here, by name.
+  const secrets = serveSecretsFromEnv(process.env);
+  const keyEnv = masterKeyEnv(process.env, opts.masterKeySource);
+  const agentNetwork = opts.agentNetwork ?? DEFAULT_AGENT_NETWORK;
+  const agentHomeserver = opts.matrixHomeserver ? agentHomeserverOf(agentNetwork, opts) : undefined;
   const logger: Logger = createLogger({ level: opts.logLevel });
   const docker = new Docker();
   // The first storage failure is final: /healthz fails from that moment, and the process stops (below).
@@ -81,13 +110,14 @@ export async function serve(opts: ServeOptions): Promise<void> {
   let vault: Vault;
   let runtime: DockerRuntime;
   try {
-    vault = openVault(state, { stateDir: opts.stateDir, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
+    vault = openVault(state, { stateDir: opts.stateDir, env: keyEnv, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
     logger.info({ instance: state.instance, origin: state.origin, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
     if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
     runtime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }) });
     const adopted = await adoptIfPending(state, docker, runtime, logger);
     if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
     if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
+    else await checkNamedNetwork(docker, agentNetwork, logger);
   } catch (error) {
     state.close();
     throw error;
@@ -103,8 +133,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
     if (!opts.matrixHomeserver || !opts.statusRoom || !opts.matrixUser) {
       throw new Error("the status room needs all of --matrix-homeserver, --matrix-user and --status-room");
     }
-    const accessToken = process.env.RURIKO_MATRIX_ACCESS_TOKEN || vault.secrets.reveal(MATRIX_TOKEN_SECRET)?.value.toString("utf8");
-    if (!accessToken) throw new Error(`no Matrix access token: set RURIKO_MATRIX_ACCESS_TOKEN or store it with \`ruriko secret set ${MATRIX_TOKEN_SECRET}\``);
+    const accessToken = secrets.matrixAccessToken?.value || vault.secrets.reveal(MATRIX_TOKEN_SECRET)?.value.toString("utf8");
+    if (!accessToken) throw new Error(`no Matrix access token: set RURIKO_MATRIX_ACCESS_TOKEN or RURIKO_MATRIX_ACCESS_TOKEN_FILE, or store it with \`ruriko secret set ${MATRIX_TOKEN_SECRET}\``);
     statusRoom = startMatrixBot({
       homeserverUrl: opts.matrixHomeserver,
       userId: opts.matrixUser,
@@ -122,7 +152,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, transaction: state.transaction },
       accounts: {
         // Read when needed: it may be stored after Ruriko started.
-        registrationSecret: () => process.env.RURIKO_MATRIX_REGISTRATION_SECRET || vault.secrets.reveal(MATRIX_REGISTRATION_SECRET)?.value.toString("utf8"),
+        registrationSecret: () => secrets.matrixRegistrationSecret?.value || vault.secrets.reveal(MATRIX_REGISTRATION_SECRET)?.value.toString("utf8"),
         accounts: state.matrixAccounts,
         secrets: vault.secrets,
         audit: state.audit,
@@ -152,9 +182,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
   });
 
   if (opts.git) state.meta.set("source.git.path", opts.path);
-  const agentNetwork = opts.agentNetwork ?? "bridge";
   state.meta.set(AGENT_NETWORK_META, agentNetwork);
   if (agentNetwork === "host") logger.warn("agents run with host networking: each shares this host's network namespace and can reach anything on its loopback (see docs/operations.md)");
+  if (agentHomeserver?.problem) logger.warn({ agentNetwork, homeserver: agentHomeserver.url }, `${agentHomeserver.problem} (see docs/operations.md#agent-networking)`);
   const controller = new Controller({
     runtime,
     stores: state,
@@ -174,7 +204,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     concurrency: opts.concurrency,
     resyncIntervalMs: opts.resyncSeconds * 1000,
     ...(opts.agentPollSeconds !== undefined ? { agentPollMs: opts.agentPollSeconds * 1000 } : {}),
-    ...(opts.matrixHomeserver ? { agentMatrixHomeserver: opts.agentMatrixHomeserver ?? opts.matrixHomeserver } : {}),
+    ...(agentHomeserver ? { agentMatrixHomeserver: agentHomeserver.url } : {}),
     agentNetwork,
     allowEmpty: opts.allowEmpty,
     onReconcile: (_agent, result, ms) => {
@@ -213,7 +243,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     : new DirectorySource({ root: opts.manifests!, log: logger.child({ component: "source" }) });
 
   const { host, port } = parseHostPort(opts.http);
-  const webhookSecret = process.env.RURIKO_WEBHOOK_SECRET;
+  const webhookSecret = secrets.webhookSecret?.value;
   const http = await startHttpServer({
     host,
     port,

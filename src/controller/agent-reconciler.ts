@@ -27,6 +27,7 @@ import type { InventoryEntry, InventoryStore } from "../store/inventory-store.ts
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
 import { desiredAgentOf, type DesiredAgent } from "./agent-config.ts";
+import { DEFAULT_AGENT_NETWORK, isNamedNetwork } from "./agent-network.ts";
 import { emptyOutcome, nextAgentStatus, transitionsOf, type AgentOutcome } from "./agent-status.ts";
 import { AgentSync, type AgentConfigEvent } from "./agent-sync.ts";
 import { ContainerExecutor, ReconcileError } from "./container-executor.ts";
@@ -131,6 +132,7 @@ export class AgentReconciler {
       handOverToken: (agent, containerId, traceId) => this.executor.handOverToken(agent, containerId, traceId),
       restartWithNewToken: (agent, containerId, traceId) => this.executor.restartWithNewToken(agent, containerId, traceId),
       ...(options.agentMatrixHomeserver !== undefined ? { agentMatrixHomeserver: options.agentMatrixHomeserver } : {}),
+      agentNetwork: options.agentNetwork ?? DEFAULT_AGENT_NETWORK,
       agentStartGraceMs: options.agentStartGraceMs ?? 60_000,
       ...(options.hasNewerTrigger ? { hasNewerTrigger: options.hasNewerTrigger } : {}),
       onEvent: (event) => this.o.onChange?.(event),
@@ -183,6 +185,7 @@ export class AgentReconciler {
     let desired = desiredAgentOf(snapshot, agent, matrixAccounts.current(agent));
     if (!desired) this.chosenHostPorts.delete(agent);
     else if (this.o.agentNetwork === "host") desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: "host", port: await this.hostPortFor(agent, entry) }) };
+    else if (isNamedNetwork(this.o.agentNetwork)) desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: this.o.agentNetwork }) };
     return { agent, observed, applied: appliedConfig.get(agent), ...(entry ? { inventory: entry } : {}), desired };
   }
 

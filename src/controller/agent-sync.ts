@@ -8,7 +8,7 @@
 import { AcpError, type AcpClient, type AcpEndpoint } from "../acp/client.ts";
 import type { AcpEvent, AcpStatus, AgentManifest } from "../api/generated/types.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { ObservedContainer } from "../runtime/runtime.ts";
+import type { AgentNetworkMode, ObservedContainer } from "../runtime/runtime.ts";
 import type { AgentEventCursorStore } from "../store/agent-event-cursor-store.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { AppliedConfig } from "../store/applied-config-store.ts";
@@ -17,6 +17,7 @@ import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
 import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
 import { collectAgentEvents } from "./agent-event-collector.ts";
+import { acpAddressOf, DEFAULT_AGENT_NETWORK } from "./agent-network.ts";
 import { runtimeOf } from "./agent-health.ts";
 import type { AgentReport } from "./agent-status.ts";
 import { ReconcileError } from "./container-executor.ts";
@@ -46,6 +47,8 @@ export interface AgentSyncOptions {
   restartWithNewToken: (agent: string, containerId: string, traceId: string) => Promise<string>;
   /** The homeserver URL agents use; undefined when Ruriko runs without Matrix. */
   agentMatrixHomeserver?: string;
+  /** How agents are networked, which says where their ACP is reached (default bridge). */
+  agentNetwork?: AgentNetworkMode;
   /** How long a started agent may take to answer ACP before that is an error. */
   agentStartGraceMs: number;
   /** True when a newer trigger arrived for the agent: stop waiting for it to boot, it runs again. */
@@ -96,8 +99,9 @@ export class AgentSync {
     const { manifest, observed, applied, traceId, log } = input;
     const agent = manifest.metadata.name;
     const result: SyncResult = { missingSecrets: [] };
-    if (!observed.controlHostPort) throw new ReconcileError(agent, "configure", "the container's control port is not published");
-    const endpoint: AcpEndpoint = { agent, baseUrl: `http://127.0.0.1:${observed.controlHostPort}`, token: this.o.tokens.get(agent) ?? (await this.o.handOverToken(agent, observed.id, traceId)) };
+    const address = acpAddressOf(this.o.agentNetwork ?? DEFAULT_AGENT_NETWORK, observed);
+    if (!address.ok) throw new ReconcileError(agent, "configure", address.problem);
+    const endpoint: AcpEndpoint = { agent, baseUrl: address.value, token: this.o.tokens.get(agent) ?? (await this.o.handOverToken(agent, observed.id, traceId)) };
 
     let report: AcpStatus;
     try {

@@ -2,9 +2,9 @@ import { createHash } from "node:crypto";
 import { digestOf } from "../api/digest.ts";
 import type { AgentManifest } from "../api/generated/types.ts";
 import { parseMemorySize } from "../api/quantities.ts";
-import type { AgentNetworkMode, ContainerSpec } from "../runtime/runtime.ts";
+import type { AgentNetworkMode, ContainerSpec, NamedAgentNetwork } from "../runtime/runtime.ts";
 
-/** The port Gitai serves the Agent Control Protocol on inside every bridge-networked agent container (DESIGN.md §5). */
+/** The port Gitai serves the Agent Control Protocol on inside every bridge- or named-network agent container (DESIGN.md §5). */
 export const ACP_PORT = 8765;
 
 const DEFAULT_PIDS_LIMIT = 256;
@@ -13,7 +13,7 @@ const DEFAULT_PIDS_LIMIT = 256;
  * How one agent's container is networked. The host port is an input, chosen by the caller (the reconciler's
  * observe step): this module stays pure, and the same inputs always give the same spec and digest.
  */
-export type ContainerNetwork = { network: "bridge" } | { network: "host"; port: number };
+export type ContainerNetwork = { network: "bridge" } | { network: "host"; port: number } | { network: NamedAgentNetwork };
 
 export const BRIDGE_NETWORK: ContainerNetwork = { network: "bridge" };
 
@@ -32,9 +32,15 @@ export function containerSpecFor(agent: AgentManifest, revision: string, network
     pidsLimit: resources.pids ?? DEFAULT_PIDS_LIMIT,
     // Bridge adds no field: bridge digests stay what they were before the mode existed, so nothing is recreated
     // by upgrading Ruriko.
-    ...(network.network === "host" ? { network: "host" as const, controlPort: network.port } : { controlPort: ACP_PORT }),
+    ...networkFields(network),
   };
   return { agent: agent.metadata.name, ...runtimeFields, specDigest: digestOf(runtimeFields), revision };
+}
+
+function networkFields(network: ContainerNetwork): Pick<ContainerSpec, "network" | "controlPort"> {
+  if (network.network === "host") return { network: "host", controlPort: network.port };
+  if (network.network === "bridge") return { controlPort: ACP_PORT };
+  return { network: network.network, controlPort: ACP_PORT };
 }
 
 /** The network mode a spec asks for (a spec recorded without one is bridge). */

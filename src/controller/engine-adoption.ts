@@ -22,6 +22,7 @@ import { LABELS, type ContainerSpec, type ObservedContainer } from "../runtime/r
 import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryEntry, InventoryStore } from "../store/inventory-store.ts";
 import { ADOPT_META, type MetaStore } from "../store/meta-store.ts";
+import { parseAgentNetwork } from "./agent-network.ts";
 import { ACP_PORT } from "./container-spec.ts";
 import { currentContainer } from "./planner.ts";
 
@@ -53,7 +54,7 @@ export function specFromEngine(agent: string, facts: ContainerFacts): ContainerS
   const networks: Array<Record<string, unknown>> = host
     ? [{ network: "host", controlPort: labelledPort }]
     : facts.exposedPorts.includes(`${ACP_PORT}/tcp`)
-      ? [{ controlPort: ACP_PORT }, {}]
+      ? [{ controlPort: ACP_PORT }, {}, ...namedNetworkCandidates(facts.networkMode)]
       : [{}];
   for (let mask = 0; mask < 1 << ambiguous.length; mask++) {
     const env = { ...own, ...Object.fromEntries(ambiguous.filter((_, i) => mask & (1 << i))) };
@@ -70,6 +71,15 @@ export function specFromEngine(agent: string, facts: ContainerFacts): ContainerS
     }
   }
   return undefined;
+}
+
+/**
+ * A container of `--agent-network network:NAME` is on NAME, with the ACP port exposed: tried as such (the digest
+ * decides; the instance's own bridge network is tried this way too, and fails it).
+ */
+function namedNetworkCandidates(networkMode: string): Array<Record<string, unknown>> {
+  const parsed = parseAgentNetwork(`network:${networkMode}`);
+  return parsed.ok ? [{ network: parsed.value, controlPort: ACP_PORT }] : [];
 }
 
 export interface AdoptionPlan {

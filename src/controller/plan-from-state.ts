@@ -2,6 +2,7 @@ import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import { verdictsFor } from "../approvals/gate.ts";
 import type { ObservedContainer } from "../runtime/runtime.ts";
 import type { StateStores } from "../store/state.ts";
+import { recordedAgentNetwork } from "./agent-network.ts";
 import { AGENT_NETWORK_META } from "./container-spec.ts";
 import { buildPlan, type PlanReport } from "./plan-report.ts";
 
@@ -22,6 +23,6 @@ export function planFromState(snapshot: Snapshot, observed: readonly ObservedCon
     matrixAccount: (agent) => state?.matrixAccounts.current(agent),
     policiesInForce: inForce,
     preview: (changes) => verdictsFor(changes, policies, (binding) => state?.approvals.forChange(binding) ?? []),
-    agentNetwork: state?.meta.get(AGENT_NETWORK_META) === "host" ? "host" : "bridge",
+    agentNetwork: recordedAgentNetwork(state?.meta.get(AGENT_NETWORK_META)),
   });
 }

@@ -12,6 +12,7 @@ import type { ApprovalRequest } from "../store/approval-store.ts";
 import type { InventoryEntry } from "../store/inventory-store.ts";
 import type { PolicyInForce } from "../store/policy-store.ts";
 import { desiredAgentOf } from "./agent-config.ts";
+import { isNamedNetwork } from "./agent-network.ts";
 import { proposalOf } from "./changes.ts";
 import { containerSpecFor, expectedHostPort } from "./container-spec.ts";
 import { planAgent } from "./planner.ts";
@@ -70,6 +71,8 @@ export function buildPlan(input: PlanInputs): PlanReport {
     let desired = desiredAgentOf(snapshot, agent, input.matrixAccount(agent));
     if (desired && input.agentNetwork === "host") {
       desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: "host", port: expectedHostPort(agent, input.inventory) }) };
+    } else if (desired && isNamedNetwork(input.agentNetwork)) {
+      desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: input.agentNetwork }) };
     }
     const inventory = inventoryOf.get(agent);
     const plan = planAgent({ agent, observed: observedOf.get(agent) ?? [], ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired });

@@ -62,20 +62,65 @@ function engineMessage(error: unknown): string {
  * The parts of a container's config that depend on its network mode. bridge: the control port exposed, and
  * Gitai's default command (it listens on 8765 on every interface of its own namespace). host: Gitai told to
  * listen on 127.0.0.1:<port> only (appended to the image's `gitai serve` entry point), and the port in a label,
- * since no port binding shows it.
+ * since no port binding shows it. `network:NAME`: as bridge, but on NAME, where Ruriko reaches it by name.
  */
-function networkConfig(spec: ContainerSpec, labels: Record<string, string>): Pick<Docker.ContainerCreateOptions, "Labels" | "Cmd" | "ExposedPorts"> {
+function networkConfig(spec: ContainerSpec, labels: Record<string, string>): Pick<Docker.ContainerCreateOptions, "Labels" | "Cmd" | "ExposedPorts" | "NetworkingConfig"> {
   if (spec.network === "host") {
     if (!spec.controlPort) throw new RuntimeError("create", spec.agent, "failed", "a host-networked agent needs its control port in the spec");
     return { Labels: { ...labels, [LABELS.controlPort]: String(spec.controlPort) }, Cmd: ["--host", "127.0.0.1", "--port", String(spec.controlPort)] };
   }
-  return { Labels: labels, ...(spec.controlPort ? { ExposedPorts: { [`${spec.controlPort}/tcp`]: {} } } : {}) };
+  const named = namedNetworkOf(spec);
+  return {
+    Labels: labels,
+    ...(spec.controlPort ? { ExposedPorts: { [`${spec.controlPort}/tcp`]: {} } } : {}),
+    // Attached to that network only; its name is the address, so no alias is needed (and none could clash).
+    ...(named ? { NetworkingConfig: { EndpointsConfig: { [named]: {} } } } : {}),
+  };
 }
 
-/** bridge: the instance's network, the control port published on a random 127.0.0.1 port. host: the host's namespace. */
+/**
+ * bridge: the instance's network, the control port published on a random 127.0.0.1 port. host: the host's
+ * namespace. `network:NAME`: that network, nothing published (Ruriko is on the network too).
+ */
 function networkHostConfig(spec: ContainerSpec, network: string): Pick<Docker.HostConfig, "NetworkMode" | "PortBindings"> {
   if (spec.network === "host") return { NetworkMode: "host" };
+  const named = namedNetworkOf(spec);
+  if (named) return { NetworkMode: named };
   return { NetworkMode: network, ...(spec.controlPort ? { PortBindings: { [`${spec.controlPort}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}) };
+}
+
+const namedNetworkOf = (spec: ContainerSpec): string | undefined => (spec.network?.startsWith("network:") ? spec.network.slice("network:".length) : undefined);
+
+/** Names and labels a container is created with: the caller (DockerRuntime) derives them from the instance. */
+export interface CreateContext {
+  name: string;
+  volume: string;
+  labels: Record<string, string>;
+  /** The instance's bridge network (bridge mode). */
+  bridgeNetwork: string;
+}
+
+/** The engine's create request for a spec: hardened the same in every network mode. Pure, for the unit tests. */
+export function containerCreateOptions(spec: ContainerSpec, ctx: CreateContext): Docker.ContainerCreateOptions {
+  return {
+    name: ctx.name,
+    Image: spec.image,
+    Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `RURIKO_AGENT=${spec.agent}`],
+    User: APP_USER,
+    ...networkConfig(spec, ctx.labels),
+    HostConfig: {
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      PidsLimit: spec.pidsLimit,
+      ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
+      ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      Mounts: [{ Type: "volume", Source: ctx.volume, Target: DATA_DIR }],
+      RestartPolicy: { Name: "no" },
+      ...networkHostConfig(spec, ctx.bridgeNetwork),
+    },
+  };
 }
 
 /** Where Ruriko reaches a listed container's ACP: its port published on 127.0.0.1, else the port its label names (host mode). */
@@ -178,6 +223,7 @@ export class DockerRuntime implements Runtime {
       };
       const controlHostPort = controlHostPortOf(info);
       if (controlHostPort !== undefined) observed.controlHostPort = controlHostPort;
+      if (info.HostConfig?.NetworkMode) observed.network = info.HostConfig.NetworkMode;
       if (info.State !== "running") {
         // Exit code, OOM kill and times are only in inspect; look only where they matter.
         try {
@@ -213,25 +259,7 @@ export class DockerRuntime implements Runtime {
     const volume = this.volumeName(spec.agent);
     try {
       await this.docker.createVolume({ Name: volume, Labels: this.ownerLabels(spec.agent) });
-      const container = await this.docker.createContainer({
-        name: this.containerName(spec.agent),
-        Image: spec.image,
-        Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `RURIKO_AGENT=${spec.agent}`],
-        User: APP_USER,
-        ...networkConfig(spec, labels),
-        HostConfig: {
-          ReadonlyRootfs: true,
-          Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
-          CapDrop: ["ALL"],
-          SecurityOpt: ["no-new-privileges"],
-          PidsLimit: spec.pidsLimit,
-          ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
-          ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
-          Mounts: [{ Type: "volume", Source: volume, Target: DATA_DIR }],
-          RestartPolicy: { Name: "no" },
-          ...networkHostConfig(spec, this.network),
-        },
-      });
+      const container = await this.docker.createContainer(containerCreateOptions(spec, { name: this.containerName(spec.agent), volume, labels, bridgeNetwork: this.network }));
       return {
         id: container.id,
         name: this.containerName(spec.agent),
@@ -246,6 +274,10 @@ export class DockerRuntime implements Runtime {
     } catch (error) {
       if (statusCode(error) === 404 && /image/i.test(engineMessage(error))) {
         throw new RuntimeError("create", spec.agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`, { cause: error });
+      }
+      const named = namedNetworkOf(spec);
+      if (named && statusCode(error) === 404 && /network/i.test(engineMessage(error))) {
+        throw new RuntimeError("create", spec.agent, "failed", `Docker network ${named} does not exist (--agent-network ${spec.network}): create it, or start Ruriko from the compose file that defines it`, { cause: error });
       }
       throw this.fail("create", spec.agent, error);
     }

@@ -21,10 +21,13 @@ export const MANAGED_BY = "ruriko";
  * How agents' containers are networked, chosen by the operator (`ruriko serve --agent-network`), never by a
  * manifest. bridge: the instance's bridge network, ACP published on a random 127.0.0.1 port. host: the host's
  * network namespace, Gitai listening on its own 127.0.0.1 port (for agents that must reach services on the
- * host's loopback, and for tests, which may only talk to loopback addresses).
+ * host's loopback, and for tests, which may only talk to loopback addresses). `network:NAME`: a Docker network
+ * Ruriko itself is attached to (the compose setup), ACP reached at the container's name, nothing published.
+ * The text is the flag's value as the operator wrote it: it is what the state database records and what a
+ * change of mode is described with.
  */
-export type AgentNetworkMode = "bridge" | "host";
-export const AGENT_NETWORK_MODES: readonly AgentNetworkMode[] = ["bridge", "host"];
+export type AgentNetworkMode = "bridge" | "host" | NamedAgentNetwork;
+export type NamedAgentNetwork = `network:${string}`;
 
 /** What the controller wants a container to be. Built by the planner from an Agent object. */
 export interface ContainerSpec {
@@ -43,12 +46,14 @@ export interface ContainerSpec {
   revision: string;
   /**
    * Absent for bridge: specs recorded before the mode existed say nothing, and a bridge spec keeps the digest
-   * it always had. "host" shares the host's network namespace (no port published, no instance network).
+   * it always had. "host" shares the host's network namespace (no port published, no instance network);
+   * `network:NAME` attaches the container to the Docker network NAME only (no port published).
    */
   network?: AgentNetworkMode;
   /**
    * The agent's ACP port. bridge: the container port, published on a random 127.0.0.1 port. host: the port
-   * Gitai listens on at 127.0.0.1, which is also where Ruriko reaches it.
+   * Gitai listens on at 127.0.0.1, which is also where Ruriko reaches it. `network:NAME`: the container port,
+   * reached at the container's name on that network.
    */
   controlPort?: number;
 }
@@ -73,6 +78,8 @@ export interface ObservedContainer {
    * the port a host-networked agent listens on (from its label).
    */
   controlHostPort?: number;
+  /** Docker's network mode of the container: "host", or the name of the network it is attached to. */
+  network?: string;
 }
 
 export type RuntimeEventAction = "start" | "die" | "oom" | "stop" | "destroy" | "kill" | "create";
