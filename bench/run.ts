@@ -1,6 +1,6 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|acp|decision|footprint|turn]
+ *   node bench/run.ts [--only plan|docker|acp|decision|footprint|turn|hostile]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -11,6 +11,7 @@ import { benchAcp } from "./acp-apply.ts";
 import { benchFootprint } from "./agent-footprint.ts";
 import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
+import { benchHostile } from "./hostile-tree.ts";
 import { benchTurn } from "./turn-overhead.ts";
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });
@@ -68,6 +69,15 @@ if (!values.only || values.only === "turn") {
   const { noTool, oneTool } = t.gitaiOverhead;
   console.log(`turn overhead (reply seen − asked − the model's own time, ${t.rounds} rounds): Gitai median ${noTool.medianMs} ms, p95 ${noTool.p95Ms} ms; with one tool call median ${oneTool.medianMs} ms, p95 ${oneTool.p95Ms} ms; echo bot baseline median ${t.echoBaseline.medianMs} ms, p95 ${t.echoBaseline.p95Ms} ms`);
   console.log(`Gitai's own share (overhead − echo baseline, medians): ${t.gitaiOwnShare.noToolMedianMs} ms, with one tool call ${t.gitaiOwnShare.oneToolMedianMs} ms; target ≤ ${t.targetMs} ms median: overhead ${t.targetMet.overhead ? "met" : "NOT met"}, own share ${t.targetMet.ownShare ? "met" : "NOT met"}`);
+}
+
+if (!values.only || values.only === "hostile") {
+  const h = await benchHostile();
+  results.hostile = h;
+  console.log(`hostile tree under serve (${h.rounds} rounds; twenty 1 MiB files of "[", a deep file, a billion-laughs file): written → refused ${h.writtenToRefusedMs.join(" / ")} ms; peak RSS ${h.serveRssMiB.peak} MiB (idle ${h.serveRssMiB.idle} MiB)`);
+  console.log(`  /healthz idle: median ${h.idle.medianMs} ms, p95 ${h.idle.p95Ms} ms, max ${h.idle.maxMs} ms; while the tree is read: median ${h.hostile.medianMs} ms, p95 ${h.hostile.p95Ms} ms, max ${h.hostile.maxMs} ms (${h.hostile.samples} requests) = ${h.ratio.median}× / ${h.ratio.p95}× / ${h.ratio.max}×`);
+  console.log(`  with eight costly-but-allowed files too: written → refused ${h.costly.writtenToRefusedMs} ms; /healthz median ${h.costly.healthz.medianMs} ms, p95 ${h.costly.healthz.p95Ms} ms, max ${h.costly.healthz.maxMs} ms (${h.costly.healthz.samples} requests) = ${h.costly.ratio.median}× / ${h.costly.ratio.p95}× / ${h.costly.ratio.max}×`);
+  console.log(`  the same trees read in-process, on the main thread: ${h.inProcessLoadMs.hostile} ms, with the costly files ${h.inProcessLoadMs.costly} ms`);
 }
 
 const dir = join(import.meta.dirname, "results");

@@ -26,8 +26,12 @@ export type ManifestErrorCode =
   | "missing-reference"
   | "conflict"
   | "too-many-files"
+  /** More errors than a file or a tree reports: the rest were not looked for (budget.ts). */
+  | "too-many-errors"
   /** A warning, not an error: a field that is still accepted but ignored. */
-  | "deprecated";
+  | "deprecated"
+  /** A warning, not an error: a symbolic link in the tree, not followed. */
+  | "symlink";
 
 export interface ManifestError extends SourcePosition {
   code: ManifestErrorCode;

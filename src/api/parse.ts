@@ -1,5 +1,6 @@
 import { CORE_SCHEMA, loadAll } from "js-yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from "yaml";
+import { positionOfOffset, scanStructure } from "./budget.ts";
 import { digestOf } from "./digest.ts";
 import { formatJsonPath, type ManifestError, type ManifestErrorCode, type SourcePosition } from "./errors.ts";
 import { API_VERSION, isKind, KINDS, objectKey, type Kind, type ManifestObject, type ObjectKey } from "./kinds.ts";
@@ -34,6 +35,8 @@ export interface ParseLimits {
   /** Alias expansions per document; YAML "billion laughs" bombs blow far past it. */
   maxAliasCount: number;
   maxDocumentsPerFile: number;
+  /** A file stops being checked after this many errors: each costs a position lookup, and a report to read. */
+  maxErrorsPerFile: number;
 }
 
 export const DEFAULT_PARSE_LIMITS: ParseLimits = {
@@ -41,6 +44,7 @@ export const DEFAULT_PARSE_LIMITS: ParseLimits = {
   maxDepth: 32,
   maxAliasCount: 100,
   maxDocumentsPerFile: 1000,
+  maxErrorsPerFile: 100,
 };
 
 /**
@@ -69,8 +73,16 @@ export function parseManifestFile(file: string, bytes: Uint8Array, limits: Parse
   if (invalid !== -1) return fileError("encoding", "invalid UTF-8; manifests must be UTF-8 text", positionOfByteOffset(bytes, invalid));
 
   const text = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
+  // Before any parser: what would make parsing cost far more than the file's size (budget.ts).
+  const { finding } = scanStructure(text, limits.maxDepth, limits.maxDocumentsPerFile);
+  if (finding?.code === "too-deep") return fileError("too-deep", tooDeep(limits), positionOfOffset(text, finding.offset));
+  if (finding?.code === "too-many-documents") {
+    return fileError("too-large", `file has more than ${limits.maxDocumentsPerFile} documents, over the limit`, positionOfOffset(text, finding.offset));
+  }
   return (!MAY_USE_ALIASES.test(text) && parseFast(file, text, limits)) || parseWithPositions(file, text, limits);
 }
+
+const tooDeep = (limits: ParseLimits) => `nesting is deeper than the limit of ${limits.maxDepth} levels`;
 
 /**
  * The fast path: a plain parse, validation and digests, with no source positions. It gives up (returns
@@ -120,8 +132,11 @@ function depthExceeds(root: unknown, maxDepth: number): boolean {
   return false;
 }
 
-/** Positions in a file that passed the fast path, found by parsing it once more with positions. */
-function positionLocator(file: string, text: string, limits: ParseLimits): (kind: string, name: string, path?: string) => SourcePosition {
+/**
+ * Positions in a file that passed the fast path (or whose objects came from a worker thread), found by
+ * parsing it once more with positions.
+ */
+export function positionLocator(file: string, text: string, limits: ParseLimits): (kind: string, name: string, path?: string) => SourcePosition {
   const parsed = parseWithPositions(file, text, limits);
   return (kind, name, path) => {
     const found = parsed.objects.find((o) => o.kind === kind && o.name === name);
@@ -135,10 +150,12 @@ function parseWithPositions(file: string, text: string, limits: ParseLimits): Pa
   const lineCounter = new LineCounter();
   let documents: Document.Parsed[];
   try {
-    documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true }) as Document.Parsed[];
+    // Duplicate keys are found by findTooDeepOrDuplicate: the parser's own check compares every key with every
+    // other (60,000 keys took 23 s).
+    documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false }) as Document.Parsed[];
   } catch (error) {
     // The parser recurses on nesting; a pathological file can exhaust the stack before any depth check.
-    if (error instanceof RangeError) return fileError("too-deep", `nesting is deeper than the limit of ${limits.maxDepth} levels`);
+    if (error instanceof RangeError) return fileError("too-deep", tooDeep(limits));
     throw error;
   }
   if (!Array.isArray(documents)) documents = [documents];
@@ -149,10 +166,19 @@ function parseWithPositions(file: string, text: string, limits: ParseLimits): Pa
   const result: ParsedFile = { objects: [], errors: [] };
   for (const doc of documents) {
     const parsed = parseDocument(file, doc, lineCounter, limits);
-    if ("error" in parsed) result.errors.push(...parsed.error);
+    if ("error" in parsed) for (const error of parsed.error) result.errors.push(error);
     else if (parsed.object) result.objects.push(parsed.object);
+    if (result.errors.length > limits.maxErrorsPerFile) return capErrors(result, file, limits);
   }
   return result;
+}
+
+/** The first errors of a file, and one that says the rest were not looked for. */
+function capErrors(result: ParsedFile, file: string, limits: ParseLimits): ParsedFile {
+  const kept = result.errors.slice(0, limits.maxErrorsPerFile);
+  const last = kept.at(-1)!;
+  const stop: ManifestError = { code: "too-many-errors", file, line: last.line, column: last.column, path: "", message: `stopped checking this file after ${limits.maxErrorsPerFile} errors` };
+  return { objects: result.objects, errors: [...kept, stop] };
 }
 
 function parseDocument(
@@ -172,9 +198,10 @@ function parseDocument(
   if (doc.errors.length > 0) {
     // The parser reports exhausting its stack on absurd nesting as a syntax error: call it what it is.
     const overflow = doc.errors.find((e) => /stack (size|overflow)/i.test(e.message));
-    if (overflow) return fail("too-deep", `nesting is deeper than the limit of ${limits.maxDepth} levels`, pos(overflow.pos[0]));
+    if (overflow) return fail("too-deep", tooDeep(limits), pos(overflow.pos[0]));
     return {
-      error: doc.errors.map((e) => ({
+      // One more than the file may report, so that the file's report says it stopped.
+      error: doc.errors.slice(0, limits.maxErrorsPerFile + 1).map((e) => ({
         code: "syntax" as const,
         file,
         ...pos(e.pos[0]),
@@ -190,8 +217,13 @@ function parseDocument(
   if (!isMap(contents)) {
     return fail("not-a-mapping", "document must be a mapping with apiVersion, kind, metadata and spec", docStart);
   }
-  const deep = findTooDeep(contents, limits.maxDepth);
-  if (deep) return fail("too-deep", `nesting is deeper than the limit of ${limits.maxDepth} levels`, pos(deep.range?.[0]));
+  const { deep, duplicates } = findTooDeepOrDuplicate(contents, limits.maxDepth);
+  if (deep) return fail("too-deep", tooDeep(limits), pos(deep.range?.[0]));
+  if (duplicates.length > 0) {
+    return {
+      error: duplicates.slice(0, limits.maxErrorsPerFile + 1).map((key) => ({ code: "syntax" as const, file, ...pos(key.range?.[0]), path: "", message: "YAML syntax error: Map keys must be unique" })),
+    };
+  }
 
   let value: unknown;
   try {
@@ -228,7 +260,8 @@ function parseDocument(
 
   const validate = validatorFor(rawKind);
   if (!validate(raw)) {
-    return { error: schemaErrorsToManifestErrors(validate.errors ?? [], raw, contents, file, rawKind, rawName, pos, docStart) };
+    const schemaErrors = (validate.errors ?? []).slice(0, limits.maxErrorsPerFile + 1);
+    return { error: schemaErrorsToManifestErrors(schemaErrors, raw, contents, file, rawKind, rawName, pos, docStart) };
   }
   const object = raw as unknown as ManifestObject;
   const name = object.metadata.name;
@@ -247,19 +280,33 @@ function firstLine(message: string): string {
   return message.split("\n")[0]!.trim();
 }
 
-/** Iterative, so that a hostile document cannot overflow the stack here. */
-function findTooDeep(root: Node, maxDepth: number): Node | undefined {
+/**
+ * The first node nested deeper than `maxDepth`, and else the keys that repeat one before them in their
+ * mapping (scalar keys, compared by value, as the parser's own check does). Iterative, so that a hostile
+ * document cannot overflow the stack here; linear, with a set of keys per mapping.
+ */
+function findTooDeepOrDuplicate(root: Node, maxDepth: number): { deep?: Node; duplicates: Node[] } {
+  const duplicates: Node[] = [];
   const stack: Array<[Node, number]> = [[root, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
-    if (depth > maxDepth) return node;
+    if (depth > maxDepth) return { deep: node, duplicates };
     if (isMap(node)) {
-      for (const pair of node.items) if (isPair(pair) && pair.value && !isAlias(pair.value)) stack.push([pair.value as Node, depth + 1]);
+      const keys = new Set<unknown>();
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        if (isScalar(pair.key)) {
+          if (keys.has(pair.key.value)) duplicates.push(pair.key);
+          keys.add(pair.key.value);
+        }
+        if (pair.value && !isAlias(pair.value)) stack.push([pair.value as Node, depth + 1]);
+      }
     } else if (isSeq(node)) {
       for (const item of node.items) if (item && !isAlias(item)) stack.push([item as Node, depth + 1]);
     }
   }
-  return undefined;
+  // In the order of the text, as the parser reported them.
+  return { duplicates: duplicates.sort((a, b) => (a.range?.[0] ?? 0) - (b.range?.[0] ?? 0)) };
 }
 
 /**

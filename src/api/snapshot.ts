@@ -32,6 +32,8 @@ export function buildSnapshot(input: {
   files: readonly string[];
   fileDigests?: ReadonlyMap<string, string>;
   revision?: string;
+  /** Warnings found while reading the tree (a symbolic link skipped), beside those about the objects. */
+  warnings?: readonly ManifestError[];
 }): Snapshot {
   const errors = [...input.errors, ...checkAcrossObjects(input.objects)].sort(compareManifestErrors);
   const objects = new Map<ObjectKey, LoadedObject>();
@@ -39,7 +41,7 @@ export function buildSnapshot(input: {
     if (!objects.has(obj.key)) objects.set(obj.key, obj);
   }
   const digest = sha256([...objects.values()].map((o) => `${o.key} ${o.digest}\n`).join(""));
-  const warnings = warningsAbout([...objects.values()]).sort(compareManifestErrors);
+  const warnings = [...(input.warnings ?? []), ...warningsAbout([...objects.values()])].sort(compareManifestErrors);
   return { revision: input.revision ?? digest, digest, objects, errors, warnings, files: [...input.files].sort(), fileDigests: input.fileDigests ?? new Map() };
 }
 

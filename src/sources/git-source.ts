@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdir, realpath, rm } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import { simpleGit, type SimpleGit } from "simple-git";
-import { loadSnapshotFromDirectory } from "../api/load.ts";
+import { formatManifestError } from "../api/errors.ts";
+import { loadSnapshotOffThread, unreadableSnapshot } from "../api/load-off-thread.ts";
 import type { Snapshot } from "../api/snapshot.ts";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { coalescing, redactUrl, SourceError, type Source } from "./source.ts";
@@ -104,15 +105,29 @@ export class GitSource implements Source {
       const sha = await this.checkout();
       this.failures = 0;
       if (sha === this.lastSha) return;
-      const root = join(this.o.workDir, this.o.path);
-      const snapshot = await loadSnapshotFromDirectory(root, { revision: sha });
+      const snapshot = await this.load(sha);
       this.lastSha = sha;
       this.o.log?.info({ revision: sha, objects: snapshot.objects.size, errors: snapshot.errors.length }, `new commit on ${this.describe()}`);
+      if (snapshot.warnings.length > 0) this.o.log?.warn({ revision: sha, warnings: snapshot.warnings.map(formatManifestError) }, `${snapshot.warnings.length} warning(s) in ${this.describe()}`);
       this.onSnapshot?.(snapshot);
     } catch (error) {
       this.failures++;
       throw error instanceof SourceError ? error : new SourceError(this.describe(), "fetch", redactUrl((error as Error).message), { cause: error });
     }
+  }
+
+  /**
+   * The manifests at `sha`, read on a worker thread (a commit is as untrusted as any file: see
+   * load-off-thread.ts). The path must stay inside the checkout: a repository can hold a symbolic link where
+   * `path` leads, and what it points to is not the repository's to show.
+   */
+  private async load(sha: string): Promise<Snapshot> {
+    const root = join(this.o.workDir, this.o.path);
+    const [checkout, resolved] = await Promise.all([realpath(this.o.workDir), realpath(root).catch(() => undefined)]);
+    if (resolved && resolved !== checkout && !resolved.startsWith(checkout + sep)) {
+      return unreadableSnapshot("io", `${this.o.path} leads out of the repository through a symbolic link; not followed`, { revision: sha });
+    }
+    return loadSnapshotOffThread(root, { revision: sha });
   }
 
   private async checkout(): Promise<string> {
