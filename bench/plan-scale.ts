@@ -34,6 +34,8 @@ metadata: {name: ${name}}
 spec:
   trust: {allowedRooms: ["!room${i}:localhost"], allowedSenders: ["@owner:localhost"]}
   limits: {maxTokensPerRequest: 4000, maxRequestsPerMinute: 10}
+  mcps:
+    - {name: fetch, command: mcp-fetch-server}
   capabilities:
     - {name: fetch, mcp: fetch, tool: fetch, allow: true, constraints: {method: GET}}
     - {name: deny-all, mcp: "*", tool: "*", allow: false}
