@@ -118,10 +118,12 @@ describe("controller against a real Docker engine", () => {
     const [recreated] = await h.containersOf("beta");
     assert.equal(recreated!.State, "running");
     // A forced removal kills the container first: the reconcile may see it exited (start, which finds it gone
-    // and replaces it) or already gone (create). Either way a new container, and the audit says which.
+    // and replaces it) or already gone (create). On a loaded engine the replacement itself may fail once (the
+    // name is still held while Docker finishes the removal); Ruriko has then recorded that no container is its
+    // own, and the next reconcile creates one as "missing". Either way a new container, and the audit says why.
     const healed = h.state.audit.tail(40).find((e) => e.target === "Agent/beta" && e.ts > removedAt && (e.action === "agent.create" || (e.action === "agent.start" && e.payload.replaced === beta!.Id)));
     assert.ok(healed, "the audit records the new container");
-    if (healed.action === "agent.create") assert.match(String(healed.payload.reason), /behind Ruriko's back/);
+    if (healed.action === "agent.create") assert.match(String(healed.payload.reason), /behind Ruriko's back|container missing/);
   });
 
   test("a stopped container the engine refuses to start again is replaced, same spec, same data volume", async () => {
