@@ -90,17 +90,21 @@ function dependencyClosure(roots: readonly string[], root = REPO_ROOT): string[]
   return [...found].sort();
 }
 
+/** The image's entry point: the interpreter with the flags above, Gitai's bundle, `serve` (the Dockerfile's `gitai` target says the same). */
+export const GITAI_ENTRYPOINT: readonly string[] = [NODE, ...NODE_FLAGS, GITAI_ENTRY, "serve"];
+/** The image's environment (the Dockerfile's `gitai` target sets the same). */
+export const GITAI_ENV: readonly string[] = ["NODE_ENV=production", "GITAI_ACP_PORT=8765"];
+
 /**
- * Builds the Gitai agent image on this machine with no registry: a root filesystem assembled from the
- * local Node 24, Gitai bundled into one file, and the MCP servers' packages; non-root, nothing else in it.
- * The production Dockerfile builds the same layout from the official Node image where a registry exists.
+ * Every file of the agent image that is Gitai's own, whichever way the image is built: Gitai and its tool server
+ * bundled, the MCP servers' packages, a command on PATH for each server, and package.json. `npm run agent-image`
+ * puts them on a root filesystem of the local Node (below); the Dockerfile's `gitai` target writes them out with
+ * `scripts/bundle-gitai.ts` and copies them onto the Node base image. One way to build Gitai, two ways to carry it.
  */
-export async function buildAgentImage(
-  docker: Docker,
-  tag = DEFAULT_AGENT_IMAGE,
+export async function gitaiImageFiles(
   /** Sources that replace the app's own: a runtime of another version (a stricter schema, say) for skew tests. */
   replace: readonly SourceReplacement[] = [],
-): Promise<{ tag: string; id: string; reused: boolean }> {
+): Promise<ImageFile[]> {
   const files: ImageFile[] = [{ path: "/app/package.json", source: join(REPO_ROOT, "package.json") }];
   for (const [path, entry] of Object.entries(BUNDLES)) files.push(...(await bundle(entry, path, replace)));
   for (const root of dependencyClosure(MCP_SERVER_PACKAGES)) {
@@ -110,11 +114,25 @@ export async function buildAgentImage(
     }
   }
   files.push(...commandsFor(MCP_SERVER_PACKAGES, OWN_TOOL_SERVERS));
+  return files;
+}
+
+/**
+ * Builds the Gitai agent image on this machine with no registry: a root filesystem assembled from the
+ * local Node 24, Gitai bundled into one file, and the MCP servers' packages; non-root, nothing else in it.
+ * The Dockerfile's `gitai` target puts the same files on the official Node image where a registry exists.
+ */
+export async function buildAgentImage(
+  docker: Docker,
+  tag = DEFAULT_AGENT_IMAGE,
+  /** Sources that replace the app's own: a runtime of another version (a stricter schema, say) for skew tests. */
+  replace: readonly SourceReplacement[] = [],
+): Promise<{ tag: string; id: string; reused: boolean }> {
   return buildLocalNodeImage(docker, {
     tag,
-    files,
-    entrypoint: [NODE, ...NODE_FLAGS, GITAI_ENTRY, "serve"],
-    env: ["NODE_ENV=production", "GITAI_ACP_PORT=8765"],
+    files: await gitaiImageFiles(replace),
+    entrypoint: [...GITAI_ENTRYPOINT],
+    env: [...GITAI_ENV],
     labels: { "org.opencontainers.image.title": "gitai", "ruriko.dev/component": "gitai" },
     workdir: "/app",
     exposedPorts: ["8765/tcp"],
