@@ -16,6 +16,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { GosutoManifest } from "../../api/generated/types.ts";
 import type { Logger } from "../../observability/logger.ts";
+import { messageOf } from "../../matrix/incoming-events.ts";
 import { backoffDelay } from "../../time/backoff.ts";
 import { MatrixApiError, MatrixClient, type MatrixIdentity, type RawEvent, type SyncResponse } from "./client.ts";
 
@@ -301,13 +302,11 @@ const targetsOf = (messaging: Messaging | undefined): string[] => (messaging?.al
 
 export const senderAllowed = (allowed: readonly string[], sender: string) => allowed.includes("*") || allowed.includes(sender);
 
-/** A text message from someone else; edits are not new messages. */
+/** A text message from someone else (edits are not new messages), as the agent is asked it. */
 export function chatOf(room: string, event: RawEvent, self: string): IncomingChat | undefined {
-  if (event.type !== "m.room.message" || !event.sender || event.sender === self || !event.event_id) return undefined;
-  const content = event.content ?? {};
-  const relation = content["m.relates_to"] as { rel_type?: unknown; "m.in_reply_to"?: unknown } | undefined;
-  if (typeof content.body !== "string" || relation?.rel_type === "m.replace") return undefined;
+  const message = messageOf(room, event, self);
+  if (!message) return undefined;
   // A reply carries a quote of what it answers ("> <@x> …"): the question is the reply's own text.
-  const body = relation?.["m.in_reply_to"] ? content.body.split("\n").filter((l) => !l.startsWith(">")).join("\n").trim() : content.body;
-  return { room, eventId: event.event_id, sender: event.sender, body };
+  const body = message.inReplyTo ? message.body.split("\n").filter((l) => !l.startsWith(">")).join("\n").trim() : message.body;
+  return { room, eventId: message.eventId, sender: message.sender, body };
 }
