@@ -107,13 +107,27 @@ describe("status lines survive kill -9 of ruriko serve (real Synapse, real Docke
   });
 
   /**
+   * The outbox and the room read together once nothing is waiting: a line can still be written after the agent
+   * is Ready again (a restart's own report), so the outbox is read on both sides of reading the room and the pair
+   * is kept only when it did not move in between.
+   */
+  const settled = async () => {
+    for (;;) {
+      await waitFor(() => state().outbox.unsentCount() === 0, "the outbox delivered", 120_000);
+      const before = state().outbox.list(10_000);
+      const said = await roomMessages();
+      const outbox = state().outbox.list(10_000);
+      if (JSON.stringify(before) === JSON.stringify(outbox) && outbox.every((m) => m.mergedInto !== null || m.sentAt)) return { outbox, said };
+    }
+  };
+
+  /**
    * What the room heard, against what the state database records: each recreate said exactly once, each
    * reported change's line in the outbox once under its own trace id, each outbox message in the room once.
    */
   const check = async (after: string) => {
+    const { outbox, said } = await settled();
     const entries = state().audit.tail(10_000).reverse();
-    const outbox = state().outbox.list(10_000);
-    const said = await roomMessages();
     const saidLines = said.flatMap((m) => linesOf(m.body));
     const recreates = entries.filter((e) => e.action === "agent.recreate" && e.result === "ok" && e.target === "Agent/alpha");
     assert.equal(saidLines.filter((l) => /^recreated alpha \(env changed: TZ\)$/.test(l)).length, recreates.length, `after the kill after ${after}: every recreate the audit log records is said exactly once; the room heard:\n${saidLines.join("\n")}`);
