@@ -3,6 +3,8 @@ import { resolve } from "node:path";
 import { formatManifestError } from "../api/errors.ts";
 import { loadSnapshotOffThread } from "../api/load-off-thread.ts";
 import type { Snapshot } from "../api/snapshot.ts";
+import { systemClock, type Clock } from "../time/clock.ts";
+import { QuietPeriod } from "../time/quiet-period.ts";
 import { coalescing, type Source } from "./source.ts";
 
 interface Log {
@@ -13,10 +15,17 @@ interface Log {
 
 export interface DirectorySourceOptions {
   root: string;
-  /** Quiet time after the last change before reloading: a burst of saves becomes one snapshot. */
-  debounceMs?: number;
+  /**
+   * Quiet time after the last change before reloading (a burst of saves becomes one snapshot): minMs after a
+   * lone save, growing with a burst's length up to maxMs (time/quiet-period.ts).
+   */
+  quiet?: { minMs: number; maxMs: number };
+  clock?: Clock;
   log?: Log;
 }
+
+/** A lone save is read 25 ms after it; a long burst (a checkout, a copy) waits up to 300 ms of quiet. */
+const DEFAULT_QUIET = { minMs: 25, maxMs: 300 };
 
 /**
  * Watches a manifest directory. The revision is the content digest, and a snapshot is delivered only when
@@ -26,10 +35,9 @@ export interface DirectorySourceOptions {
 export class DirectorySource implements Source {
   readonly kind = "directory" as const;
   private readonly root: string;
-  private readonly debounceMs: number;
+  private readonly quiet: QuietPeriod;
   private readonly log: Log | undefined;
   private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private lastKey: string | undefined;
   private lastWarnings = "";
   private onSnapshot: ((s: Snapshot) => void) | undefined;
@@ -37,7 +45,7 @@ export class DirectorySource implements Source {
 
   constructor(options: DirectorySourceOptions) {
     this.root = resolve(options.root);
-    this.debounceMs = options.debounceMs ?? 300;
+    this.quiet = new QuietPeriod({ ...DEFAULT_QUIET, ...options.quiet, clock: options.clock ?? systemClock, onQuiet: () => void this.reload() });
     this.log = options.log;
   }
 
@@ -65,7 +73,7 @@ export class DirectorySource implements Source {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    this.quiet.stop();
     await this.watcher?.close();
     this.watcher = undefined;
     this.onSnapshot = undefined;
@@ -76,11 +84,7 @@ export class DirectorySource implements Source {
   }
 
   private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.reload();
-    }, this.debounceMs);
+    this.quiet.poke();
   }
 
   /** The paths the watcher holds, by directory (chokidar's own list): what it costs in watches. */

@@ -6,6 +6,7 @@ import { formatManifestError } from "../api/errors.ts";
 import { loadSnapshotOffThread, unreadableSnapshot } from "../api/load-off-thread.ts";
 import type { Snapshot } from "../api/snapshot.ts";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
+import { QUIET_FETCH, runGit } from "./git-command.ts";
 import { coalescing, redactUrl, SourceError, type Source } from "./source.ts";
 
 interface Log {
@@ -44,6 +45,9 @@ export class GitSource implements Source {
   private lastSha: string | undefined;
   private onSnapshot: ((s: Snapshot) => void) | undefined;
   private stopped = false;
+  private originChecked = false;
+  /** The commit this process checked out, complete (checkout and clean done). */
+  private checkedOut: string | undefined;
   private readonly fetchNow = coalescing(() => this.sync());
 
   constructor(options: GitSourceOptions) {
@@ -130,10 +134,14 @@ export class GitSource implements Source {
     return loadSnapshotOffThread(root, { revision: sha });
   }
 
+  /**
+   * Fetches the branch and, when it moved, checks its commit out (detached, forced, untracked files removed).
+   * Returns the commit. The origin is checked once per process: a checkout of another repository is replaced.
+   */
   private async checkout(): Promise<string> {
     const dir = this.o.workDir;
     const branch = this.o.branch;
-    if (existsSync(join(dir, ".git"))) {
+    if (!this.originChecked && existsSync(join(dir, ".git"))) {
       const repo = simpleGit(dir);
       const origin = (await repo.getRemotes(true)).find((r) => r.name === "origin")?.refs.fetch;
       if (origin !== this.o.url) await rm(dir, { recursive: true, force: true });
@@ -141,12 +149,17 @@ export class GitSource implements Source {
     if (!existsSync(join(dir, ".git"))) {
       await mkdir(dirname(dir), { recursive: true });
       await this.git.clone(this.o.url, dir, ["--no-checkout", "--branch", branch, "--single-branch"]);
+      this.checkedOut = undefined;
     }
-    const repo = simpleGit(dir);
-    await repo.fetch("origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`, ["--prune"]);
-    await repo.raw(["-c", "advice.detachedHead=false", "checkout", "--force", "--detach", `origin/${branch}`]);
-    await repo.raw(["reset", "--hard", `origin/${branch}`]);
-    await repo.raw(["clean", "-ffdx"]);
-    return (await repo.revparse(["HEAD"])).trim();
+    this.originChecked = true;
+    await runGit(dir, [...QUIET_FETCH, "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+    const sha = (await runGit(dir, ["rev-parse", "--verify", `refs/remotes/origin/${branch}^{commit}`])).trim();
+    // The commit already checked out by this process: nothing to do (a webhook for another branch's push, a timer).
+    if (sha === this.checkedOut) return sha;
+    this.checkedOut = undefined;
+    await runGit(dir, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", sha]);
+    await runGit(dir, ["clean", "-ffdxq"]);
+    this.checkedOut = sha;
+    return sha;
   }
 }

@@ -92,7 +92,7 @@ describe("symbolic links in the tree", () => {
     symlinkSync(join(big, "d0", "linked.yaml"), join(dir, "sub", "linked.yaml"));
 
     const got: Snapshot[] = [];
-    const source = new DirectorySource({ root: dir, debounceMs: 50 });
+    const source = new DirectorySource({ root: dir, quiet: { minMs: 50, maxMs: 50 } });
     await source.start((s) => got.push(s));
     try {
       const watched = source.watched();

@@ -20,7 +20,7 @@ describe("directory source", () => {
   test("delivers on content changes only, once per burst, with errors", async () => {
     const dir = writeTree({ "a.yaml": gosuto("a") });
     const got: Snapshot[] = [];
-    const source = new DirectorySource({ root: dir, debounceMs: 150 });
+    const source = new DirectorySource({ root: dir, quiet: { minMs: 150, maxMs: 150 } });
     await source.start((s) => got.push(s));
     try {
       assert.equal(got.length, 1);
