@@ -1,6 +1,6 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|acp|decision|footprint|turn|hostile]
+ *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -13,6 +13,7 @@ import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
 import { benchHostile } from "./hostile-tree.ts";
 import { benchTurn } from "./turn-overhead.ts";
+import { benchVersusDocker, printVersusDocker } from "./versus-docker.ts";
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });
 const results: Record<string, unknown> = {
@@ -38,6 +39,12 @@ if (!values.only || values.only === "docker") {
   console.log(`start → all Ready, ${d.agents} agents: Ruriko ${d.startToReady.rurikoMs.toFixed(0)} ms vs raw Docker ${d.startToReady.rawDockerMs.toFixed(0)} ms = ${d.startToReady.ratio.toFixed(2)}×`);
   console.log(`edit → converged, ${d.agents} agents: Ruriko ${d.editToConverged.rurikoMs.toFixed(0)} ms vs raw Docker ${d.editToConverged.rawDockerMs.toFixed(0)} ms = ${d.editToConverged.ratio.toFixed(2)}×`);
   console.log(`killed → Ready: median ${d.killToReady.medianMs.toFixed(0)} ms, p95 ${d.killToReady.p95Ms.toFixed(0)} ms (bare docker start median ${d.killToReady.bareDockerStartMedianMs.toFixed(0)} ms)`);
+}
+
+if (!values.only || values.only === "versus") {
+  const v = await benchVersusDocker();
+  results.versus = v;
+  printVersusDocker(v);
 }
 
 if (!values.only || values.only === "acp") {
