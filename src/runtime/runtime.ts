@@ -1,7 +1,7 @@
 /**
  * The Runtime port: everything the controller may ask of a container engine. The controller never
- * imports dockerode; it sees only these types. One real implementation today (docker-runtime.ts);
- * Kubernetes would be a second.
+ * imports dockerode or a Kubernetes client; it sees only these types. Two implementations: docker-runtime.ts and
+ * kubernetes-runtime.ts.
  */
 
 /** Labels every object Ruriko creates carries (DESIGN.md §4). */
@@ -80,9 +80,19 @@ export interface ObservedContainer {
   controlHostPort?: number;
   /** Docker's network mode of the container: "host", or the name of the network it is attached to. */
   network?: string;
+  /**
+   * The base URL Ruriko reaches ACP at when it is not a 127.0.0.1 port: a Kubernetes pod's address
+   * (`http://10.1.2.3:8765`). Set only while running.
+   */
+  controlAddress?: string;
 }
 
-export type RuntimeEventAction = "start" | "die" | "oom" | "stop" | "destroy" | "kill" | "create";
+/**
+ * Docker's container events, plus `restart`: the engine started the agent again on its own (Kubernetes keeping
+ * a pod alive, or replacing a deleted one), so the new process needs its configuration again. Docker never
+ * restarts a container by itself (restart policy "no"): there Ruriko's start after a `die` does it.
+ */
+export type RuntimeEventAction = "start" | "die" | "oom" | "stop" | "destroy" | "kill" | "create" | "restart";
 
 export interface RuntimeEvent {
   agent: string;
