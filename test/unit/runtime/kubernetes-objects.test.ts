@@ -149,7 +149,7 @@ describe("observedFrom", () => {
     assert.equal(o.state, "running");
     assert.equal(o.specDigest, "sha256:abc");
     assert.equal(o.startedAt, "2026-01-01T00:00:00.000Z");
-    assert.equal(acpAddressOf("bridge", o).ok && acpAddressOf("bridge", o).value, "http://10.89.0.7:8765");
+    assert.deepEqual(acpAddressOf("bridge", o), { ok: true, value: "http://10.89.0.7:8765" });
   });
 
   test("0 replicas: created until first started, exited after; no address", () => {
