@@ -109,8 +109,9 @@ const containerSecurity = {
  */
 export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1StatefulSet {
   const name = workloadName(o.instance, spec.agent);
-  const selector = ownerLabels(o.instance, spec.agent);
-  const labels = { ...selector, [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision };
+  const labels = ownerLabels(o.instance, spec.agent);
+  // Annotations, not labels: a digest (`sha256:` and 64 hex) and a revision exceed what a label value may hold.
+  const about = { [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision };
   const limits = resourceLimits(spec);
   const image = spec.image;
   const pullPolicy = (spec as { imagePullPolicy?: string }).imagePullPolicy ?? "IfNotPresent";
@@ -118,16 +119,16 @@ export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1State
     apiVersion: "apps/v1",
     kind: "StatefulSet",
     // A new object's generation is 1: recorded in the same write, so it is never mistaken for an edit.
-    metadata: { name, labels, annotations: { [ANNOTATIONS.generation]: "1" } },
+    metadata: { name, labels, annotations: { ...about, [ANNOTATIONS.generation]: "1" } },
     spec: {
       replicas: 0,
       serviceName: name,
-      selector: { matchLabels: selector },
+      selector: { matchLabels: labels },
       podManagementPolicy: "Parallel",
       // The data outlives the workload (a recreate finds it); only pruning the agent deletes it (removeAgentVolume).
       persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
       template: {
-        metadata: { labels },
+        metadata: { labels, annotations: about },
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
@@ -225,14 +226,14 @@ export interface ControlEndpoint {
  *   event brings the agent back when the pod runs).
  * - `exitCode`, `oomKilled`, `finishedAt`: the Gitai container's last termination (`lastState.terminated`, or
  *   its current one), `oomKilled` when its reason is OOMKilled; `startedAt`: when it last started running.
- * - `specDigest`: the label, unless the workload was edited behind Ruriko's back (its generation is not the
+ * - `specDigest`, `revision`: the annotations (too long for label values), unless the workload was edited behind Ruriko's back (its generation is not the
  *   one Ruriko's last write produced, or the pod runs another image than the template): then a digest that
  *   matches no spec, so the planner heals it (or reports it) by the Agent's `drift`, as for a changed container.
  * - `image`: the template's image. `controlAddress`/`controlHostPort`: where Ruriko reaches ACP.
  */
 export function observedFrom(sts: V1StatefulSet, pod: V1Pod | undefined, endpoint: ControlEndpoint = {}): ObservedContainer | undefined {
-  const labels = sts.metadata?.labels ?? {};
-  const agent = labels[LABELS.agent];
+  const agent = sts.metadata?.labels?.[LABELS.agent];
+  const about = sts.metadata?.annotations ?? {};
   if (!agent || !sts.metadata?.uid) return undefined;
   const template = sts.spec?.template.spec?.containers.find((c) => c.name === AGENT_CONTAINER);
   const status = pod?.status?.containerStatuses?.find((c) => c.name === AGENT_CONTAINER);
@@ -251,8 +252,8 @@ export function observedFrom(sts: V1StatefulSet, pod: V1Pod | undefined, endpoin
     state,
     exitCode: terminated?.exitCode ?? 0,
     oomKilled: terminated?.reason === "OOMKilled",
-    specDigest: edited ? `edited:${sts.metadata.generation ?? 0}` : (labels[LABELS.specDigest] ?? ""),
-    revision: labels[LABELS.revision] ?? "",
+    specDigest: edited ? `edited:${sts.metadata.generation ?? 0}` : (about[LABELS.specDigest] ?? ""),
+    revision: about[LABELS.revision] ?? "",
   };
   const startedAt = status?.state?.running?.startedAt;
   if (startedAt) observed.startedAt = new Date(startedAt).toISOString();

@@ -39,13 +39,9 @@ describe("statefulSetFor", () => {
   test("one replica's worth of workload, created with 0 replicas (created, not started), labelled as owned", () => {
     assert.equal(sts.spec!.replicas, 0);
     assert.equal(sts.metadata!.name, "ruriko-i1-newsbot");
-    assert.deepEqual(sts.metadata!.labels, {
-      [LABELS.managedBy]: "ruriko",
-      [LABELS.instance]: "i1",
-      [LABELS.agent]: "newsbot",
-      [LABELS.specDigest]: "sha256:abc",
-      [LABELS.revision]: "rev1",
-    });
+    assert.deepEqual(sts.metadata!.labels, { [LABELS.managedBy]: "ruriko", [LABELS.instance]: "i1", [LABELS.agent]: "newsbot" });
+    assert.equal(sts.metadata!.annotations![LABELS.specDigest], "sha256:abc");
+    assert.equal(sts.metadata!.annotations![LABELS.revision], "rev1");
     assert.deepEqual(sts.spec!.selector.matchLabels, { [LABELS.managedBy]: "ruriko", [LABELS.instance]: "i1", [LABELS.agent]: "newsbot" });
     assert.equal(sts.metadata!.annotations![ANNOTATIONS.generation], "1");
   });
@@ -110,7 +106,7 @@ function workload(over: { replicas?: number; generation?: number; recorded?: str
   const sts = statefulSetFor(spec, options);
   sts.metadata!.uid = "uid-1";
   sts.metadata!.generation = over.generation ?? 1;
-  sts.metadata!.annotations = { [ANNOTATIONS.generation]: over.recorded ?? String(over.generation ?? 1), ...(over.started ? { [ANNOTATIONS.started]: "true" } : {}) };
+  sts.metadata!.annotations = { ...sts.metadata!.annotations, [ANNOTATIONS.generation]: over.recorded ?? String(over.generation ?? 1), ...(over.started ? { [ANNOTATIONS.started]: "true" } : {}) };
   sts.spec!.replicas = over.replicas ?? 1;
   return sts;
 }

@@ -1,0 +1,275 @@
+/**
+ * One conformance suite for every Runtime: the same controller, the same manifests, the same expectations, on
+ * this host's Docker engine and on a real Kubernetes cluster (scripts/kubernetes/). Create and Ready, a Gosuto
+ * applied without recreation, recreate on an image change, heal after the agent's process and then its workload
+ * were removed behind Ruriko's back, data that outlives the agent's process, prune only what Ruriko owns,
+ * removal only after approval, and no secret value in any object the engine holds.
+ *
+ * The Kubernetes half finds its cluster in RURIKO_TEST_KUBECONFIG (`bash scripts/kubernetes/start.sh` prints
+ * one). Without it the half is skipped, except under CI=true, where it fails: CI must not pass without it.
+ * RURIKO_TEST_RUNTIMES=docker|kubernetes runs one half only (development).
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { after, before, describe, test } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { AcpClient, type AcpEndpoint } from "../../src/acp/client.ts";
+import type { AcpStatus } from "../../src/api/generated/types.ts";
+import { loadSnapshotFromDirectory } from "../../src/api/load.ts";
+import { approvalsDecide } from "../../src/cli/approvals.ts";
+import { acpAddressOf } from "../../src/controller/agent-network.ts";
+import { KubernetesRuntime } from "../../src/runtime/kubernetes-runtime.ts";
+import { LABELS, MANAGED_BY } from "../../src/runtime/runtime.ts";
+import { ensureAgentImage, isAwaitingApproval, isReady, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
+import { writeTree } from "../helpers/manifest-tree.ts";
+
+const run = promisify(execFile);
+const CANARY = "sk-canary-5f0c2e9a41d7";
+const OTHER_IMAGE = "ruriko/gitai:conformance-b";
+const ROOT = join(import.meta.dirname, "../..");
+
+const gosuto = (name: string, prompt: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec:\n  persona: {systemPrompt: ${JSON.stringify(prompt)}}\n`;
+const agent = (name: string, image = TEST_AGENT_IMAGE) =>
+  `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: ${JSON.stringify(image)}, gosuto: ${name}, resources: {memory: 256Mi, cpus: 0.5}}\n`;
+const binding = `apiVersion: ruriko.dev/v1alpha1\nkind: SecretBinding\nmetadata: {name: alpha-openai}\nspec: {agent: alpha, secret: openai-key, env: OPENAI_API_KEY}\n`;
+
+/** What differs between engines: how the test reaches inside, goes behind Ruriko's back, and reads every object. */
+interface Engine {
+  name: string;
+  /** Why this half cannot run here (skipped, or failed under CI); undefined when it can. */
+  unavailable(): string | undefined;
+  setup(): Promise<void>;
+  makeRuntime?: Parameters<typeof startTestController>[1];
+  /** Runs a Node.js script in the agent's Gitai container; its stdout. */
+  exec(h: TestController, agentName: string, script: string): Promise<string>;
+  /** The agent's process gone behind Ruriko's back: Docker: the container stopped; Kubernetes: the pod deleted. */
+  killProcess(h: TestController, agentName: string): Promise<void>;
+  /** The agent's container or workload deleted behind Ruriko's back. */
+  deleteWorkload(h: TestController, agentName: string): Promise<void>;
+  /** An object labelled like an agent's but of another instance; `present` says whether it is still there. */
+  foreign(h: TestController, agentName: string): Promise<{ present(): Promise<boolean>; cleanup(): Promise<void> }>;
+  /** Every object the engine holds for this instance, as text. */
+  dumpAll(h: TestController): Promise<string>;
+  teardown(): Promise<void>;
+}
+
+const docker: Engine = {
+  name: "docker",
+  unavailable: () => undefined,
+  async setup() {},
+  async exec(h, agentName, script) {
+    const [c] = await h.runtime.list(agentName);
+    return (await run("docker", ["exec", c!.name, "/usr/local/bin/node", "-e", script])).stdout;
+  },
+  async killProcess(h, agentName) {
+    const [c] = await h.runtime.list(agentName);
+    await h.docker.getContainer(c!.id).stop({ t: 1 });
+  },
+  async deleteWorkload(h, agentName) {
+    const [c] = await h.runtime.list(agentName);
+    await h.docker.getContainer(c!.id).remove({ force: true });
+  },
+  async foreign(h, agentName) {
+    const c = await h.docker.createContainer({
+      Image: TEST_AGENT_IMAGE,
+      name: `foreign-${h.instance}`,
+      Labels: { [LABELS.agent]: agentName, [LABELS.managedBy]: MANAGED_BY, [LABELS.instance]: `${h.instance}-other` },
+    });
+    return {
+      present: () => c.inspect().then(() => true, () => false),
+      cleanup: () => c.remove({ force: true }).catch(() => {}),
+    };
+  },
+  async dumpAll(h) {
+    const filters = JSON.stringify({ label: [`${LABELS.instance}=${h.instance}`] });
+    const parts: string[] = [];
+    for (const c of await h.docker.listContainers({ all: true, filters })) parts.push(JSON.stringify(await h.docker.getContainer(c.Id).inspect()));
+    for (const v of (await h.docker.listVolumes({ filters })).Volumes ?? []) parts.push(JSON.stringify(v));
+    return parts.join("\n");
+  },
+  async teardown() {},
+};
+
+function kubernetesEngine(): Engine {
+  const kubeconfig = process.env.RURIKO_TEST_KUBECONFIG;
+  const kubectlBin = process.env.RURIKO_TEST_KUBECTL ?? join(process.env.RURIKO_CACHE ?? join(homedir(), ".cache/ruriko"), "kubernetes-v1.34.4/bin/kubectl");
+  const namespace = `ruriko-conf-${Math.random().toString(16).slice(2, 8)}`;
+  const kubectl = async (...args: string[]) => (await run(kubectlBin, ["--kubeconfig", kubeconfig!, "-n", namespace, ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+  const workload = async (h: TestController, agentName: string) => (await h.runtime.list(agentName))[0]!.name;
+  return {
+    name: "kubernetes",
+    unavailable: () => (kubeconfig ? undefined : "RURIKO_TEST_KUBECONFIG is not set (bash scripts/kubernetes/start.sh prints a kubeconfig)"),
+    async setup() {
+      await kubectl("create", "namespace", namespace).catch(async () => run(kubectlBin, ["--kubeconfig", kubeconfig!, "create", "namespace", namespace]));
+      for (const image of [TEST_AGENT_IMAGE, OTHER_IMAGE]) await run("bash", [join(ROOT, "scripts/kubernetes/load-image.sh"), image], { env: { ...process.env, KUBECONFIG: kubeconfig! } });
+    },
+    makeRuntime: (instance, logger) => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(kubeconfig!);
+      return new KubernetesRuntime({ kubeConfig: kc, namespace, instance, log: logger, startTimeoutMs: 90_000 });
+    },
+    async exec(h, agentName, script) {
+      return kubectl("exec", `${await workload(h, agentName)}-0`, "-c", "gitai", "--", "/usr/local/bin/node", "-e", script);
+    },
+    async killProcess(h, agentName) {
+      await kubectl("delete", "pod", `${await workload(h, agentName)}-0`, "--wait=false");
+    },
+    async deleteWorkload(h, agentName) {
+      await kubectl("delete", "statefulset", await workload(h, agentName), "--wait=false");
+    },
+    async foreign(h, agentName) {
+      const name = `foreign-${h.instance}`;
+      const labels = { [LABELS.agent]: agentName, [LABELS.managedBy]: MANAGED_BY, [LABELS.instance]: `${h.instance}-other` };
+      const manifest = {
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        metadata: { name, labels },
+        spec: {
+          replicas: 0,
+          serviceName: name,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [{ name: "gitai", image: TEST_AGENT_IMAGE }] } },
+        },
+      };
+      const file = join(h.stateDir, "foreign.json");
+      writeFileSync(file, JSON.stringify(manifest));
+      await kubectl("apply", "-f", file);
+      return {
+        present: () => kubectl("get", "statefulset", name).then(() => true, () => false),
+        cleanup: () => kubectl("delete", "statefulset", name, "--wait=false").then(() => {}, () => {}),
+      };
+    },
+    async dumpAll() {
+      const kinds = "statefulsets,pods,secrets,configmaps,persistentvolumeclaims,services,events,controllerrevisions";
+      return (await kubectl("get", kinds, "-o", "yaml")) + (await run(kubectlBin, ["--kubeconfig", kubeconfig!, "get", "persistentvolumes", "-o", "yaml"])).stdout;
+    },
+    async teardown() {
+      await run(kubectlBin, ["--kubeconfig", kubeconfig!, "delete", "namespace", namespace, "--wait=false"]).catch(() => {});
+    },
+  };
+}
+
+const chosen = (process.env.RURIKO_TEST_RUNTIMES ?? "docker,kubernetes").split(",").map((s) => s.trim());
+const engines = [docker, kubernetesEngine()].filter((e) => chosen.includes(e.name));
+
+for (const engine of engines) {
+  const reason = engine.unavailable();
+  const inCi = process.env.CI === "true";
+  describe(`runtime conformance: ${engine.name}`, { skip: reason && !inCi ? reason : false }, () => {
+    let h: TestController;
+    let dir: string;
+    const acp = new AcpClient({ retries: 1 });
+    const endpoint = async (name: string): Promise<AcpEndpoint> => {
+      const [c] = await h.runtime.list(name);
+      assert.ok(c, `${name} has a container`);
+      const address = acpAddressOf("bridge", c);
+      assert.ok(address.ok, `${name} is reachable: ${address.ok ? "" : address.problem}`);
+      return { agent: name, baseUrl: address.value, token: h.vault.tokens.get(name)! };
+    };
+    const agentStatus = async (name: string): Promise<AcpStatus> => acp.status(await endpoint(name), "test");
+    const gosutoDigest = async (name: string) => (await loadSnapshotFromDirectory(dir)).objects.get(`Gosuto/${name}`)!.digest;
+    const configured = async (name: string) => {
+      const want = await gosutoDigest(name);
+      await h.waitForStatus(name, (s) => isReady(s) && s!.gosutoDigest === want, `${name} Ready with its Gosuto`, 90_000);
+      await waitFor(async () => (await agentStatus(name).catch(() => undefined))?.gosutoDigest === want, `${name} holds its Gosuto`, 60_000);
+    };
+
+    before(async () => {
+      if (reason) throw new Error(`CI=true and the ${engine.name} half cannot run: ${reason}`);
+      const { default: Docker } = await import("dockerode");
+      const d = new Docker();
+      await ensureAgentImage(d);
+      await d.getImage(TEST_AGENT_IMAGE).tag({ repo: "ruriko/gitai", tag: "conformance-b" });
+      await engine.setup();
+      h = await startTestController({ agentPollMs: 1000 }, engine.makeRuntime);
+      dir = writeTree({
+        "alpha.yaml": `${gosuto("alpha", "be brief")}---\n${agent("alpha")}`,
+        "beta.yaml": `${gosuto("beta", "be kind")}---\n${agent("beta")}`,
+        "alpha-openai.yaml": binding,
+      });
+    });
+    after(async () => {
+      await h?.stop();
+      await engine.teardown();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("create: every agent Ready, configured over ACP, its granted secret delivered", async () => {
+      h.vault.secrets.set("openai-key", Buffer.from(CANARY));
+      await h.offer(dir);
+      await h.waitForStatus("alpha", isAwaitingApproval, "the grant parked", 90_000);
+      const [grant] = h.state.approvals.list({ status: "pending" });
+      h.state.approvals.vote(grant!.id, { approver: "cli:test", decision: "approve", source: "cli", override: true });
+      for (const name of ["alpha", "beta"]) await configured(name);
+      assert.deepEqual((await agentStatus("alpha")).secrets, [{ name: "openai-key", version: 1 }]);
+      const containers = await h.runtime.list();
+      assert.deepEqual(containers.map((c) => `${c.agent}:${c.state}`).sort(), ["alpha:running", "beta:running"]);
+    });
+
+    test("a Gosuto edit is applied over ACP without recreating the agent", async () => {
+      const before = h.state.status.get("alpha")!.containerId;
+      writeFileSync(join(dir, "alpha.yaml"), `${gosuto("alpha", "be thorough")}---\n${agent("alpha")}`);
+      await h.offer(dir);
+      await configured("alpha");
+      assert.equal(h.state.status.get("alpha")!.containerId, before, "same container");
+    });
+
+    test("the agent's data outlives its process, which is configured again when it comes back", async () => {
+      await engine.exec(h, "alpha", `require("fs").writeFileSync("/data/conformance.txt", "kept")`);
+      const tokenBefore = h.vault.tokens.get("alpha");
+      await engine.killProcess(h, "alpha");
+      await waitFor(async () => (await h.runtime.list("alpha"))[0]?.state !== "running", "alpha's process gone", 30_000).catch(() => {});
+      await configured("alpha");
+      assert.equal((await engine.exec(h, "alpha", `process.stdout.write(require("fs").readFileSync("/data/conformance.txt", "utf8"))`)).trim(), "kept");
+      assert.deepEqual((await agentStatus("alpha")).secrets, [{ name: "openai-key", version: 1 }], "its secret delivered again");
+      assert.ok(h.vault.tokens.get("alpha"), `a token on record (was ${tokenBefore ? "one" : "none"})`);
+    });
+
+    test("a workload deleted behind Ruriko's back is made again", async () => {
+      const before = h.state.status.get("beta")!.containerId;
+      await engine.deleteWorkload(h, "beta");
+      await h.waitForStatus("beta", (s) => isReady(s) && !!s!.containerId && s!.containerId !== before, "beta recreated and Ready", 90_000);
+      await configured("beta");
+    });
+
+    test("an image change recreates the agent on the new image, its data kept", async () => {
+      const before = h.state.status.get("alpha")!.containerId;
+      writeFileSync(join(dir, "alpha.yaml"), `${gosuto("alpha", "be thorough")}---\n${agent("alpha", OTHER_IMAGE)}`);
+      await h.offer(dir);
+      await h.waitForStatus("alpha", (s) => isReady(s) && s!.containerId !== before, "alpha recreated", 90_000);
+      await configured("alpha");
+      const [c] = await h.runtime.list("alpha");
+      assert.equal(c!.image, OTHER_IMAGE);
+      assert.equal((await engine.exec(h, "alpha", `process.stdout.write(require("fs").readFileSync("/data/conformance.txt", "utf8"))`)).trim(), "kept");
+    });
+
+    test("removal waits for approval; pruning takes only what Ruriko owns", async () => {
+      const foreign = await engine.foreign(h, "beta");
+      try {
+        rmSync(join(dir, "beta.yaml"));
+        await h.offer(dir);
+        await h.waitForStatus("beta", isAwaitingApproval, "removal parked", 60_000);
+        assert.equal((await h.runtime.list("beta"))[0]?.state, "running", "still running while the removal waits");
+        const [request] = h.state.approvals.list({ agent: "beta", status: "pending" });
+        assert.equal(request!.operation, "delete");
+        assert.equal(approvalsDecide(h.stateDir, request!.id, "approve", {}), 0);
+        await h.waitForStatus("beta", (s) => s === undefined, "beta removed", 90_000);
+        assert.equal((await h.runtime.list("beta")).length, 0);
+        assert.ok(await foreign.present(), "the foreign object is untouched");
+        assert.equal((await h.runtime.list("alpha"))[0]?.state, "running", "alpha untouched");
+      } finally {
+        await foreign.cleanup();
+      }
+    });
+
+    test("no secret value in any object the engine holds", async () => {
+      const text = await engine.dumpAll(h);
+      assert.ok(text.includes(h.instance), "the dump is of this instance's objects");
+      for (const needle of [CANARY, Buffer.from(CANARY).toString("base64")]) assert.ok(!text.includes(needle), `a secret value in the ${engine.name} objects`);
+    });
+  });
+}
