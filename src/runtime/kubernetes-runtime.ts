@@ -125,9 +125,10 @@ export class KubernetesRuntime implements Runtime {
     return new RuntimeError(action, agent, "failed", apiMessage(error), { cause: error });
   }
 
+  /** A one-item list in the namespace: the cheapest call the Role allows (namespaces themselves are cluster-scoped). */
   async ping(): Promise<boolean> {
     try {
-      await this.core.readNamespace({ name: this.ns });
+      await this.apps.listNamespacedStatefulSet({ namespace: this.ns, limit: 1 });
       return true;
     } catch {
       return false;

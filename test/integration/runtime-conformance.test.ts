@@ -7,16 +7,19 @@
  *
  * The Kubernetes half finds its cluster in RURIKO_TEST_KUBECONFIG (`bash scripts/kubernetes/start.sh` prints
  * one). Without it the half is skipped, except under CI=true, where it fails: CI must not pass without it.
- * RURIKO_TEST_RUNTIMES=docker|kubernetes runs one half only (development).
+ * RURIKO_TEST_RUNTIMES=docker|kubernetes runs one half only (development). On Kubernetes the runtime runs with
+ * the credentials of the ServiceAccount that deploy/kubernetes/ruriko.yaml binds to its Role: the Role is proven
+ * to be enough.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
 import { AcpClient, type AcpEndpoint } from "../../src/acp/client.ts";
 import type { AcpStatus } from "../../src/api/generated/types.ts";
 import { loadSnapshotFromDirectory } from "../../src/api/load.ts";
@@ -100,18 +103,38 @@ function kubernetesEngine(): Engine {
   const namespace = `ruriko-conf-${Math.random().toString(16).slice(2, 8)}`;
   const kubectl = async (...args: string[]) => (await run(kubectlBin, ["--kubeconfig", kubeconfig!, "-n", namespace, ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
   const workload = async (h: TestController, agentName: string) => (await h.runtime.list(agentName))[0]!.name;
+  /** Ruriko's own credentials: the ServiceAccount bound to the Role of deploy/kubernetes/, not the admin's. */
+  let ruriko: KubeConfig | undefined;
   return {
     name: "kubernetes",
     unavailable: () => (kubeconfig ? undefined : "RURIKO_TEST_KUBECONFIG is not set (bash scripts/kubernetes/start.sh prints a kubeconfig)"),
     async setup() {
       await kubectl("create", "namespace", namespace).catch(async () => run(kubectlBin, ["--kubeconfig", kubeconfig!, "create", "namespace", namespace]));
       for (const image of [TEST_AGENT_IMAGE, OTHER_IMAGE]) await run("bash", [join(ROOT, "scripts/kubernetes/load-image.sh"), image], { env: { ...process.env, KUBECONFIG: kubeconfig! } });
+      // The manifests for Ruriko in a cluster: all of them accepted by the API server (a server-side dry run),
+      // and the runtime below runs with nothing but the Role's permissions.
+      const deploy = join(ROOT, "deploy/kubernetes/ruriko.yaml");
+      await kubectl("apply", "--dry-run=server", "-f", deploy);
+      const access = parseAllDocuments(readFileSync(deploy, "utf8"))
+        .map((d) => d.toJS() as { kind: string })
+        .filter((o) => ["ServiceAccount", "Role", "RoleBinding"].includes(o.kind));
+      const file = join(tmpdir(), `${namespace}-rbac.json`);
+      writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: access }));
+      await kubectl("apply", "-f", file);
+      rmSync(file);
+      const token = (await kubectl("create", "token", "ruriko", "--duration=2h")).trim();
+      const admin = new KubeConfig();
+      admin.loadFromFile(kubeconfig!);
+      const cluster = admin.getCurrentCluster()!;
+      ruriko = new KubeConfig();
+      ruriko.loadFromOptions({
+        clusters: [cluster],
+        users: [{ name: "ruriko", token }],
+        contexts: [{ name: "ruriko", cluster: cluster.name, user: "ruriko", namespace }],
+        currentContext: "ruriko",
+      });
     },
-    makeRuntime: (instance, logger) => {
-      const kc = new KubeConfig();
-      kc.loadFromFile(kubeconfig!);
-      return new KubernetesRuntime({ kubeConfig: kc, namespace, instance, log: logger, startTimeoutMs: 90_000 });
-    },
+    makeRuntime: (instance, logger) => new KubernetesRuntime({ kubeConfig: ruriko!, namespace, instance, log: logger, startTimeoutMs: 90_000 }),
     async exec(h, agentName, script) {
       return kubectl("exec", `${await workload(h, agentName)}-0`, "-c", "gitai", "--", "/usr/local/bin/node", "-e", script);
     },
