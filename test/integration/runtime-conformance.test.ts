@@ -53,6 +53,8 @@ interface Engine {
   killProcess(h: TestController, agentName: string): Promise<void>;
   /** The agent's container or workload deleted behind Ruriko's back. */
   deleteWorkload(h: TestController, agentName: string): Promise<void>;
+  /** The workload's spec edited behind Ruriko's back (an env var added); absent where containers are immutable. */
+  editWorkload?(h: TestController, agentName: string): Promise<void>;
   /** An object labelled like an agent's but of another instance; `present` says whether it is still there. */
   foreign(h: TestController, agentName: string): Promise<{ present(): Promise<boolean>; cleanup(): Promise<void> }>;
   /** Every object the engine holds for this instance, as text. */
@@ -143,6 +145,9 @@ function kubernetesEngine(): Engine {
     },
     async deleteWorkload(h, agentName) {
       await kubectl("delete", "statefulset", await workload(h, agentName), "--wait=false");
+    },
+    async editWorkload(h, agentName) {
+      await kubectl("set", "env", `statefulset/${await workload(h, agentName)}`, "-c", "gitai", "EDITED_BEHIND_BACK=1");
     },
     async foreign(h, agentName) {
       const name = `foreign-${h.instance}`;
@@ -268,6 +273,17 @@ for (const engine of engines) {
       const [c] = await h.runtime.list("alpha");
       assert.equal(c!.image, OTHER_IMAGE);
       assert.equal((await engine.exec(h, "alpha", `process.stdout.write(require("fs").readFileSync("/data/conformance.txt", "utf8"))`)).trim(), "kept");
+    });
+
+    test("a workload edited behind Ruriko's back is recreated as applied", { skip: !engine.editWorkload && "containers cannot be edited on this engine" }, async () => {
+      const before = h.state.status.get("alpha")!.containerId;
+      await engine.editWorkload!(h, "alpha");
+      await h.waitForStatus("alpha", (s) => isReady(s) && !!s!.containerId && s!.containerId !== before, "alpha recreated as applied", 90_000);
+      await configured("alpha");
+      const env = await engine.exec(h, "alpha", `process.stdout.write(JSON.stringify(process.env))`);
+      assert.ok(!env.includes("EDITED_BEHIND_BACK"), "the edit is undone");
+      const healed = h.state.audit.tail(40).find((e) => e.action === "agent.recreate" && e.target === "Agent/alpha" && e.payload.drift === true);
+      assert.match(String(healed?.payload.reason), /behind Ruriko's back/);
     });
 
     test("removal waits for approval; pruning takes only what Ruriko owns", async () => {
