@@ -27,7 +27,7 @@ import { median } from "./timing.ts";
 const run = promisify(execFile);
 const WAYS = ["bare", "webhook", "watch"] as const;
 type Way = (typeof WAYS)[number];
-const MEASURES = ["addToStarted", "addToAnswers", "changeToAnswers"] as const;
+const MEASURES = ["addToStarted", "addToAnswers", "changeToAnswers", "addStartedToAnswers", "changeStartedToAnswers"] as const;
 type Measure = (typeof MEASURES)[number];
 const WEBHOOK_SECRET = "bench-webhook-secret";
 const MEMORY = "256Mi";
@@ -186,10 +186,12 @@ export async function benchVersusDocker(rounds = 12): Promise<VersusDockerResult
       const answeredAt = await answers(docker, async () => firstName);
       samples.addToStarted[way].push(startedAt - t0);
       samples.addToAnswers[way].push(answeredAt - t0);
+      samples.addStartedToAnswers[way].push(answeredAt - startedAt);
       // Let the agent settle (Ruriko finishes its handshake) before changing it, as a person would.
       await new Promise((r) => setTimeout(r, 1500));
 
       let t1: number;
+      const matchNew = way === "bare" ? (n: string) => n === name : (n: string) => n.endsWith(`-${name}`);
       if (way === "bare") {
         t1 = performance.now();
         await run("docker", ["rm", "-f", name]);
@@ -202,8 +204,10 @@ export async function benchVersusDocker(rounds = 12): Promise<VersusDockerResult
         t1 = performance.now();
         writeFileSync(join(watched, `${name}.yaml`), agentDoc(name, "Europe/Paris"));
       }
+      const restartedAt = await events.next(matchNew, t1);
       const changedAt = await answers(docker, () => (way === "bare" ? Promise.resolve(name) : rurikoContainer(docker, instance, name, firstName)));
       samples.changeToAnswers[way].push(changedAt - t1);
+      samples.changeStartedToAnswers[way].push(changedAt - restartedAt);
     };
 
     // A warm-up round for each way, not counted: images and page cache warm, both serves past their first work.
@@ -240,7 +244,13 @@ export async function benchVersusDocker(rounds = 12): Promise<VersusDockerResult
 }
 
 export function printVersusDocker(r: VersusDockerResult): void {
-  const label: Record<Measure, string> = { addToStarted: "add an agent → container started", addToAnswers: "add an agent → answers /health", changeToAnswers: "change env → new container answers" };
+  const label: Record<Measure, string> = {
+    addToStarted: "add an agent → container started",
+    addToAnswers: "add an agent → answers /health",
+    changeToAnswers: "change env → new container answers",
+    addStartedToAnswers: "(added: started → answers)",
+    changeStartedToAnswers: "(changed: new container started → answers)",
+  };
   console.log(`Ruriko vs bare docker run, ${r.rounds} interleaved rounds (min / median / max ms; ratio of medians to bare):`);
   for (const m of MEASURES) {
     const s = r.summary[m];

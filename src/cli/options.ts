@@ -47,6 +47,7 @@ export function serveOptions(): Option[] {
     new Option("--resync <seconds>", "look at every agent this often even without events").env("RURIKO_RESYNC").argParser(seconds).default(300),
     new Option("--git-interval <seconds>", "git fetch interval").env("RURIKO_GIT_INTERVAL").argParser(seconds).default(60),
     new Option("--agent-poll <seconds>", "ask each running agent how its parts are doing this often (a Degraded agent is seen within it)").env("RURIKO_AGENT_POLL").argParser(seconds).default(30),
+    new Option("--image-pull-timeout <seconds>", "give up an image pull that has not finished after this long (it fails as ImagePullFailed: timeout and is retried with backoff)").env("RURIKO_IMAGE_PULL_TIMEOUT").argParser(seconds).default(600),
     new Option("--allow-empty", "allow a revision with no agents to prune every agent").env("RURIKO_ALLOW_EMPTY").default(false),
     new Option("--log-level <level>", "log level").env("RURIKO_LOG_LEVEL").choices(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
     new Option("--master-key-file <file>", "master key file (default: RURIKO_MASTER_KEY, else <state-dir>/master.key, generated on first start)").env("RURIKO_MASTER_KEY_FILE"),

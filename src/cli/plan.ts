@@ -3,6 +3,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { formatManifestError } from "../api/errors.ts";
 import { loadSnapshotFromDirectory } from "../api/load.ts";
+import type { ImageObservation } from "../controller/image-move.ts";
+import { imageMovesFor } from "../controller/image-observer.ts";
 import { planFromState } from "../controller/plan-from-state.ts";
 import { renderPlanMarkdown, renderPlanText } from "../controller/plan-report.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
@@ -27,6 +29,7 @@ export async function runPlan(opts: { manifests: string; stateDir: string; outpu
   const state = hasState ? openState(opts.stateDir) : undefined;
   try {
     let observed: ObservedContainer[] = [];
+    let imageMoves: Map<string, ImageObservation> | undefined;
     if (state) {
       const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance });
       if (!(await runtime.ping())) {
@@ -34,8 +37,9 @@ export async function runPlan(opts: { manifests: string; stateDir: string; outpu
         return 2;
       }
       observed = await runtime.list();
+      imageMoves = await imageMovesFor(runtime, snapshot, observed);
     }
-    const report = planFromState(snapshot, observed, state);
+    const report = planFromState(snapshot, observed, state, imageMoves);
     if (opts.output === "json") console.log(JSON.stringify(report, null, 2));
     else process.stdout.write(opts.output === "markdown" ? renderPlanMarkdown(report) : renderPlanText(report));
     return 0;

@@ -34,12 +34,12 @@ const serve = program
   .command("serve")
   .description("run the controller: converge Docker to the manifests, park risky changes behind approvals (every option also from RURIKO_…, see docs/configuration.md)");
 for (const option of serveOptions()) serve.addOption(option);
-serve.action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds" | "agentPollSeconds" | "masterKeySource"> & { resync: number; gitInterval: number; agentPoll: number }, command: Command) => {
+serve.action(async (opts: Omit<ServeOptions, "resyncSeconds" | "gitIntervalSeconds" | "agentPollSeconds" | "imagePullTimeoutSeconds" | "masterKeySource"> & { resync: number; gitInterval: number; agentPoll: number; imagePullTimeout: number }, command: Command) => {
   const { serve: run } = await import("./serve.ts");
   // A source given on the command line wins over one from the environment (RURIKO_GIT set, --manifests given).
   const chosen = preferCommandLine(opts, (key) => command.getOptionValueSource(key), ["manifests", "git"]);
   const masterKeySource = command.getOptionValueSource("masterKeyFile");
-  await run({ ...chosen, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval, agentPollSeconds: opts.agentPoll, ...(masterKeySource ? { masterKeySource } : {}) });
+  await run({ ...chosen, resyncSeconds: opts.resync, gitIntervalSeconds: opts.gitInterval, agentPollSeconds: opts.agentPoll, imagePullTimeoutSeconds: opts.imagePullTimeout, ...(masterKeySource ? { masterKeySource } : {}) });
 });
 
 const bootstrap = program

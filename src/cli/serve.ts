@@ -13,12 +13,9 @@ import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import type { AgentNetworkMode, Runtime } from "../runtime/runtime.ts";
 import type { KubernetesServeOptions } from "./kubernetes-wiring.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
-import { GitSource } from "../sources/git-source.ts";
 import type { Source } from "../sources/source.ts";
 import type { Snapshot } from "../api/snapshot.ts";
-import { gitChangeAuthors } from "../sources/change-authors.ts";
-import { startMatrixBot, type MatrixBot } from "../matrix/matrix-bot.ts";
-import { querySourcesFor } from "../matrix/query-sources.ts";
+import type { MatrixBot } from "../matrix/matrix-bot.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
 import { STATE_DB_FILE } from "../store/state.ts";
 import { StorageHealth } from "../store/storage-health.ts";
@@ -37,6 +34,8 @@ export interface ServeOptions {
   gitIntervalSeconds: number;
   /** How often each running agent is asked over ACP how it is doing. */
   agentPollSeconds?: number;
+  /** How long an image pull may take before it fails as timed out (default 600). */
+  imagePullTimeoutSeconds?: number;
   allowEmpty: boolean;
   logLevel: string;
   masterKeyFile?: string;
@@ -131,7 +130,7 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
       logger.info({ server: made.server, namespace: made.namespace, acpAccess: opts.kubeAcpAccess ?? "pod-ip" }, "agents run on Kubernetes");
       if (!(await runtime.ping())) logger.warn(`the Kubernetes API server does not answer (or namespace ${made.namespace} is not readable); reconciles will retry with backoff until it does`);
     } else {
-      const dockerRuntime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }) });
+      const dockerRuntime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }), ...(opts.imagePullTimeoutSeconds !== undefined ? { imagePullTimeoutMs: opts.imagePullTimeoutSeconds * 1000 } : {}) });
       runtime = dockerRuntime;
       const adopted = await adoptIfPending(state, docker, dockerRuntime, logger);
       if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
@@ -155,6 +154,8 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     }
     const accessToken = secrets.matrixAccessToken?.value || vault.secrets.reveal(MATRIX_TOKEN_SECRET)?.value.toString("utf8");
     if (!accessToken) throw new Error(`no Matrix access token: set RURIKO_MATRIX_ACCESS_TOKEN or RURIKO_MATRIX_ACCESS_TOKEN_FILE, or store it with \`ruriko secret set ${MATRIX_TOKEN_SECRET}\``);
+    // Loaded only when Matrix is on: matrix-js-sdk alone is ~40 MB of an idle serve's memory.
+    const [{ startMatrixBot }, { querySourcesFor }] = await Promise.all([import("../matrix/matrix-bot.ts"), import("../matrix/query-sources.ts")]);
     statusRoom = startMatrixBot({
       homeserverUrl: opts.matrixHomeserver,
       userId: opts.matrixUser,
@@ -205,15 +206,17 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
   state.meta.set(AGENT_NETWORK_META, agentNetwork);
   if (agentNetwork === "host") logger.warn("agents run with host networking: each shares this host's network namespace and can reach anything on its loopback (see docs/operations.md)");
   if (agentHomeserver?.problem) logger.warn({ agentNetwork, homeserver: agentHomeserver.url }, `${agentHomeserver.problem} (see docs/operations.md#agent-networking)`);
+  // The git source and its history reader (simple-git) are loaded only with --git.
+  const git = opts.git ? { url: opts.git, ...(await import("../sources/git-source.ts")), ...(await import("../sources/change-authors.ts")) } : undefined;
   const controller = new Controller({
     runtime,
     stores: state,
     vault,
     stateDir: opts.stateDir,
     logger,
-    ...(opts.git
+    ...(git
       ? {
-          authors: gitChangeAuthors({
+          authors: git.gitChangeAuthors({
             workDir: gitWorkDir,
             path: opts.path,
             snapshot: () => late.controller?.snapshot,
@@ -251,9 +254,9 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
 
   late.controller = controller;
 
-  const source: Source = opts.git
-    ? new GitSource({
-        url: opts.git,
+  const source: Source = git
+    ? new git.GitSource({
+        url: git.url,
         branch: opts.branch,
         path: opts.path,
         workDir: gitWorkDir,

@@ -16,7 +16,8 @@ import type { Snapshot } from "../api/snapshot.ts";
 import type { Gatekeeper } from "../approvals/gatekeeper.ts";
 import type { Verdict } from "../approvals/gate.ts";
 import { withTrace, type Logger } from "../observability/logger.ts";
-import { RuntimeError, type AgentNetworkMode, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import { ImagePullError, RuntimeError, type AgentNetworkMode, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import { registryCredentialsFrom } from "../secrets/registry-credentials.ts";
 import type { AgentEventCursorStore } from "../store/agent-event-cursor-store.ts";
 import type { AgentStatusStore, Condition } from "../store/agent-status-store.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
@@ -31,6 +32,7 @@ import { DEFAULT_AGENT_NETWORK, isNamedNetwork } from "./agent-network.ts";
 import { emptyOutcome, nextAgentStatus, transitionsOf, type AgentOutcome } from "./agent-status.ts";
 import { AgentSync, type AgentConfigEvent } from "./agent-sync.ts";
 import { ContainerExecutor, ReconcileError } from "./container-executor.ts";
+import { ImageObserver } from "./image-observer.ts";
 import { appliedHostPort, containerSpecFor, HOST_PORT_RANGE, hostPortCandidates } from "./container-spec.ts";
 import { isContainerAction, proposalOf, type Action, type Change, type ConfigChange } from "./changes.ts";
 import { currentContainer, planAgent, type AgentPlan, type AgentPlanInput } from "./planner.ts";
@@ -101,6 +103,7 @@ export class AgentReconciler {
   private readonly o: AgentReconcilerOptions & { now: () => Date };
   private readonly executor: ContainerExecutor;
   private readonly sync: AgentSync;
+  private readonly images: ImageObserver;
   /**
    * Host mode: the port chosen for each agent whose container does not record one yet (its create or recreate
    * not carried out yet, parked for approval, say). Held so every reconcile until then plans the same spec.
@@ -110,6 +113,7 @@ export class AgentReconciler {
   constructor(options: AgentReconcilerOptions) {
     this.o = { now: () => new Date(), ...options };
     const { stores, vault, now } = this.o;
+    this.images = new ImageObserver({ runtime: options.runtime, credentials: registryCredentialsFrom(vault.secrets), recheckAfterMs: options.resyncAfterMs ?? 5 * 60_000, logger: options.logger, now: () => now().getTime() });
     this.executor = new ContainerExecutor({
       runtime: options.runtime,
       inventory: stores.inventory,
@@ -119,6 +123,7 @@ export class AgentReconciler {
       tokens: vault.tokens,
       transaction: (fn) => stores.transaction(fn),
       now,
+      ensureImage: (agent, spec, traceId, reuseLocal) => this.images.ensure(agent, spec, traceId, reuseLocal),
       onExecuted: (a, traceId, approval) => this.o.onChange?.({ agent: a.agent, traceId, what: "container", action: a.type, reason: a.reason, drift: a.drift, ...(approval ? { approval: approval.id } : {}) }),
     });
     this.sync = new AgentSync({
@@ -150,7 +155,7 @@ export class AgentReconciler {
     let world: World | undefined;
     let failure: unknown;
     try {
-      world = await this.observe(agent, snapshot);
+      world = await this.observe(agent, snapshot, traceId);
       const plan = planAgent(world);
       const verdicts = await this.gate(plan, world, snapshot.revision, traceId);
       outcome = await this.act(world, plan, verdicts, snapshot.revision, traceId, log);
@@ -178,7 +183,7 @@ export class AgentReconciler {
     return outcome.converged ? { requeueAfterMs: resyncAfterMs } : {};
   }
 
-  private async observe(agent: string, snapshot: Snapshot): Promise<World> {
+  private async observe(agent: string, snapshot: Snapshot, traceId: string): Promise<World> {
     const { inventory, appliedConfig, matrixAccounts } = this.o.stores;
     const observed = (await this.o.runtime.list(agent)).filter((c) => c.agent === agent);
     const entry = inventory.get(agent);
@@ -186,7 +191,9 @@ export class AgentReconciler {
     if (!desired) this.chosenHostPorts.delete(agent);
     else if (this.o.agentNetwork === "host") desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: "host", port: await this.hostPortFor(agent, entry) }) };
     else if (isNamedNetwork(this.o.agentNetwork)) desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: this.o.agentNetwork }) };
-    return { agent, observed, applied: appliedConfig.get(agent), ...(entry ? { inventory: entry } : {}), desired };
+    // Only for a running agent whose spec is unchanged (else no engine call): has its image's tag moved?
+    const image = await this.images.observe(agent, desired?.spec, currentContainer(observed, entry?.containerId), traceId);
+    return { agent, observed, applied: appliedConfig.get(agent), ...(entry ? { inventory: entry } : {}), desired, ...(image ? { image } : {}) };
   }
 
   /**
@@ -247,7 +254,9 @@ export class AgentReconciler {
     outcome.executed.push(...config.map((r) => r.change));
     outcome.converged = runnable.length === plan.changes.length && outcome.waiting.length === 0;
 
-    const container: ObservedContainer | undefined = containersChanged ? currentContainer((await this.o.runtime.list(world.agent)).filter((c) => c.agent === world.agent)) : currentContainer(world.observed);
+    const container: ObservedContainer | undefined = containersChanged
+      ? currentContainer((await this.o.runtime.list(world.agent)).filter((c) => c.agent === world.agent), this.o.stores.inventory.get(world.agent)?.containerId)
+      : currentContainer(world.observed, world.inventory?.containerId);
     if (container) outcome.observed = container;
     const desired = world.desired;
     if (desired && desired.manifest.spec.state !== "Stopped" && container?.state === "running") {
@@ -321,9 +330,13 @@ function isFreeOnLoopback(port: number): Promise<boolean> {
   });
 }
 
-/** A failure as the status tells it; an image missing from the host is terminal: retrying cannot fix it. */
+/**
+ * A failure as the status tells it. Terminal (retried on the next revision, resync or registry credential write,
+ * not with backoff): an image missing under `imagePullPolicy: Never`, and a pull the registry said no to.
+ */
 function failureOf(error: unknown): NonNullable<AgentOutcome["error"]> {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof RuntimeError && error.code === "image-missing") return { message, terminal: true, reason: "ImageMissing" };
+  if (error instanceof ImagePullError) return { message, terminal: error.failure.definitive, reason: "ImagePullFailed" };
   return { message, terminal: false };
 }

@@ -72,7 +72,8 @@ export function nextAgentStatus(previous: AgentStatus | undefined, outcome: Agen
   if (error) {
     failures = (previous?.failures ?? 0) + 1;
     const stalled = error.terminal || failures >= ctx.stallAfterFailures;
-    set("Ready", "False", "ReconcileFailed", error.message);
+    // An image that cannot be had says so in Ready's own reason (ImageMissing, ImagePullFailed): the first thing read.
+    set("Ready", "False", error.reason ?? "ReconcileFailed", error.message);
     if (error.terminal) {
       set("Reconciling", "False", "Stalled", "retried on the next revision or resync");
       set("Stalled", "True", error.reason ?? "TerminalError", error.message);

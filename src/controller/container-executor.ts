@@ -14,6 +14,7 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Action } from "./changes.ts";
+import { isImageMove } from "./image-move.ts";
 
 /** A failed action, with the agent and the action that failed. */
 export class ReconcileError extends Error {
@@ -37,6 +38,8 @@ export interface ContainerExecutorOptions {
   /** Writes to several stores land together or not at all. */
   transaction: <T>(fn: () => T) => T;
   now: () => Date;
+  /** Makes the spec's image present per its pull policy (ImageObserver.ensure); `reuseLocal`: a moved tag's recreate. */
+  ensureImage: (agent: string, spec: ContainerSpec, traceId: string, reuseLocal: boolean) => Promise<void>;
   /** Called in the transaction that appends the action's audit entry: what it writes lands with the entry. */
   onExecuted?: (action: Action, traceId: string, approval?: ApprovalRequest) => void;
 }
@@ -94,7 +97,7 @@ export class ContainerExecutor {
       switch (action.type) {
         case "create":
         case "recreate":
-          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId, claim));
+          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId, claim, isImageMove(action)));
           break;
         case "start":
           payload.containerId = action.containerId;
@@ -171,26 +174,26 @@ export class ContainerExecutor {
   }
 
   /**
-   * Creates the agent's container (removing `replacing` first), hands it its ACP token, and starts it if
-   * asked. Every step is recorded in the inventory before the next, so a crash in between is read correctly.
+   * Creates the agent's container beside `replacing` (stopped just before the new one starts, then removed),
+   * starts it if asked, and hands it its ACP token. Every step is recorded in the inventory before the next, so a
+   * crash in between is read correctly: the planner takes the recorded container as the agent's and removes others.
    */
-  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void): Promise<Record<string, unknown>> {
+  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void, imageMove = false): Promise<Record<string, unknown>> {
     const { runtime, inventory } = this.o;
     if (!this.prepared) {
       await runtime.prepare();
       this.prepared = true;
     }
-    // Before anything is removed: a missing image must leave the running agent as it was.
-    if (!(await runtime.imageExists(spec.image))) {
-      throw new RuntimeError("create", agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`);
-    }
+    // Before anything is removed: an image that cannot be had (missing, a failed pull) leaves the running agent as it was.
+    await this.o.ensureImage(agent, spec, traceId, imageMove);
     claim();
-    // Forget the old id first: a crash between remove and create then reads as "missing", not as drift.
+    // Forget the old id first: a crash from here until the new id is recorded reads as an interrupted change.
     inventory.record(agent, { containerId: null, spec, stopped: !start });
-    if (replacing) await runtime.remove(replacing);
+    // The new container is created beside the old one (which moves aside and keeps running meanwhile), so a
+    // replace costs the old one's downtime only from its stop to the new one's start.
     let created: ObservedContainer;
     try {
-      created = await runtime.create(spec);
+      created = await runtime.create(spec, replacing ? { replacing } : {});
     } catch (error) {
       // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
       if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
@@ -199,9 +202,13 @@ export class ContainerExecutor {
       created = existing;
     }
     inventory.record(agent, { containerId: created.id, spec, stopped: !start });
-    // Before the first start, so Gitai finds its token as it comes up.
-    await this.handOverToken(agent, created.id, traceId);
+    // The old container lets go of the data volume before the new one starts on it (SIGKILL, as removal did).
+    if (replacing) await runtime.stop(replacing, 0);
     if (start) await runtime.start(created.id);
+    // After the start, beside the old container's removal, off the path to a running agent: Gitai takes its token
+    // at its first request if it was not there at start (gitai/acp/control-token.ts), and the first request is
+    // Ruriko's, made after this. Nothing else runs in the container before Ruriko has configured it.
+    await Promise.all([this.handOverToken(agent, created.id, traceId), replacing ? runtime.remove(replacing) : undefined]);
     return { containerId: created.id, specDigest: spec.specDigest, image: spec.image, revision: spec.revision };
   }
 }

@@ -34,7 +34,9 @@ export function containerSpecFor(agent: AgentManifest, revision: string, network
     // by upgrading Ruriko.
     ...networkFields(network),
   };
-  return { agent: agent.metadata.name, ...runtimeFields, specDigest: digestOf(runtimeFields), revision };
+  // The pull policy is how to get the image, not what the container is: outside the digest (absent: IfNotPresent).
+  const pull = agent.spec.imagePullPolicy && agent.spec.imagePullPolicy !== "IfNotPresent" ? { imagePullPolicy: agent.spec.imagePullPolicy } : {};
+  return { agent: agent.metadata.name, ...runtimeFields, ...pull, specDigest: digestOf(runtimeFields), revision };
 }
 
 function networkFields(network: ContainerNetwork): Pick<ContainerSpec, "network" | "controlPort"> {

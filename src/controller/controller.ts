@@ -15,6 +15,7 @@ import type { ProposedChange } from "../approvals/gate.ts";
 import { Gatekeeper } from "../approvals/gatekeeper.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
 import type { AgentNetworkMode, EventSubscription, Runtime } from "../runtime/runtime.ts";
+import { pullsWithSecret } from "../secrets/registry-credentials.ts";
 import { reconcileSecret } from "../secrets/secret-changes.ts";
 import type { ChangeAuthor } from "../store/approval-store.ts";
 import type { ChangeFeed, StateChange } from "../store/change-feed.ts";
@@ -268,11 +269,12 @@ export class Controller {
     else if (object?.kind === "Secret") this.secretQueue.add(object.name, traceId, { urgent: true });
   }
 
-  /** Agents a write to secret `name` reaches: those granted it, and those whose Matrix token it is. */
+  /** Agents a write to secret `name` reaches: those granted it, those whose Matrix token it is, those whose image's registry credential it is. */
   private agentsHolding(name: string): string[] {
     const agents = new Set(this.o.stores.appliedConfig.agentsGranted(name));
     for (const a of this.current ? objectsOfKind(this.current, "Agent") : []) {
       if (matrixTokenSecretOf(a.object as AgentManifest, this.o.stores.matrixAccounts.current(a.name)) === name) agents.add(a.name);
+      if (pullsWithSecret((a.object as AgentManifest).spec.image, name)) agents.add(a.name);
     }
     return [...agents].sort();
   }

@@ -15,6 +15,7 @@ import { desiredAgentOf } from "./agent-config.ts";
 import { isNamedNetwork } from "./agent-network.ts";
 import { proposalOf } from "./changes.ts";
 import { containerSpecFor, expectedHostPort } from "./container-spec.ts";
+import type { ImageObservation } from "./image-move.ts";
 import { planAgent } from "./planner.ts";
 import { desiredPolicyOf, planPolicy } from "./policy-reconciler.ts";
 
@@ -59,6 +60,8 @@ export interface PlanInputs {
   preview: (changes: readonly ProposedChange[]) => Verdict[];
   /** How serve networks agents (default bridge); in host mode each agent's port is the one serve would give it. */
   agentNetwork?: AgentNetworkMode;
+  /** Agents whose image's tag moved, as the engine resolves it now (image-observer.ts imageMovesFor). */
+  imageMoves?: ReadonlyMap<string, ImageObservation>;
 }
 
 export function buildPlan(input: PlanInputs): PlanReport {
@@ -75,7 +78,8 @@ export function buildPlan(input: PlanInputs): PlanReport {
       desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: input.agentNetwork }) };
     }
     const inventory = inventoryOf.get(agent);
-    const plan = planAgent({ agent, observed: observedOf.get(agent) ?? [], ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired });
+    const image = input.imageMoves?.get(agent);
+    const plan = planAgent({ agent, observed: observedOf.get(agent) ?? [], ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired, ...(image ? { image } : {}) });
     report.reported.push(...plan.reported);
     const proposals = plan.changes.map((c) => proposalOf(c, desired?.manifest.spec.drift ?? "heal"));
     input.preview(proposals).forEach((verdict, i) => {

@@ -18,6 +18,7 @@ import type { DesiredAgent } from "./agent-config.ts";
 import { ABSENT, type Action, type ActionWithout, type Change } from "./changes.ts";
 import { planConfig } from "./config-planner.ts";
 import { describeSpecChange } from "./container-spec.ts";
+import { describeImageMove, imageDigestOf, movedImage, type ImageObservation } from "./image-move.ts";
 
 export interface DriftFinding {
   agent: string;
@@ -34,6 +35,8 @@ export interface AgentPlanInput {
   inventory?: InventoryEntry;
   /** What Ruriko applied inside the agent. */
   applied?: AppliedConfig;
+  /** The agent's image reference resolves to another image than its running container's: a moved tag (image-move.ts). */
+  image?: ImageObservation;
 }
 
 export interface AgentPlan {
@@ -43,16 +46,20 @@ export interface AgentPlan {
   reported: DriftFinding[];
 }
 
-/** Newest first: the first is the agent's container, any further one a leftover to remove. */
-const byAge = (observed: readonly ObservedContainer[]) => [...observed].sort((a, b) => (b.startedAt ?? "").localeCompare(a.startedAt ?? "") || a.id.localeCompare(b.id));
+/**
+ * The agent's container first, any further one a leftover to remove: the one the inventory records (a replace
+ * interrupted between creating the new container and removing the old leaves both), else the newest.
+ */
+const byAge = (observed: readonly ObservedContainer[], recorded?: string | null) =>
+  [...observed].sort((a, b) => Number(b.id === recorded) - Number(a.id === recorded) || (b.startedAt ?? "").localeCompare(a.startedAt ?? "") || a.id.localeCompare(b.id));
 
-/** The container that is the agent's (the newest), if any. */
-export const currentContainer = (observed: readonly ObservedContainer[]): ObservedContainer | undefined => byAge(observed)[0];
+/** The container that is the agent's (the one recorded, else the newest), if any. */
+export const currentContainer = (observed: readonly ObservedContainer[], recorded?: string | null): ObservedContainer | undefined => byAge(observed, recorded)[0];
 
 export function planAgent(input: AgentPlanInput): AgentPlan {
   const { agent, desired, inventory } = input;
   const plan: AgentPlan = { agent, changes: [], reported: [] };
-  const [current, ...extra] = byAge(input.observed);
+  const [current, ...extra] = byAge(input.observed, inventory?.containerId);
 
   if (!desired) {
     if (current || inventory) {
@@ -83,6 +90,8 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     else plan.changes.push({ ...action, agent, kind: "Agent", object: agent, source: action.drift ? null : (desired.source ?? null) } as Action);
   };
   const applied = inventory?.specDigest;
+  // Leftovers go first: one may still hold the data volume the agent's container is about to start on.
+  for (const c of extra) plan.changes.push(removeExtra(agent, c));
 
   if (!current && inventory && inventory.specDigest !== spec.specDigest) {
     // The container is gone while the manifests ask for something else than was applied: put back what was
@@ -200,9 +209,25 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         fromDigest: `${current.specDigest}#running`,
         toDigest: `${spec.specDigest}#stopped`,
       });
+    } else {
+      // The tag moved (pushed and pulled again, or rebuilt here): a change of what the `image` field means, gated as one.
+      const moved = movedImage(input.image, current, spec.image);
+      if (moved) {
+        push({
+          type: "recreate",
+          containerId: current.id,
+          spec,
+          start: wantRunning,
+          reason: describeImageMove(moved),
+          operation: "update",
+          fields: ["image"],
+          drift: false,
+          fromDigest: imageDigestOf(moved.running),
+          toDigest: imageDigestOf(moved.resolved),
+        });
+      }
     }
   }
-  for (const c of extra) plan.changes.push(removeExtra(agent, c));
   plan.changes.push(...planConfig(agent, desired, input.applied ?? { gosuto: null, matrixUserId: null, grants: [] }));
   return plan;
 }

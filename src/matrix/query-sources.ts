@@ -1,6 +1,7 @@
 import type { AgentManifest } from "../api/generated/types.ts";
 import { objectKey } from "../api/kinds.ts";
 import type { Snapshot } from "../api/snapshot.ts";
+import { imageMovesFor } from "../controller/image-observer.ts";
 import { planFromState } from "../controller/plan-from-state.ts";
 import { buildStatusReport } from "../controller/status-report.ts";
 import type { Runtime } from "../runtime/runtime.ts";
@@ -25,7 +26,8 @@ export function querySourcesFor(deps: { state: StateStores; snapshot: () => Snap
     async plan() {
       const snapshot = deps.snapshot();
       if (!snapshot) throw new Error("no revision is in force yet");
-      return planFromState(snapshot, await runtime.list(), state);
+      const observed = await runtime.list();
+      return planFromState(snapshot, observed, state, await imageMovesFor(runtime, snapshot, observed));
     },
     pendingApprovals: () => state.approvals.list({ status: "pending" }),
     audit: (limit) => state.audit.tail(limit),

@@ -20,7 +20,7 @@ export interface StatusLine {
   ownTrace?: boolean;
 }
 
-const FAILURE_REASONS = new Set(["ReconcileFailed", "GosutoRefused", "SecretMissing", "DriftReported", "ApprovalDenied", "ApprovalExpired", "MatrixUnavailable", "MatrixAccountFailed", "MatrixTokenMissing", "Degraded"]);
+const FAILURE_REASONS = new Set(["ReconcileFailed", "ImageMissing", "ImagePullFailed", "GosutoRefused", "SecretMissing", "DriftReported", "ApprovalDenied", "ApprovalExpired", "MatrixUnavailable", "MatrixAccountFailed", "MatrixTokenMissing", "Degraded"]);
 const short = (revision: string) => revision.replace(/^sha256:/, "").slice(0, 12);
 
 export function describeSnapshot(event: SnapshotEvent): StatusLine {

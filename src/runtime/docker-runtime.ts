@@ -6,6 +6,7 @@
 import type Docker from "dockerode";
 import { pack } from "tar-stream";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
+import { DockerImagePuller } from "./docker-image-pull.ts";
 import {
   LABELS,
   MANAGED_BY,
@@ -13,6 +14,8 @@ import {
   type ContainerSpec,
   type ContainerState,
   type EventSubscription,
+  type ImageRequest,
+  type ResolvedImage,
   type ObservedContainer,
   type Runtime,
   type RuntimeEvent,
@@ -32,7 +35,11 @@ export interface DockerRuntimeOptions {
   /** Bridge network for agents; default `ruriko-<instance>`. */
   network?: string;
   log?: Log;
+  /** A pull still running after this long is abandoned as failed (`serve --image-pull-timeout`); default 10 minutes. */
+  imagePullTimeoutMs?: number;
 }
+
+export const DEFAULT_IMAGE_PULL_TIMEOUT_MS = 10 * 60_000;
 
 /** A local engine restarts in seconds: a short cap notices it soon after it is back. */
 const EVENT_RECONNECT: BackoffPolicy = { baseMs: 500, maxMs: 5_000, jitter: 0.2 };
@@ -95,6 +102,8 @@ const namedNetworkOf = (spec: ContainerSpec): string | undefined => (spec.networ
 export interface CreateContext {
   name: string;
   volume: string;
+  /** Labels the volume gets if this create makes it (the agent's first container). */
+  volumeLabels: Record<string, string>;
   labels: Record<string, string>;
   /** The instance's bridge network (bridge mode). */
   bridgeNetwork: string;
@@ -116,7 +125,7 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: CreateContext):
       PidsLimit: spec.pidsLimit,
       ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
       ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
-      Mounts: [{ Type: "volume", Source: ctx.volume, Target: DATA_DIR }],
+      Mounts: [{ Type: "volume", Source: ctx.volume, Target: DATA_DIR, VolumeOptions: { NoCopy: false, Labels: ctx.volumeLabels, DriverConfig: { Name: "local", Options: {} } } }],
       RestartPolicy: { Name: "no" },
       ...networkHostConfig(spec, ctx.bridgeNetwork),
     },
@@ -136,12 +145,14 @@ export class DockerRuntime implements Runtime {
   private readonly instance: string;
   private readonly network: string;
   private readonly log: Log | undefined;
+  private readonly puller: DockerImagePuller;
 
   constructor(options: DockerRuntimeOptions) {
     this.docker = options.docker;
     this.instance = options.instance;
     this.network = options.network ?? `ruriko-${options.instance}`;
     this.log = options.log;
+    this.puller = new DockerImagePuller({ docker: options.docker, timeoutMs: options.imagePullTimeoutMs ?? DEFAULT_IMAGE_PULL_TIMEOUT_MS, ...(options.log ? { log: options.log } : {}) });
   }
 
   containerName(agent: string): string {
@@ -224,6 +235,7 @@ export class DockerRuntime implements Runtime {
       const controlHostPort = controlHostPortOf(info);
       if (controlHostPort !== undefined) observed.controlHostPort = controlHostPort;
       if (info.HostConfig?.NetworkMode) observed.network = info.HostConfig.NetworkMode;
+      if (info.ImageID) observed.imageId = info.ImageID;
       if (info.State !== "running") {
         // Exit code, OOM kill and times are only in inspect; look only where they matter.
         try {
@@ -254,12 +266,37 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async create(spec: ContainerSpec): Promise<ObservedContainer> {
+  /** One inspect when the policy lets a present image be used (the converge path's only image call); a pull otherwise. */
+  async ensureImage(request: ImageRequest): Promise<void> {
+    if (request.policy !== "Always" && (await this.imageExists(request.image))) return;
+    if (request.policy === "Never") {
+      throw new RuntimeError("create", request.agent, "image-missing", `image ${request.image} is not present on this host and its imagePullPolicy is Never: load it onto the host (docker load, docker pull), or let Ruriko pull it (imagePullPolicy: IfNotPresent)`);
+    }
+    try {
+      await this.puller.pull({ agent: request.agent, image: request.image, absent: request.policy !== "Always", ...(request.credentials ? { credentials: request.credentials } : {}), ...(request.log ? { log: request.log } : {}) });
+    } catch (error) {
+      throw this.fail("pull", request.agent, error);
+    }
+  }
+
+  async resolveImage(image: string): Promise<ResolvedImage | undefined> {
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      return { id: info.Id, repoDigests: info.RepoDigests ?? [] };
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw this.fail("inspect image", undefined, error);
+    }
+  }
+
+  async create(spec: ContainerSpec, options: { replacing?: string } = {}): Promise<ObservedContainer> {
     const labels = { ...this.ownerLabels(spec.agent), [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision };
     const volume = this.volumeName(spec.agent);
     try {
-      await this.docker.createVolume({ Name: volume, Labels: this.ownerLabels(spec.agent) });
-      const container = await this.docker.createContainer(containerCreateOptions(spec, { name: this.containerName(spec.agent), volume, labels, bridgeNetwork: this.network }));
+      // The container being replaced moves aside, so the new one is created while it still runs.
+      if (options.replacing) await this.moveAside(options.replacing);
+      // The volume is created with the container, labelled (Mounts[].VolumeOptions), in the one create call.
+      const container = await this.docker.createContainer(containerCreateOptions(spec, { name: this.containerName(spec.agent), volume, volumeLabels: this.ownerLabels(spec.agent), labels, bridgeNetwork: this.network }));
       return {
         id: container.id,
         name: this.containerName(spec.agent),
@@ -273,13 +310,27 @@ export class DockerRuntime implements Runtime {
       };
     } catch (error) {
       if (statusCode(error) === 404 && /image/i.test(engineMessage(error))) {
-        throw new RuntimeError("create", spec.agent, "image-missing", `image ${spec.image} is not present on this host; build or load it (no registry pull is attempted)`, { cause: error });
+        // Gone between ensureImage and create (removed by hand meanwhile): the next reconcile makes it present again.
+        throw new RuntimeError("create", spec.agent, "failed", `image ${spec.image} is not present on this host (removed since it was made present?)`, { cause: error });
       }
       const named = namedNetworkOf(spec);
       if (named && statusCode(error) === 404 && /network/i.test(engineMessage(error))) {
         throw new RuntimeError("create", spec.agent, "failed", `Docker network ${named} does not exist (--agent-network ${spec.network}): create it, or start Ruriko from the compose file that defines it`, { cause: error });
       }
       throw this.fail("create", spec.agent, error);
+    }
+  }
+
+  /** Renames a container out of the agent's name (`…-replaced-<id>`); one already gone is not an error. */
+  private async moveAside(containerId: string): Promise<void> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      const name = info.Name.replace(/^\//, "");
+      if (name.includes("-replaced-")) return;
+      await this.docker.getContainer(containerId).rename({ name: `${name}-replaced-${containerId.slice(0, 12)}` });
+    } catch (error) {
+      if (statusCode(error) === 404) return;
+      throw error;
     }
   }
 

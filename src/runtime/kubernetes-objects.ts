@@ -114,7 +114,7 @@ export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1State
   const about = { [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision };
   const limits = resourceLimits(spec);
   const image = spec.image;
-  const pullPolicy = (spec as { imagePullPolicy?: string }).imagePullPolicy ?? "IfNotPresent";
+  const pullPolicy = spec.imagePullPolicy ?? "IfNotPresent";
   return {
     apiVersion: "apps/v1",
     kind: "StatefulSet",

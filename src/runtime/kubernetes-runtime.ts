@@ -27,7 +27,17 @@ import {
   workloadName,
   type ControlEndpoint,
 } from "./kubernetes-objects.ts";
-import { LABELS, RuntimeError, type ContainerSpec, type EventSubscription, type ObservedContainer, type Runtime, type RuntimeEvent } from "./runtime.ts";
+import {
+  LABELS,
+  RuntimeError,
+  type ContainerSpec,
+  type EventSubscription,
+  type ImageRequest,
+  type ObservedContainer,
+  type ResolvedImage,
+  type Runtime,
+  type RuntimeEvent,
+} from "./runtime.ts";
 
 interface Log {
   info(obj: object, msg?: string): void;
@@ -224,7 +234,21 @@ export class KubernetesRuntime implements Runtime {
     return true;
   }
 
-  async create(spec: ContainerSpec): Promise<ObservedContainer> {
+  /** The kubelet pulls as the pod's imagePullPolicy says (the spec's, in the template): nothing to do before. */
+  async ensureImage(_request: ImageRequest): Promise<void> {}
+
+  /** The cluster has no API for what a tag resolves to on its nodes: moved tags are not observed here. */
+  async resolveImage(_image: string): Promise<ResolvedImage | undefined> {
+    return undefined;
+  }
+
+  /**
+   * `replacing`: two StatefulSets of one name cannot exist side by side, and one cannot be renamed, so the old
+   * workload is removed first (Docker moves the old container aside instead): on Kubernetes a replace costs the
+   * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it.
+   */
+  async create(spec: ContainerSpec, options: { replacing?: string } = {}): Promise<ObservedContainer> {
+    if (options.replacing) await this.remove(options.replacing);
     if (spec.network && spec.network !== "bridge") {
       throw new RuntimeError("create", spec.agent, "failed", `--agent-network ${spec.network} is a Docker mode: on Kubernetes agents are pods, reached by --kube-acp-access`);
     }

@@ -56,6 +56,54 @@ export interface ContainerSpec {
    * reached at the container's name on that network.
    */
   controlPort?: number;
+  /**
+   * When the image is pulled; absent means IfNotPresent. Not in the digest: it says how to get the image, not
+   * what the container is, so changing it alone recreates nothing (it applies from the next create or check).
+   */
+  imagePullPolicy?: ImagePullPolicy;
+}
+
+/** As in Kubernetes: pull only when missing (the default), before every create, or never. */
+export type ImagePullPolicy = "IfNotPresent" | "Always" | "Never";
+
+/** What a registry is asked with for one pull. Never stored, logged or put into a container's configuration. */
+export interface RegistryCredential {
+  username: string;
+  password: string;
+}
+
+/**
+ * Where the credential for a registry host (`127.0.0.1:5000`, `ghcr.io`, `docker.io`) comes from: looked up
+ * only when a pull is made. `from` says where it was looked for, in words an operator can act on
+ * ("secret registry-5000.127.0.0.1"); it goes into errors, the credential never does. `problem`: one is stored
+ * but cannot be used (malformed), said without any of its content.
+ */
+export type RegistryCredentialLookup = (registry: string) => { from: string; credential?: RegistryCredential; problem?: string };
+
+/** Make an image present as its pull policy says (Runtime.ensureImage). */
+export interface ImageRequest {
+  /** The agent it is for (errors and log lines name it). */
+  agent: string;
+  /** The reference as the manifest gives it: `repo:tag`, `repo@sha256:…` or `repo:tag@sha256:…`. */
+  image: string;
+  policy: ImagePullPolicy;
+  credentials?: RegistryCredentialLookup;
+  /** Where progress goes (the reconcile's logger, with its trace id); default the runtime's own. */
+  log?: RuntimeLog;
+}
+
+/** An image as the engine holds it. */
+export interface ResolvedImage {
+  /** The engine's content-addressed id of the image (`sha256:…`): what a moved tag changes. */
+  id: string;
+  /** `repository@sha256:…` for each registry the image was pulled from or pushed to; none for one built here. */
+  repoDigests: string[];
+}
+
+export interface RuntimeLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
 }
 
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
@@ -85,6 +133,8 @@ export interface ObservedContainer {
    * (`http://10.1.2.3:8765`). Set only while running.
    */
   controlAddress?: string;
+  /** The id of the image the container was created from (ResolvedImage.id): unchanged when its tag moves later. */
+  imageId?: string;
 }
 
 /**
@@ -111,8 +161,24 @@ export interface Runtime {
   /** Containers owned by this instance (by label), running or not; only that agent's when `agent` is given. */
   list(agent?: string): Promise<ObservedContainer[]>;
   imageExists(image: string): Promise<boolean>;
-  /** Creates (does not start) the agent's container with the hardened defaults; returns it as observed. */
-  create(spec: ContainerSpec): Promise<ObservedContainer>;
+  /**
+   * Makes the image present as the policy says, before a container is created from it: IfNotPresent pulls only
+   * when the reference is not on the engine, Always pulls, Never only checks. Throws ImagePullError (a classified
+   * reason) when a pull fails, RuntimeError "image-missing" when Never finds nothing. An engine that pulls as it
+   * starts containers (the kubelet honours imagePullPolicy itself) may do nothing here.
+   */
+  ensureImage(request: ImageRequest): Promise<void>;
+  /**
+   * The image a reference (or an image id) resolves to on the engine now, without pulling; undefined when it is
+   * not there (or the engine cannot tell). How a moved tag is seen: compared with ObservedContainer.imageId.
+   */
+  resolveImage(image: string): Promise<ResolvedImage | undefined>;
+  /**
+   * Creates (does not start) the agent's container with the hardened defaults; returns it as observed.
+   * `replacing`: the agent's current container, which the new one will replace. It keeps running (the caller
+   * stops and removes it), but gives up whatever the new one needs to be created beside it (its name).
+   */
+  create(spec: ContainerSpec, options?: { replacing?: string }): Promise<ObservedContainer>;
   start(containerId: string): Promise<void>;
   /**
    * Writes a file into the agent's data volume (mounted at /data), readable only by the agent's user.
@@ -138,12 +204,36 @@ export interface Runtime {
 export class RuntimeError extends Error {
   readonly action: string;
   readonly agent: string | undefined;
-  readonly code: "image-missing" | "engine-unavailable" | "conflict" | "failed";
+  readonly code: "image-missing" | "image-pull-failed" | "engine-unavailable" | "conflict" | "failed";
   constructor(action: string, agent: string | undefined, code: RuntimeError["code"], message: string, options?: { cause?: unknown }) {
     super(`${action}${agent ? ` ${agent}` : ""}: ${message}`, options);
     this.name = "RuntimeError";
     this.action = action;
     this.agent = agent;
     this.code = code;
+  }
+}
+
+/**
+ * Why a pull failed, in a few words (ImagePullError.reason): what the registry or the way to it said, never the
+ * engine's whole message. `definitive`: the registry answered and said no (the tag or repository does not exist,
+ * the credential is missing or refused, the host does not exist): asking again soon cannot help.
+ */
+export interface PullFailure {
+  reason: string;
+  definitive: boolean;
+}
+
+/** A pull that failed, with its classified reason. Its message starts `ImagePullFailed: <reason>:`. */
+export class ImagePullError extends RuntimeError {
+  readonly image: string;
+  readonly failure: PullFailure;
+  constructor(agent: string, image: string, failure: PullFailure, detail: string, options?: { cause?: unknown }) {
+    super("pull", agent, "image-pull-failed", detail, options);
+    this.name = "ImagePullError";
+    this.image = image;
+    this.failure = failure;
+    // The condition message people read: the reason first, then what was pulled and what would fix it.
+    this.message = `ImagePullFailed: ${failure.reason}: ${detail}`;
   }
 }

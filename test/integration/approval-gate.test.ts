@@ -39,7 +39,8 @@ const DEFAULT = policy(
 `,
 );
 const gosuto = (name: string, spec = "{}") => `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
-const agent = (name: string, image = TEST_AGENT_IMAGE) => `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: "${image}", gosuto: ${name}, resources: {memory: 128Mi}}\n`;
+// Never: the images here are built on this host, and a missing one must stay missing (no pull from Docker Hub).
+const agent = (name: string, image = TEST_AGENT_IMAGE) => `apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: "${image}", imagePullPolicy: Never, gosuto: ${name}, resources: {memory: 128Mi}}\n`;
 const binding = (agentName: string, secret: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: SecretBinding\nmetadata: {name: ${agentName}-${secret}}\nspec: {agent: ${agentName}, secret: ${secret}, env: API_KEY}\n`;
 const RISKY = `{capabilities: [{name: shell, mcp: "*", tool: shell_exec, allow: true}], trust: {allowedSenders: ["*"]}}`;
 

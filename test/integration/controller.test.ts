@@ -153,7 +153,7 @@ describe("controller against a real Docker engine", () => {
   });
 
   test("a risky change waits for approval, and a newer commit supersedes the request", async () => {
-    writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta", "  env: {STAGE: one}\n").replace(`image: ${TEST_AGENT_IMAGE}`, "image: ruriko/gitai:missing-1"));
+    writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta", "  env: {STAGE: one}\n  imagePullPolicy: Never\n").replace(`image: ${TEST_AGENT_IMAGE}`, "image: ruriko/gitai:missing-1"));
     await h.offer(dir, "rev-one");
     const parked = await h.waitForStatus("beta", isAwaitingApproval, "AwaitingApproval");
     const first = h.state.approvals.list({ agent: "beta", status: "pending" });
@@ -161,7 +161,7 @@ describe("controller against a real Docker engine", () => {
     assert.match(first[0]!.summary, /image changed ruriko\/gitai:dev → ruriko\/gitai:missing-1/);
     assert.match(parked!.conditions.find((c) => c.type === "AwaitingApproval")!.message, new RegExp(first[0]!.id));
 
-    writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta").replace(`image: ${TEST_AGENT_IMAGE}`, "image: ruriko/gitai:missing-2"));
+    writeFileSync(join(dir, "agents/beta.yaml"), AGENT("beta", "  imagePullPolicy: Never\n").replace(`image: ${TEST_AGENT_IMAGE}`, "image: ruriko/gitai:missing-2"));
     await h.offer(dir, "rev-two");
     await h.waitForStatus("beta", (s) => isAwaitingApproval(s) && !s!.conditions.some((c) => c.message.includes(first[0]!.id)), "a new request");
     assert.equal(h.state.approvals.get(first[0]!.id)!.status, "superseded");

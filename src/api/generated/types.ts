@@ -10,9 +10,13 @@ export type AgentKind = "Agent"
  */
 export type Name = string
 /**
- * The Gitai runtime image, e.g. ruriko/gitai:0.1.0. It must be present on the host: Ruriko never pulls.
+ * The Gitai runtime image, e.g. registry.example.com/team/gitai:1.4 or, pinned (recommended), registry.example.com/team/gitai@sha256:…. Pulled per imagePullPolicy; a private registry's credential is the stored secret registry.HOST (registry-PORT.HOST for a port).
  */
 export type Image = string
+/**
+ * As in Kubernetes. IfNotPresent: pull only when the image is not on the host. Always: pull before every container create, and check the registry again once per resync while the agent runs (a moved tag is a planned change). Never: never pull; a missing image stalls the agent (ImageMissing).
+ */
+export type ImagePullPolicy = ("IfNotPresent" | "Always" | "Never")
 /**
  * Name of the Gosuto object (policy and persona) this agent runs under.
  */
@@ -72,6 +76,7 @@ export interface Annotations {
 }
 export interface AgentSpec {
 image: Image
+imagePullPolicy?: ImagePullPolicy
 gosuto: Gosuto
 state?: State
 env?: Environment

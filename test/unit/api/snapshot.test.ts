@@ -96,10 +96,10 @@ describe("documents", () => {
 
   test("Matrix credentials in the secret store cannot be bound to an agent", () => {
     const binding = (secret: string) => `apiVersion: ruriko.dev/v1alpha1\nkind: SecretBinding\nmetadata: {name: b}\nspec: {agent: a, secret: "${secret}"}\n`;
-    for (const reserved of ["matrix-registration-secret", "matrix-access-token", "agent.other.matrix-token", "matrix-account.other.password"]) {
+    for (const reserved of ["matrix-registration-secret", "matrix-access-token", "agent.other.matrix-token", "matrix-account.other.password", "registry.docker.io", "registry-5000.127.0.0.1"]) {
       const [error] = snapshotOf({ "b.yaml": binding(reserved) }).errors;
       assert.equal(error?.path, "spec.secret", reserved);
-      assert.match(error!.message, /a name Ruriko keeps for Matrix credentials/, reserved);
+      assert.match(error!.message, /a name Ruriko keeps for its own credentials/, reserved);
     }
   });
 

@@ -139,7 +139,7 @@ describe("container spec for network:NAME", () => {
 });
 
 describe("the engine's create request in each mode", () => {
-  const ctx = { name: "ruriko-i1-newsbot", volume: "ruriko-i1-newsbot-data", labels: { [LABELS.agent]: "newsbot" }, bridgeNetwork: "ruriko-i1" };
+  const ctx = { name: "ruriko-i1-newsbot", volume: "ruriko-i1-newsbot-data", volumeLabels: { [LABELS.agent]: "newsbot" }, labels: { [LABELS.agent]: "newsbot" }, bridgeNetwork: "ruriko-i1" };
   const m = agent({ resources: { memory: "128Mi", cpus: 0.5 } });
 
   test("network:NAME: attached to NAME only, the ACP port exposed but not published, Gitai's default command", () => {
