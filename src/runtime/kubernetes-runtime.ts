@@ -100,6 +100,8 @@ function isUnavailable(error: unknown): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class KubernetesRuntime implements Runtime {
+  /** The handover Secret is copied into /data at the pod's start only: a running pod is replaced to take a file. */
+  readonly agentFilesWhileRunning = false;
   private readonly kc: KubeConfig;
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;
@@ -291,8 +293,9 @@ export class KubernetesRuntime implements Runtime {
   /**
    * Into the handover Secret, which the pod's init container copies into /data (kubernetes-objects.ts). A pod
    * already running copied the old content: it is deleted, and the one the cluster makes in its place takes the
-   * new file. The port calls this before the first start (no pod yet), and when a running agent refuses the
-   * token on record: its process was restarted inside the pod and took no token, so a new pod costs little.
+   * new file (agentFilesWhileRunning is false, so the executor writes a new agent's token before its first
+   * start, when there is no pod yet). A running pod only meets this when it refuses the token on record: its
+   * process was restarted inside the pod and took no token, so a new pod costs little.
    */
   async writeAgentFile(containerId: string, name: string, content: Buffer): Promise<void> {
     if (!isHandoverFileName(name)) throw new RuntimeError("write agent file", undefined, "failed", `not a file name for the data volume: ${JSON.stringify(name)}`);

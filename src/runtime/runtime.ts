@@ -156,6 +156,13 @@ export interface EventSubscription {
 }
 
 export interface Runtime {
+  /**
+   * Whether writeAgentFile reaches a running agent as it is. Docker: yes (the file is written into the running
+   * container's volume). Kubernetes: no (the file travels in a Secret that an init container copies at the pod's
+   * start, so a running pod must be replaced to take it). The executor hands a new agent its files after the
+   * start where it can (off the path to a running agent) and before it where it cannot (no second start).
+   */
+  readonly agentFilesWhileRunning: boolean;
   /** Idempotent: the network and anything else shared by all agents. */
   prepare(): Promise<void>;
   /** Containers owned by this instance (by label), running or not; only that agent's when `agent` is given. */

@@ -18,7 +18,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig, Watch, type V1Pod } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { AcpClient, type AcpEndpoint } from "../../src/acp/client.ts";
 import type { AcpStatus } from "../../src/api/generated/types.ts";
@@ -59,6 +59,13 @@ interface Engine {
   foreign(h: TestController, agentName: string): Promise<{ present(): Promise<boolean>; cleanup(): Promise<void> }>;
   /** Every object the engine holds for this instance, as text. */
   dumpAll(h: TestController): Promise<string>;
+  /**
+   * Every pod the cluster has made for the agent's workload since the suite began (by uid, from a watch), with
+   * its Gitai container's restart count: how a create is shown to start the agent once. Kubernetes only.
+   */
+  podsOf?(h: TestController, agentName: string): Promise<Array<{ uid: string; restarts: number }>>;
+  /** A runtime of this instance that reaches ACP through the API server's port-forward. Kubernetes only. */
+  portForwardRuntime?(instance: string): KubernetesRuntime;
   teardown(): Promise<void>;
 }
 
@@ -107,6 +114,9 @@ function kubernetesEngine(): Engine {
   const workload = async (h: TestController, agentName: string) => (await h.runtime.list(agentName))[0]!.name;
   /** Ruriko's own credentials: the ServiceAccount bound to the Role of deploy/kubernetes/, not the admin's. */
   let ruriko: KubeConfig | undefined;
+  /** Every pod seen in the namespace, by name: uid → the last seen Gitai restart count. */
+  const podsSeen = new Map<string, Map<string, number>>();
+  let podWatch: { abort(): void } | undefined;
   return {
     name: "kubernetes",
     unavailable: () => (kubeconfig ? undefined : "RURIKO_TEST_KUBECONFIG is not set (bash scripts/kubernetes/start.sh prints a kubeconfig)"),
@@ -117,9 +127,13 @@ function kubernetesEngine(): Engine {
       // and the runtime below runs with nothing but the Role's permissions.
       const deploy = join(ROOT, "deploy/kubernetes/ruriko.yaml");
       await kubectl("apply", "--dry-run=server", "-f", deploy);
-      const access = parseAllDocuments(readFileSync(deploy, "utf8"))
+      const deployText = readFileSync(deploy, "utf8");
+      const access = parseAllDocuments(deployText)
         .map((d) => d.toJS() as { kind: string })
         .filter((o) => ["ServiceAccount", "Role", "RoleBinding"].includes(o.kind));
+      // The rule the Role carries commented out for --kube-acp-access port-forward, as an operator uncomments it:
+      // a Role and binding of its own, so that the port-forward test runs with exactly what the manifest says.
+      access.push(...portForwardAccess(deployText));
       const file = join(tmpdir(), `${namespace}-rbac.json`);
       writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: access }));
       await kubectl("apply", "-f", file);
@@ -128,6 +142,17 @@ function kubernetesEngine(): Engine {
       const admin = new KubeConfig();
       admin.loadFromFile(kubeconfig!);
       const cluster = admin.getCurrentCluster()!;
+      // Every pod of the namespace from here on, by the admin's watch: how often the cluster made or restarted one.
+      const watch = new Watch(admin);
+      podWatch = await watch.watch(`/api/v1/namespaces/${namespace}/pods`, {}, (_phase: string, pod: V1Pod) => {
+        const name = pod.metadata?.name;
+        const uid = pod.metadata?.uid;
+        if (!name || !uid) return;
+        const restarts = pod.status?.containerStatuses?.find((c) => c.name === "gitai")?.restartCount ?? 0;
+        const byUid = podsSeen.get(name) ?? new Map<string, number>();
+        byUid.set(uid, Math.max(restarts, byUid.get(uid) ?? 0));
+        podsSeen.set(name, byUid);
+      }, () => {});
       ruriko = new KubeConfig();
       ruriko.loadFromOptions({
         clusters: [cluster],
@@ -137,6 +162,11 @@ function kubernetesEngine(): Engine {
       });
     },
     makeRuntime: (instance, logger) => new KubernetesRuntime({ kubeConfig: ruriko!, namespace, instance, log: logger, startTimeoutMs: 90_000 }),
+    portForwardRuntime: (instance) => new KubernetesRuntime({ kubeConfig: ruriko!, namespace, instance, acpAccess: "port-forward", startTimeoutMs: 90_000 }),
+    async podsOf(h, agentName) {
+      const seen = podsSeen.get(`${await workload(h, agentName)}-0`) ?? new Map<string, number>();
+      return [...seen].map(([uid, restarts]) => ({ uid, restarts }));
+    },
     async exec(h, agentName, script) {
       return kubectl("exec", `${await workload(h, agentName)}-0`, "-c", "gitai", "--", "/usr/local/bin/node", "-e", script);
     },
@@ -176,9 +206,38 @@ function kubernetesEngine(): Engine {
       return (await kubectl("get", kinds, "-o", "yaml")) + (await run(kubectlBin, ["--kubeconfig", kubeconfig!, "get", "persistentvolumes", "-o", "yaml"])).stdout;
     },
     async teardown() {
+      podWatch?.abort();
       await run(kubectlBin, ["--kubeconfig", kubeconfig!, "delete", "namespace", namespace, "--wait=false"]).catch(() => {});
     },
   };
+}
+
+/**
+ * The rule deploy/kubernetes/ruriko.yaml leaves commented out for `--kube-acp-access port-forward`, uncommented
+ * into a Role and RoleBinding of its own for the same ServiceAccount.
+ */
+function portForwardAccess(deployText: string): Array<{ kind: string; [field: string]: unknown }> {
+  const lines = deployText.split("\n");
+  const start = lines.findIndex((l) => l.includes("Only with --kube-acp-access port-forward"));
+  assert.ok(start >= 0, "deploy/kubernetes/ruriko.yaml documents the port-forward rule");
+  const rule: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    const m = /^(\s*)# (.*)$/.exec(line);
+    if (!m) break;
+    rule.push(`${m[1]}${m[2]}`);
+  }
+  const rules = parseAllDocuments(`rules:\n${rule.join("\n")}`)[0]!.toJS() as { rules: unknown[] };
+  const labels = { "app.kubernetes.io/name": "ruriko" };
+  return [
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "ruriko-port-forward", labels }, rules: rules.rules },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "ruriko-port-forward", labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "ruriko-port-forward" },
+      subjects: [{ kind: "ServiceAccount", name: "ruriko" }],
+    },
+  ];
 }
 
 const chosen = (process.env.RURIKO_TEST_RUNTIMES ?? "docker,kubernetes").split(",").map((s) => s.trim());
@@ -236,6 +295,33 @@ for (const engine of engines) {
       assert.deepEqual((await agentStatus("alpha")).secrets, [{ name: "openai-key", version: 1 }]);
       const containers = await h.runtime.list();
       assert.deepEqual(containers.map((c) => `${c.agent}:${c.state}`).sort(), ["alpha:running", "beta:running"]);
+      if (engine.podsOf) {
+        // The ACP token went in before the pod's start (Runtime.agentFilesWhileRunning): one pod, never restarted.
+        for (const name of ["alpha", "beta"]) assert.deepEqual((await engine.podsOf(h, name)).map((p) => p.restarts), [0], `${name}: one pod from create to Ready, not restarted`);
+      }
+    });
+
+    test("port-forward access: ACP reached through the API server on a 127.0.0.1 port", { skip: !engine.portForwardRuntime && "Kubernetes only" }, async () => {
+      const runtime = engine.portForwardRuntime!(h.instance);
+      // The runtime's forwards live as long as its subscription (as in serve).
+      const subscription = runtime.subscribe(() => {});
+      try {
+        const [c] = await runtime.list("alpha");
+        assert.equal(c?.state, "running");
+        assert.equal(c!.controlAddress, undefined, "no pod address");
+        assert.ok(c!.controlHostPort, "a local port");
+        const address = acpAddressOf("bridge", c!);
+        assert.ok(address.ok && address.value === `http://127.0.0.1:${c!.controlHostPort}`);
+        const via = { agent: "alpha", baseUrl: address.value, token: h.vault.tokens.get("alpha")! };
+        // Several requests, one tunnel each, all answered; the same listener for the same pod.
+        const statuses = await Promise.all([1, 2, 3].map(() => acp.status(via, "test")));
+        const want = await gosutoDigest("alpha");
+        for (const s of statuses) assert.equal(s.gosutoDigest, want);
+        assert.equal((await runtime.list("alpha"))[0]?.controlHostPort, c!.controlHostPort);
+        await assert.rejects(acp.status({ ...via, token: "not-the-token" }, "test"), "the agent's ACP still checks the token");
+      } finally {
+        subscription.close();
+      }
     });
 
     test("a Gosuto edit is applied over ACP without recreating the agent", async () => {
