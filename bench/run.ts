@@ -1,6 +1,8 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile]
+ *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile|kubernetes]
+ * kubernetes starts (or reuses) the test cluster of scripts/kubernetes/ and runs kwok beside it; not part of the
+ * default run (minutes, and a cluster): only with --only kubernetes.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -12,6 +14,7 @@ import { benchFootprint } from "./agent-footprint.ts";
 import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
 import { benchHostile } from "./hostile-tree.ts";
+import { benchKubernetesScale, printKubernetesScale } from "./kubernetes-scale.ts";
 import { benchTurn } from "./turn-overhead.ts";
 import { benchVersusDocker, printVersusDocker } from "./versus-docker.ts";
 
@@ -85,6 +88,12 @@ if (!values.only || values.only === "hostile") {
   console.log(`  /healthz idle: median ${h.idle.medianMs} ms, p95 ${h.idle.p95Ms} ms, max ${h.idle.maxMs} ms; while the tree is read: median ${h.hostile.medianMs} ms, p95 ${h.hostile.p95Ms} ms, max ${h.hostile.maxMs} ms (${h.hostile.samples} requests) = ${h.ratio.median}× / ${h.ratio.p95}× / ${h.ratio.max}×`);
   console.log(`  with eight costly-but-allowed files too: written → refused ${h.costly.writtenToRefusedMs} ms; /healthz median ${h.costly.healthz.medianMs} ms, p95 ${h.costly.healthz.p95Ms} ms, max ${h.costly.healthz.maxMs} ms (${h.costly.healthz.samples} requests) = ${h.costly.ratio.median}× / ${h.costly.ratio.p95}× / ${h.costly.ratio.max}×`);
   console.log(`  the same trees read in-process, on the main thread: ${h.inProcessLoadMs.hostile} ms, with the costly files ${h.inProcessLoadMs.costly} ms`);
+}
+
+if (values.only === "kubernetes") {
+  const k = await benchKubernetesScale();
+  results.kubernetes = k;
+  printKubernetesScale(k);
 }
 
 const dir = join(import.meta.dirname, "results");

@@ -114,6 +114,12 @@ export class KubernetesRuntime implements Runtime {
   private readonly startTimeoutMs: number;
   /** Workloads a start() of Ruriko's is waiting on: their pod running is that start, not the cluster's restart. */
   private readonly starting = new Set<string>();
+  /**
+   * The name of each StatefulSet seen, by uid (the port's container id): a workload is then read by its name, one
+   * object, instead of listing every owned one to find it (1,000 agents made that 1,000 × 1,000 objects). A uid
+   * never changes its name; one no longer there under its name is gone.
+   */
+  private readonly names = new Map<string, string>();
   /** port-forward mode: one local listener per pod, by pod uid. */
   private readonly forwards = new Map<string, { server: Server; port: number }>();
 
@@ -161,6 +167,7 @@ export class KubernetesRuntime implements Runtime {
 
   private async workloads(agent?: string): Promise<V1StatefulSet[]> {
     const list = await this.apps.listNamespacedStatefulSet({ namespace: this.ns, labelSelector: ownerSelector(this.instance, agent) });
+    for (const sts of list.items) this.remember(sts);
     return list.items;
   }
 
@@ -259,6 +266,7 @@ export class KubernetesRuntime implements Runtime {
       // The handover Secret first, empty: the pod cannot start without it, and writeAgentFile fills it.
       await this.upsertHandover(spec.agent, {}, false);
       const created = await this.apps.createNamespacedStatefulSet({ namespace: this.ns, body, fieldManager: FIELD_MANAGER });
+      this.remember(created);
       const observed = observedFrom(created, undefined);
       if (!observed) throw new RuntimeError("create", spec.agent, "failed", "the created StatefulSet lacks its labels");
       return observed;
@@ -273,9 +281,22 @@ export class KubernetesRuntime implements Runtime {
     return this.apps.patchNamespacedStatefulSet({ name: sts.metadata!.name!, namespace: this.ns, body: patch, fieldManager: FIELD_MANAGER }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
   }
 
+  private remember(sts: V1StatefulSet): void {
+    if (sts.metadata?.uid && sts.metadata.name) this.names.set(sts.metadata.uid, sts.metadata.name);
+  }
+
   /** The owned StatefulSet with this uid (the port's container id). */
   private async workloadById(containerId: string): Promise<V1StatefulSet | undefined> {
-    return (await this.workloads()).find((s) => s.metadata?.uid === containerId);
+    const name = this.names.get(containerId);
+    if (!name) return (await this.workloads()).find((s) => s.metadata?.uid === containerId);
+    try {
+      const sts = await this.apps.readNamespacedStatefulSet({ name, namespace: this.ns });
+      if (sts.metadata?.uid === containerId && sts.metadata.labels?.[LABELS.instance] === this.instance) return sts;
+    } catch (error) {
+      if (codeOf(error) !== 404) throw error;
+    }
+    this.names.delete(containerId);
+    return undefined;
   }
 
   private async upsertHandover(agent: string, files: Record<string, Buffer>, replace: boolean): Promise<void> {
