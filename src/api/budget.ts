@@ -51,6 +51,30 @@ export function scanStructure(text: string, maxDepth = Infinity, maxDocuments = 
   return new Scanner(text, maxDepth, maxDocuments).run();
 }
 
+/**
+ * Whether `text` is too plain for scanStructure to find anything: the nesting it counts takes one `[`, `{`,
+ * or `-`/`?` before a blank per level, and each document marker is a `---`. A file with no more of those than
+ * the limits allow needs no scan; most manifests have a few dozen. One pass over the characters, no allocation.
+ */
+export function tooFewIndicatorsToExceed(text: string, maxDepth: number, maxDocuments: number): boolean {
+  let indicators = 0;
+  for (let at = 0; at < text.length; at++) {
+    const c = text.charCodeAt(at);
+    if (c === OPEN_BRACKET || c === OPEN_BRACE || ((c === DASH || c === QUESTION) && isBlankCode(text.charCodeAt(at + 1)))) {
+      if (++indicators > maxDepth) return false;
+    }
+  }
+  let markers = 0;
+  for (let at = text.indexOf("---"); at !== -1; at = text.indexOf("---", at + 3)) {
+    if (++markers > maxDocuments) return false;
+  }
+  return true;
+}
+
+const [OPEN_BRACKET, OPEN_BRACE, DASH, QUESTION] = ["[", "{", "-", "?"].map((c) => c.charCodeAt(0)) as [number, number, number, number];
+/** A blank as isBlankChar means it, by code: NaN is past the end. */
+const isBlankCode = (c: number) => Number.isNaN(c) || c === 32 || c === 9 || c === 10 || c === 13;
+
 /** 1-based line and column of a character offset. */
 export function positionOfOffset(text: string, offset: number): { line: number; column: number } {
   let line = 1;

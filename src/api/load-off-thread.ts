@@ -1,69 +1,51 @@
 /**
  * Reading a manifest tree on a worker thread, so that `serve` keeps answering (its HTTP endpoints, the
  * controller, Matrix) while a revision is parsed and validated. Parsing is synchronous CPU work: within the
- * limits (budget.ts) a tree can still take seconds — 10,000 agents take 1.5 s, a tree of costly-but-allowed
- * YAML up to its byte limit much longer — and on the main thread every second of it is a second in which
- * nothing else answers. The worker also has a heap limit of its own: a tree that needs more memory than that
- * ends the worker, not Ruriko, and is refused like any invalid revision.
+ * limits (budget.ts) a tree can still take seconds — 10,000 agents take about half a second, a tree of
+ * costly-but-allowed YAML up to its byte limit much longer — and on the main thread every second of it is a
+ * second in which nothing else answers. The worker also has a heap limit of its own: a tree that needs more
+ * memory than that ends the worker, not Ruriko, and is refused like any invalid revision.
  */
 import { Worker } from "node:worker_threads";
-import { DEFAULT_LOAD_LIMITS, type LoadedTree, type LoadOptions } from "./load.ts";
 import type { ManifestError, ManifestErrorCode } from "./errors.ts";
-import { positionLocator, type LoadedObject } from "./parse.ts";
-import { buildSnapshot, type Snapshot } from "./snapshot.ts";
+import { DEFAULT_LOAD_LIMITS, type LoadedTree, type LoadOptions } from "./load.ts";
+import { fileDigestsOf, objectsOf, type StoredTree } from "./object-store.ts";
+import { fileSources } from "./parse.ts";
+import { buildSnapshot, indexByKey, type Snapshot } from "./snapshot.ts";
 
-/** What crosses between the threads: plain data (functions cannot), texts only of files that hold objects. */
+/**
+ * What crosses between the threads: plain data, and the buffers the objects are stored in (object-store.ts),
+ * which are transferred, not copied.
+ */
 export interface WireSnapshot {
   revision: string;
   digest: string;
-  objects: Array<Omit<LoadedObject, "source"> & { file: string }>;
   errors: ManifestError[];
   warnings: ManifestError[];
   files: string[];
-  fileDigests: Array<[string, string]>;
-  texts: Array<[string, string]>;
+  stored: StoredTree | undefined;
 }
 
-export function toWire({ snapshot, texts }: LoadedTree): WireSnapshot {
-  const objects = [...snapshot.objects.values()].map(({ source, ...rest }) => ({ ...rest, file: source.file }));
-  const decoder = new TextDecoder("utf-8");
-  const withObjects = new Set(objects.map((o) => o.file));
-  return {
-    revision: snapshot.revision,
-    digest: snapshot.digest,
-    objects,
-    errors: [...snapshot.errors],
-    warnings: [...snapshot.warnings],
-    files: [...snapshot.files],
-    fileDigests: [...snapshot.fileDigests],
-    texts: [...texts].filter(([file]) => withObjects.has(file)).map(([file, bytes]) => [file, decoder.decode(bytes)]),
-  };
+export function toWire({ snapshot, stored }: LoadedTree): { wire: WireSnapshot; transfer: ArrayBuffer[] } {
+  const wire = { revision: snapshot.revision, digest: snapshot.digest, errors: [...snapshot.errors], warnings: [...snapshot.warnings], files: [...snapshot.files], stored };
+  return { wire, transfer: stored?.chunks ?? [] };
 }
 
 /**
- * The snapshot again, as the thread that read it had it. Each object finds its positions by parsing its
- * file's text once more, on first use only (nothing in the controller asks; error reports come with theirs).
+ * The snapshot again, as the thread that read it had it: the same objects from the same stored text, whose
+ * sources find positions in the files' bytes, on first use (nothing in the controller asks; error reports come
+ * with theirs).
  */
 export function fromWire(wire: WireSnapshot, options: LoadOptions = {}): Snapshot {
   const limits = { ...DEFAULT_LOAD_LIMITS, ...options.limits };
-  const texts = new Map(wire.texts);
-  const locators = new Map<string, ReturnType<typeof positionLocator>>();
-  const locatorOf = (file: string) => {
-    let locator = locators.get(file);
-    if (!locator) locators.set(file, (locator = positionLocator(file, texts.get(file) ?? "", limits)));
-    return locator;
-  };
-  const objects = new Map(
-    wire.objects.map(({ file, ...rest }) => [rest.key, { ...rest, source: { file, locate: (path?: string) => locatorOf(file)(rest.kind, rest.name, path) } }] as const),
-  );
   return {
     revision: wire.revision,
     digest: wire.digest,
-    objects,
+    objects: indexByKey(wire.stored ? objectsOf(wire.stored, fileSources(limits)) : []),
     errors: wire.errors,
     warnings: wire.warnings,
     files: wire.files,
-    fileDigests: new Map(wire.fileDigests),
+    fileDigests: wire.stored ? fileDigestsOf(wire.stored) : new Map(),
   };
 }
 

@@ -1,10 +1,12 @@
 import { closeSync, lstatSync, openSync, readSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { join } from "node:path";
 import { DEFAULT_TREE_LIMITS, type TreeLimits } from "./budget.ts";
 import { sha256 } from "./digest.ts";
 import type { ManifestError, ManifestErrorCode } from "./errors.ts";
-import { DEFAULT_PARSE_LIMITS, parseManifestFile, type LoadedObject, type ParsedFile, type ParseLimits } from "./parse.ts";
+import { fileDigestsOf, ObjectStore, objectsOf, type StoredTree } from "./object-store.ts";
+import { DEFAULT_PARSE_LIMITS, fileSources, parseManifestFile, type ParsedFile, type ParseLimits } from "./parse.ts";
+import { checkObject } from "./references.ts";
 import { buildSnapshot, type Snapshot } from "./snapshot.ts";
 
 export type LoadLimits = ParseLimits & TreeLimits;
@@ -18,10 +20,10 @@ export interface LoadOptions {
   revision?: string;
 }
 
-/** A tree as read: the snapshot, and each file's text for finding positions later (load-off-thread.ts). */
+/** A tree as read: the snapshot, and the store its objects are in (load-off-thread.ts transfers it). */
 export interface LoadedTree {
   snapshot: Snapshot;
-  texts: Map<string, Uint8Array>;
+  stored: StoredTree | undefined;
 }
 
 const MANIFEST_FILE = /\.ya?ml$/i;
@@ -34,17 +36,16 @@ const MANIFEST_FILE = /\.ya?ml$/i;
  * files are not checked. Synchronous parsing: `serve` calls this on a worker thread (load-off-thread.ts).
  */
 export async function loadSnapshotFromDirectory(root: string, options: LoadOptions = {}): Promise<Snapshot> {
-  return (await readManifestTree(root, options, false)).snapshot;
+  return (await readManifestTree(root, options)).snapshot;
 }
 
-/** The same, keeping each file's bytes when asked (`keepTexts`: the worker thread, to send them along). */
-export async function readManifestTree(root: string, options: LoadOptions = {}, keepTexts = true): Promise<LoadedTree> {
+/** The same, with the store its objects are in (the worker thread transfers it). */
+export async function readManifestTree(root: string, options: LoadOptions = {}): Promise<LoadedTree> {
   const limits = { ...DEFAULT_LOAD_LIMITS, ...options.limits };
   const revision = options.revision ? { revision: options.revision } : {};
-  const texts = new Map<string, Uint8Array>();
   const refuse = (file: string, code: ManifestErrorCode, message: string, warnings: ManifestError[] = []): LoadedTree => ({
     snapshot: buildSnapshot({ objects: [], files: [], errors: [treeError(file, code, message)], warnings, ...revision }),
-    texts,
+    stored: undefined,
   });
 
   const rootStat = await lstat(root).catch(() => undefined);
@@ -57,8 +58,8 @@ export async function readManifestTree(root: string, options: LoadOptions = {}, 
   if (overBudget) return refuse(".", "too-large", overBudget, warnings);
 
   const errors: ManifestError[] = [];
-  const objects: LoadedObject[] = [];
-  const fileDigests = new Map<string, string>();
+  // Objects go to the store as they are validated (object-store.ts says why), and come back at the end.
+  const store = new ObjectStore();
   let bytesRead = 0;
   for (const [index, listed] of files.entries()) {
     if (errors.length >= limits.maxErrors) {
@@ -68,15 +69,16 @@ export async function readManifestTree(root: string, options: LoadOptions = {}, 
     const file = listed.path;
     const result = readAndParse(root, listed, limits);
     for (const error of result.errors) errors.push(error);
-    for (const object of result.objects) objects.push(object);
     if (!result.bytes) continue;
-    fileDigests.set(file, sha256(result.bytes));
-    if (keepTexts) texts.set(file, result.bytes);
+    store.addFile(file, sha256(result.bytes), result.objects.length > 0 ? result.bytes : undefined);
+    for (const object of result.objects) store.add(object, checkObject(object));
     // Sizes were added up before reading; a file that grew since then is caught here.
     bytesRead += result.bytes.length;
     if (bytesRead > limits.maxTotalBytes) return refuse(".", "too-large", `manifest files add up to more than the limit of ${limits.maxTotalBytes} bytes`, warnings);
   }
-  return { snapshot: buildSnapshot({ objects, errors, warnings, files: files.map((f) => f.path), fileDigests, ...revision }), texts };
+  const stored = store.contents();
+  const objects = objectsOf(stored, fileSources(limits));
+  return { snapshot: buildSnapshot({ objects, errors, warnings, files: files.map((f) => f.path), fileDigests: fileDigestsOf(stored), ...revision }), stored };
 }
 
 function treeError(file: string, code: ManifestErrorCode, message: string): ManifestError {
@@ -137,16 +139,17 @@ function readAtMost(path: string, expected: number, max: number): Uint8Array {
 async function listManifestFiles(root: string): Promise<{ files: Array<{ path: string; size: number }>; symlinks: string[] }> {
   const files: Array<{ path: string; size: number }> = [];
   const symlinks: string[] = [];
-  const relativePath = (absolute: string) => relative(root, absolute).split(sep).join("/");
-  const pending = [root];
+  // Each directory with its path relative to the root, forward slashes (path.relative per file costs more).
+  const pending: Array<[string, string]> = [[root, ""]];
   while (pending.length > 0) {
-    const dir = pending.pop()!;
+    const [dir, prefix] = pending.pop()!;
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       if (entry.name.startsWith(".")) continue;
       const absolute = join(dir, entry.name);
-      if (entry.isSymbolicLink()) symlinks.push(relativePath(absolute));
-      else if (entry.isDirectory()) pending.push(absolute);
-      else if (entry.isFile() && MANIFEST_FILE.test(entry.name)) files.push({ path: relativePath(absolute), size: lstatSync(absolute).size });
+      const path = `${prefix}${entry.name}`;
+      if (entry.isSymbolicLink()) symlinks.push(path);
+      else if (entry.isDirectory()) pending.push([absolute, `${path}/`]);
+      else if (entry.isFile() && MANIFEST_FILE.test(entry.name)) files.push({ path, size: lstatSync(absolute).size });
     }
   }
   const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,10 +1,12 @@
+import { isUtf8 } from "node:buffer";
 import { CORE_SCHEMA, loadAll } from "js-yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from "yaml";
-import { positionOfOffset, scanStructure } from "./budget.ts";
+import { positionOfOffset, scanStructure, tooFewIndicatorsToExceed } from "./budget.ts";
 import { digestOf } from "./digest.ts";
 import { formatJsonPath, type ManifestError, type ManifestErrorCode, type SourcePosition } from "./errors.ts";
 import { API_VERSION, isKind, KINDS, objectKey, type Kind, type ManifestObject, type ObjectKey } from "./kinds.ts";
-import { validatorFor, type SchemaError } from "./schemas.ts";
+import type { ObjectChecks } from "./references.ts";
+import { fastValidatorFor, validatorFor, type SchemaError } from "./schemas.ts";
 import { firstInvalidUtf8Offset, positionOfByteOffset } from "./utf8.ts";
 
 /** One validated object and where it came from. */
@@ -12,10 +14,13 @@ export interface LoadedObject {
   key: ObjectKey;
   kind: Kind;
   name: string;
+  /** Its content, defaults filled in. Read-only: of an object from a store (object-store.ts), each read may be a new copy. */
   object: ManifestObject;
   /** Digest of the object's content with defaults filled in (see digest.ts). */
   digest: string;
   source: ObjectSource;
+  /** What the checks of this object alone found, when the loader ran them as it read it (references.ts). */
+  checks?: ObjectChecks | undefined;
 }
 
 export interface ObjectSource {
@@ -69,27 +74,34 @@ export function parseManifestFile(file: string, bytes: Uint8Array, limits: Parse
   }
   const nul = bytes.indexOf(0);
   if (nul !== -1) return fileError("binary", "binary file (contains a NUL byte); manifests must be UTF-8 text", positionOfByteOffset(bytes, nul));
-  const invalid = firstInvalidUtf8Offset(bytes);
+  // isUtf8 is native; the offset of the first invalid byte is looked for only when there is one.
+  const invalid = isUtf8(bytes) ? -1 : firstInvalidUtf8Offset(bytes);
   if (invalid !== -1) return fileError("encoding", "invalid UTF-8; manifests must be UTF-8 text", positionOfByteOffset(bytes, invalid));
 
-  const text = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
-  // Before any parser: what would make parsing cost far more than the file's size (budget.ts).
-  const { finding } = scanStructure(text, limits.maxDepth, limits.maxDocumentsPerFile);
-  if (finding?.code === "too-deep") return fileError("too-deep", tooDeep(limits), positionOfOffset(text, finding.offset));
-  if (finding?.code === "too-many-documents") {
-    return fileError("too-large", `file has more than ${limits.maxDocumentsPerFile} documents, over the limit`, positionOfOffset(text, finding.offset));
+  const text = UTF8.decode(bytes);
+  // Before any parser: what would make parsing cost far more than the file's size (budget.ts). Most files have
+  // too few of the characters that nest to need the scan.
+  if (!tooFewIndicatorsToExceed(text, limits.maxDepth, limits.maxDocumentsPerFile)) {
+    const { finding } = scanStructure(text, limits.maxDepth, limits.maxDocumentsPerFile);
+    if (finding?.code === "too-deep") return fileError("too-deep", tooDeep(limits), positionOfOffset(text, finding.offset));
+    if (finding?.code === "too-many-documents") {
+      return fileError("too-large", `file has more than ${limits.maxDocumentsPerFile} documents, over the limit`, positionOfOffset(text, finding.offset));
+    }
   }
-  return (!MAY_USE_ALIASES.test(text) && parseFast(file, text, limits)) || parseWithPositions(file, text, limits);
+  return (!MAY_USE_ALIASES.test(text) && parseFast(file, text, bytes, limits)) || parseWithPositions(file, text, limits);
 }
+
+/** Decoding is stateless when not streamed: one decoder serves every file (a byte order mark is dropped). */
+const UTF8 = new TextDecoder("utf-8", { ignoreBOM: false });
 
 const tooDeep = (limits: ParseLimits) => `nesting is deeper than the limit of ${limits.maxDepth} levels`;
 
 /**
- * The fast path: a plain parse, validation and digests, with no source positions. It gives up (returns
- * undefined) on the first sign of any problem, and the file is parsed again with positions so that every
- * error can say where it is. Most files in a healthy tree never need the slow path.
+ * The fast path: a plain parse (js-yaml, core schema), validation and digests, with no source positions. It gives up (returns undefined) on the first sign of any
+ * problem, and the file is parsed again with positions so that every error can say where it is. Most files in
+ * a healthy tree never need the slow path.
  */
-function parseFast(file: string, text: string, limits: ParseLimits): ParsedFile | undefined {
+function parseFast(file: string, text: string, bytes: Uint8Array, limits: ParseLimits): ParsedFile | undefined {
   let documents: unknown[];
   try {
     documents = loadAll(text, null, { schema: CORE_SCHEMA, json: false });
@@ -97,49 +109,124 @@ function parseFast(file: string, text: string, limits: ParseLimits): ParsedFile 
     return undefined;
   }
   if (documents.length > limits.maxDocumentsPerFile) return undefined;
-  let positions: ((kind: string, name: string, path?: string) => SourcePosition) | undefined;
-  const locate = (kind: string, name: string, path?: string) => {
-    positions ??= positionLocator(file, text, limits);
-    return positions(kind, name, path);
-  };
+  let positions: FilePositions | undefined;
   const objects: LoadedObject[] = [];
   for (const raw of documents) {
     if (raw === null || raw === undefined) continue;
-    if (typeof raw !== "object" || Array.isArray(raw) || depthExceeds(raw, limits.maxDepth)) return undefined;
+    if (typeof raw !== "object" || Array.isArray(raw) || nestsDeeperThan(raw, limits.maxDepth)) return undefined;
     const value = raw as Record<string, unknown>;
     if (value.apiVersion !== API_VERSION || !isKind(value.kind)) return undefined;
     const kind = value.kind;
-    if (!validatorFor(kind)(value)) return undefined;
+    if (!fastValidatorFor(kind)(value)) return undefined;
+    const digest = digestOf(value);
     const object = value as unknown as ManifestObject;
     const name = object.metadata.name;
-    objects.push({ key: objectKey(kind, name), kind, name, object, digest: digestOf(object), source: { file, locate: (path) => locate(kind, name, path) } });
+    positions ??= new FilePositions(file, bytes, limits);
+    objects.push({ key: objectKey(kind, name), kind, name, object, digest, source: positions.sourceOf(kind, name) });
   }
   return { objects, errors: [] };
+}
+
+/**
+ * Where things are in a file that took the fast path, found by parsing it again with positions on first use.
+ * It keeps the file's bytes, outside the JavaScript heap, rather than its text.
+ */
+class FilePositions {
+  private readonly file: string;
+  private readonly bytes: Uint8Array;
+  private readonly limits: ParseLimits;
+  private locator: Locator | undefined;
+  /** Objects of each key met so far in the file, for telling apart two with one key (a duplicate). */
+  private seen: Map<string, number> | undefined;
+
+  constructor(file: string, bytes: Uint8Array, limits: ParseLimits) {
+    this.file = file;
+    this.bytes = bytes;
+    this.limits = limits;
+  }
+
+  locate(kind: string, name: string, occurrence: number, path?: string): SourcePosition {
+    this.locator ??= positionLocator(this.file, UTF8.decode(this.bytes), this.limits);
+    return this.locator(kind, name, occurrence, path);
+  }
+
+  /** The source of the next object of the file with this kind and name (the first, unless it is a duplicate). */
+  sourceOf(kind: string, name: string): ObjectSource {
+    const key = `${kind}/${name}`;
+    const occurrence = this.seen?.get(key) ?? 0;
+    (this.seen ??= new Map()).set(key, occurrence + 1);
+    return this.sourceAt(kind, name, occurrence);
+  }
+
+  sourceAt(kind: string, name: string, occurrence: number): ObjectSource {
+    return new DocumentSource(this.file, kind, name, occurrence, this);
+  }
+}
+
+/** Where a field of the `occurrence`th object with a kind and name in a file is (the first is 0). */
+type Locator = (kind: string, name: string, occurrence: number, path?: string) => SourcePosition;
+
+/**
+ * The sources of a file's objects, for objects made from it later (object-store.ts): they find positions by
+ * parsing `bytes` again with positions, on first use.
+ */
+export function fileSources(limits: ParseLimits): (file: string, bytes: Uint8Array) => (kind: string, name: string, occurrence: number) => ObjectSource {
+  return (file, bytes) => {
+    const positions = new FilePositions(file, bytes, limits);
+    return (kind, name, occurrence) => positions.sourceAt(kind, name, occurrence);
+  };
+}
+
+/** One document's source in a file that took the fast path. */
+class DocumentSource implements ObjectSource {
+  readonly file: string;
+  private readonly kind: string;
+  private readonly name: string;
+  private readonly occurrence: number;
+  private readonly positions: FilePositions;
+
+  constructor(file: string, kind: string, name: string, occurrence: number, positions: FilePositions) {
+    this.file = file;
+    this.kind = kind;
+    this.name = name;
+    this.occurrence = occurrence;
+    this.positions = positions;
+  }
+
+  locate(path?: string): SourcePosition {
+    return this.positions.locate(this.kind, this.name, this.occurrence, path);
+  }
 }
 
 function wholeFileError(file: string, code: ManifestErrorCode, message: string, at: SourcePosition = { line: 1, column: 1 }): ParsedFile {
   return { objects: [], errors: [{ code, file, ...at, path: "", message }] };
 }
 
-function depthExceeds(root: unknown, maxDepth: number): boolean {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
-    if (value === null || typeof value !== "object") continue;
-    if (depth > maxDepth) return true;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push([child, depth + 1]);
+/**
+ * Whether a collection in `value` (the root one is level 1) is nested deeper than `levels`. Recursive, without
+ * allocating: the parsers of the fast path refuse nesting past about 100 levels, so the stack stays shallow.
+ */
+function nestsDeeperThan(value: object, levels: number): boolean {
+  if (levels === 0) return true;
+  if (Array.isArray(value)) {
+    for (const child of value) if (typeof child === "object" && child !== null && nestsDeeperThan(child, levels - 1)) return true;
+  } else {
+    for (const key in value) {
+      const child = (value as Record<string, unknown>)[key];
+      if (typeof child === "object" && child !== null && nestsDeeperThan(child, levels - 1)) return true;
+    }
   }
   return false;
 }
 
 /**
- * Positions in a file that passed the fast path (or whose objects came from a worker thread), found by
- * parsing it once more with positions.
+ * Positions in a file whose objects were read without them (the fast path, or a store: object-store.ts), found
+ * by parsing it once more with positions.
  */
-export function positionLocator(file: string, text: string, limits: ParseLimits): (kind: string, name: string, path?: string) => SourcePosition {
+function positionLocator(file: string, text: string, limits: ParseLimits): Locator {
   const parsed = parseWithPositions(file, text, limits);
-  return (kind, name, path) => {
-    const found = parsed.objects.find((o) => o.kind === kind && o.name === name);
+  return (kind, name, occurrence, path) => {
+    const found = parsed.objects.filter((o) => o.kind === kind && o.name === name)[occurrence];
     return found ? found.source.locate(path) : { line: 1, column: 1 };
   };
 }

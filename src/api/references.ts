@@ -25,41 +25,61 @@ export function checkAcrossObjects(objects: readonly LoadedObject[]): ManifestEr
     byKey.set(obj.key, obj);
   }
 
-  const requireRef = (from: LoadedObject, path: string, kind: Kind, name: string) => {
-    if (!byKey.has(objectKey(kind, name))) {
-      errors.push(errorAt(from, path, "missing-reference", `refers to ${kind} "${name}", which is not defined`));
-    }
-  };
   for (const obj of byKey.values()) {
-    if (obj.object.kind === "Agent") {
-      requireRef(obj, "spec.gosuto", "Gosuto", obj.object.spec.gosuto);
-    } else if (obj.object.kind === "ApprovalPolicy") {
-      errors.push(...checkPolicyRules(obj as LoadedObject & { object: ApprovalPolicyManifest }));
-    } else if (obj.object.kind === "Gosuto") {
-      errors.push(...checkGosutoParts(obj as LoadedObject & { object: GosutoManifest }));
-    } else if (obj.object.kind === "SecretBinding") {
-      requireRef(obj, "spec.agent", "Agent", obj.object.spec.agent);
+    const checks = checksOf(obj);
+    const reference = REFERENCES[obj.kind];
+    if (reference && checks.references !== undefined && !byKey.has(objectKey(reference.kind, checks.references))) {
+      errors.push(errorAt(obj, reference.path, "missing-reference", `refers to ${reference.kind} "${checks.references}", which is not defined`));
     }
+    errors.push(...checks.errors);
   }
   return errors;
 }
 
 /** What is valid but deserves a word: a deprecated field, or a part that is accepted but ignored. */
 export function warningsAbout(objects: readonly LoadedObject[]): ManifestError[] {
-  const warnings: ManifestError[] = [];
-  for (const obj of objects) {
-    if (obj.object.kind === "SecretBinding" && obj.object.spec.env !== undefined) {
-      warnings.push(errorAt(obj, "spec.env", "deprecated", "is deprecated and ignored: the agent's Gosuto says where a granted secret goes (spec.secrets[]: {name, envVar, mcps})"));
-    }
-    if (obj.object.kind === "Gosuto") {
-      (obj.object.spec?.gateways ?? []).forEach((gateway, i) => {
-        if (gateway.type === "webhook") {
-          warnings.push(errorNear(obj, `spec.gateways.${i}.type`, "deprecated", "webhook gateways are not implemented yet; this one is ignored"));
-        }
-      });
-    }
+  return objects.flatMap((obj) => checksOf(obj).warnings);
+}
+
+/**
+ * What the checks of one object alone find, and the name of the object it refers to, which the snapshot must
+ * hold. The loader runs them as it reads each object, while it has it in hand (a snapshot of stored objects
+ * would otherwise parse each again, object-store.ts); for other objects they run when the snapshot is built.
+ */
+export interface ObjectChecks {
+  /** For an Agent, its Gosuto's name; for a SecretBinding, its Agent's (REFERENCES). */
+  references?: string;
+  errors: readonly ManifestError[];
+  warnings: readonly ManifestError[];
+}
+
+/** The field by which an object of each kind names another, and that other's kind. */
+const REFERENCES: Partial<Record<Kind, { path: string; kind: Kind }>> = {
+  Agent: { path: "spec.gosuto", kind: "Gosuto" },
+  SecretBinding: { path: "spec.agent", kind: "Agent" },
+};
+
+const checksOf = (obj: LoadedObject): ObjectChecks => obj.checks ?? checkObject(obj);
+
+export function checkObject(obj: LoadedObject): ObjectChecks {
+  const object = obj.object;
+  if (object.kind === "Agent") return { references: object.spec.gosuto, errors: [], warnings: [] };
+  if (object.kind === "SecretBinding") {
+    const warnings =
+      object.spec.env === undefined
+        ? []
+        : [errorAt(obj, "spec.env", "deprecated", "is deprecated and ignored: the agent's Gosuto says where a granted secret goes (spec.secrets[]: {name, envVar, mcps})")];
+    return { references: object.spec.agent, errors: [], warnings };
   }
-  return warnings;
+  if (object.kind === "ApprovalPolicy") return { errors: checkPolicyRules(obj as LoadedObject & { object: ApprovalPolicyManifest }), warnings: [] };
+  const gosuto = obj as LoadedGosuto;
+  const warnings: ManifestError[] = [];
+  (object.spec?.gateways ?? []).forEach((gateway, i) => {
+    if (gateway.type === "webhook") {
+      warnings.push(errorNear(gosuto, `spec.gateways.${i}.type`, "deprecated", "webhook gateways are not implemented yet; this one is ignored"));
+    }
+  });
+  return { errors: checkGosutoParts(gosuto), warnings };
 }
 
 type LoadedGosuto = LoadedObject & { object: GosutoManifest };

@@ -30,21 +30,83 @@ export interface KindValidator {
 }
 
 let ajv: Ajv2020 | undefined;
-const validators = new Map<Kind, ValidateFunction>();
+const detailedValidators = new Map<Kind, ValidateFunction>();
+let fastAjv: Ajv2020 | undefined;
+const fastValidators = new Map<Kind, ValidateFunction>();
+const validators = new Map<Kind, KindValidator>();
 
 /**
- * Each kind's validator is compiled on its first use, and only then (compiling costs tens of milliseconds and
- * some megabytes: an agent, which validates Gosutos only, never pays for the others).
+ * A kind's validator. It validates with the fast validator; its `errors`, read after a failure, come from the
+ * detailed one, which runs then (and is compiled on the first failure of its kind): gathering every error with
+ * its schema and custom message costs time on every document, and as much compiling again, that only a document
+ * with errors needs. Each validator is compiled on its first use, and only then (compiling costs tens of
+ * milliseconds and some megabytes: an agent, which validates Gosutos only, never pays for the others).
  */
 export function validatorFor(kind: Kind): KindValidator {
   let validate = validators.get(kind);
+  if (!validate) validators.set(kind, (validate = fastThenDetailed(kind)));
+  return validate;
+}
+
+function fastThenDetailed(kind: Kind): KindValidator {
+  let failed: { value: unknown; errors?: SchemaError[] | null } | undefined;
+  const validate = (value: unknown): boolean => {
+    const valid = fastValidatorFor(kind)(value);
+    failed = valid ? undefined : { value };
+    return valid;
+  };
+  return Object.defineProperty(validate, "errors", {
+    get(): SchemaError[] | null {
+      if (!failed) return null;
+      if (failed.errors === undefined) {
+        // The defaults the fast validator filled in are the ones this one would: the errors are the same.
+        const detailed = detailedValidatorFor(kind);
+        detailed(failed.value);
+        failed.errors = detailed.errors ?? null;
+      }
+      return failed.errors;
+    },
+  }) as KindValidator;
+}
+
+/** Every error, with its schema and custom message (ajv-errors); for documents that failed the fast validator. */
+export function detailedValidatorFor(kind: Kind): KindValidator {
+  let validate = detailedValidators.get(kind);
   if (!validate) {
     ajv ??= schemaRegistry();
     validate = ajv.getSchema(SCHEMA_BY_KIND[kind].$id);
     if (!validate) throw new Error(`schema ${SCHEMA_BY_KIND[kind].$id} for ${kind} did not compile`);
-    validators.set(kind, validate);
+    detailedValidators.set(kind, validate);
   }
   return validate;
+}
+
+/**
+ * A validator that accepts exactly what the detailed one accepts and fills in the same defaults, but stops at
+ * the first problem and says nothing about it (test/unit/api/schemas.test.ts compares the two).
+ */
+export function fastValidatorFor(kind: Kind): KindValidator {
+  let validate = fastValidators.get(kind);
+  if (!validate) {
+    fastAjv ??= fastSchemaRegistry();
+    validate = fastAjv.getSchema(SCHEMA_BY_KIND[kind].$id);
+    if (!validate) throw new Error(`schema ${SCHEMA_BY_KIND[kind].$id} for ${kind} did not compile`);
+    fastValidators.set(kind, validate);
+  }
+  return validate;
+}
+
+/**
+ * `errorMessage` (ajv-errors) only words errors, so here it is a keyword that checks nothing. The schemas are not
+ * checked against the meta-schema here (25 ms at every start): the detailed registry checks them when it compiles,
+ * as every test of an invalid manifest makes it.
+ */
+function fastSchemaRegistry(): Ajv2020 {
+  const registry = new Ajv2020({ strict: true, allowUnionTypes: true, useDefaults: true, validateSchema: false });
+  addFormats.default(registry);
+  registry.addKeyword({ keyword: "errorMessage", schemaType: ["string", "object"] });
+  for (const schema of [commonSchema, agentSchema, gosutoSchema, secretBindingSchema, approvalPolicySchema, manifestSchema]) registry.addSchema(schema);
+  return registry;
 }
 
 function schemaRegistry(): Ajv2020 {

@@ -1,4 +1,4 @@
-import { sha256 } from "./digest.ts";
+import { createHash } from "node:crypto";
 import { compareManifestErrors, type ManifestError } from "./errors.ts";
 import type { Kind, ManifestByKind, ObjectKey } from "./kinds.ts";
 import type { LoadedObject } from "./parse.ts";
@@ -36,13 +36,26 @@ export function buildSnapshot(input: {
   warnings?: readonly ManifestError[];
 }): Snapshot {
   const errors = [...input.errors, ...checkAcrossObjects(input.objects)].sort(compareManifestErrors);
-  const objects = new Map<ObjectKey, LoadedObject>();
-  for (const obj of [...input.objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
-    if (!objects.has(obj.key)) objects.set(obj.key, obj);
-  }
-  const digest = sha256([...objects.values()].map((o) => `${o.key} ${o.digest}\n`).join(""));
+  const objects = indexByKey(input.objects);
+  const digest = digestOfObjects(objects.values());
   const warnings = [...(input.warnings ?? []), ...warningsAbout([...objects.values()])].sort(compareManifestErrors);
   return { revision: input.revision ?? digest, digest, objects, errors, warnings, files: [...input.files].sort(), fileDigests: input.fileDigests ?? new Map() };
+}
+
+/** The objects by key, in key order; of two with one key, the first (a duplicate, which is an error). */
+export function indexByKey(objects: readonly LoadedObject[]): Map<ObjectKey, LoadedObject> {
+  const index = new Map<ObjectKey, LoadedObject>();
+  for (const obj of [...objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    if (!index.has(obj.key)) index.set(obj.key, obj);
+  }
+  return index;
+}
+
+/** sha256 of each object's `key digest` line, in key order: fed to the hash line by line, not joined first. */
+function digestOfObjects(objects: Iterable<LoadedObject>): string {
+  const hash = createHash("sha256");
+  for (const o of objects) hash.update(`${o.key} ${o.digest}\n`);
+  return `sha256:${hash.digest("hex")}`;
 }
 
 /** All objects of one kind, in name order, typed by kind. */

@@ -6,10 +6,11 @@ import { formatManifestError } from "../api/errors.ts";
 import { loadSnapshotOffThread, unreadableSnapshot } from "../api/load-off-thread.ts";
 import type { Snapshot } from "../api/snapshot.ts";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
-import { QUIET_FETCH, runGit } from "./git-command.ts";
+import { syncCheckout } from "./git-command.ts";
 import { coalescing, redactUrl, SourceError, type Source } from "./source.ts";
 
 interface Log {
+  debug?(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
 }
@@ -106,10 +107,13 @@ export class GitSource implements Source {
 
   private async sync(): Promise<void> {
     try {
+      const started = performance.now();
       const sha = await this.checkout();
       this.failures = 0;
       if (sha === this.lastSha) return;
+      const fetched = performance.now();
       const snapshot = await this.load(sha);
+      this.o.log?.debug?.({ revision: sha, fetchMs: Math.round(fetched - started), loadMs: Math.round(performance.now() - fetched) }, `fetched and read ${this.describe()}`);
       this.lastSha = sha;
       this.o.log?.info({ revision: sha, objects: snapshot.objects.size, errors: snapshot.errors.length }, `new commit on ${this.describe()}`);
       if (snapshot.warnings.length > 0) this.o.log?.warn({ revision: sha, warnings: snapshot.warnings.map(formatManifestError) }, `${snapshot.warnings.length} warning(s) in ${this.describe()}`);
@@ -152,14 +156,10 @@ export class GitSource implements Source {
       this.checkedOut = undefined;
     }
     this.originChecked = true;
-    await runGit(dir, [...QUIET_FETCH, "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
-    const sha = (await runGit(dir, ["rev-parse", "--verify", `refs/remotes/origin/${branch}^{commit}`])).trim();
-    // The commit already checked out by this process: nothing to do (a webhook for another branch's push, a timer).
-    if (sha === this.checkedOut) return sha;
+    // The commit already checked out by this process is not checked out again (a timer, a push to another branch).
+    const known = this.checkedOut;
     this.checkedOut = undefined;
-    await runGit(dir, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", sha]);
-    await runGit(dir, ["clean", "-ffdxq"]);
-    this.checkedOut = sha;
-    return sha;
+    this.checkedOut = await syncCheckout(dir, branch, known);
+    return this.checkedOut;
   }
 }

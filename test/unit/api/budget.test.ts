@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { loadAll } from "js-yaml";
 import { isMap, isPair, isSeq, parseAllDocuments, stringify, type Node } from "yaml";
-import { positionOfOffset, scanStructure } from "../../../src/api/budget.ts";
+import { positionOfOffset, scanStructure, tooFewIndicatorsToExceed } from "../../../src/api/budget.ts";
 import { billionLaughs, compactNesting, MIB } from "../../helpers/hostile-tree.ts";
 
 /** The deepest collection of a parsed document, keys included (the root collection is 1). */
@@ -154,5 +154,28 @@ describe("scanStructure", () => {
     assert.deepEqual(positionOfOffset("ab\ncd\nef", 0), { line: 1, column: 1 });
     assert.deepEqual(positionOfOffset("ab\ncd\nef", 4), { line: 2, column: 2 });
     assert.deepEqual(positionOfOffset("ab\ncd\nef", 6), { line: 3, column: 1 });
+  });
+});
+
+describe("tooFewIndicatorsToExceed", () => {
+  test("never lets a text past that the scan would have refused, over token soup and small limits", () => {
+    const rand = random(21);
+    const tokens = ["[", "]", "{", "}", ", ", ": ", "- ", "-", "? ", "?", "\n", "\n  ", "a", "'q'", '"d"', "# c\n", "|\n", "---\n", "---", "--- a\n", "...\n", "-\t", "- -"];
+    let passed = 0;
+    for (let i = 0; i < 50_000; i++) {
+      const text = Array.from({ length: 1 + Math.floor(rand() * 20) }, () => tokens[Math.floor(rand() * tokens.length)]).join("");
+      const [maxDepth, maxDocuments] = [1 + Math.floor(rand() * 4), Math.floor(rand() * 3)];
+      if (!tooFewIndicatorsToExceed(text, maxDepth, maxDocuments)) continue;
+      passed++;
+      assert.equal(scanStructure(text, maxDepth, maxDocuments).finding, undefined, `${JSON.stringify(text)} with depth ${maxDepth}, documents ${maxDocuments}`);
+    }
+    assert.ok(passed > 5000, `only ${passed} texts passed`);
+  });
+
+  test("lets a manifest past, and not the costly shapes", () => {
+    assert.ok(tooFewIndicatorsToExceed(`apiVersion: v\nkind: Agent\nmetadata: {name: a, labels: {team: t}}\nspec:\n  env: {A: "1"}\n`, 32, 1000));
+    assert.ok(!tooFewIndicatorsToExceed("[".repeat(33), 32, 1000));
+    assert.ok(!tooFewIndicatorsToExceed(compactNesting(100), 32, 1000));
+    assert.ok(!tooFewIndicatorsToExceed("---\n".repeat(1001), 32, 1000));
   });
 });

@@ -109,6 +109,14 @@ describe("documents", () => {
     assert.equal(s.errors[0]!.code, "syntax");
     assert.equal(s.errors[0]!.line, 3);
   });
+
+  test("an object defined twice in one file is reported at the second definition, pointing at the first", () => {
+    const twice = `${GOSUTO_NEWSBOT}---\n${GOSUTO_NEWSBOT}`;
+    assert.deepEqual(
+      snapshotOf({ "a.yaml": twice }).errors.map((e) => `${e.file}:${e.line}:${e.column}: ${e.message}`),
+      ["a.yaml:15:3: Gosuto/newsbot is defined twice: here and at a.yaml:4:3"],
+    );
+  });
 });
 
 describe("UTF-8 validation", () => {
