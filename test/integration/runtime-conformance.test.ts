@@ -301,7 +301,8 @@ for (const engine of engines) {
       }
     });
 
-    test("port-forward access: ACP reached through the API server on a 127.0.0.1 port", { skip: !engine.portForwardRuntime && "Kubernetes only" }, async () => {
+    // Only where the engine has it: registered, never skipped (a skipped test in CI reads as a missing dependency).
+    if (engine.portForwardRuntime) test("port-forward access: ACP reached through the API server on a 127.0.0.1 port", async () => {
       const runtime = engine.portForwardRuntime!(h.instance);
       // The runtime's forwards live as long as its subscription (as in serve).
       const subscription = runtime.subscribe(() => {});
@@ -361,7 +362,7 @@ for (const engine of engines) {
       assert.equal((await engine.exec(h, "alpha", `process.stdout.write(require("fs").readFileSync("/data/conformance.txt", "utf8"))`)).trim(), "kept");
     });
 
-    test("a workload edited behind Ruriko's back is recreated as applied", { skip: !engine.editWorkload && "containers cannot be edited on this engine" }, async () => {
+    if (engine.editWorkload) test("a workload edited behind Ruriko's back is recreated as applied", async () => {
       const before = h.state.status.get("alpha")!.containerId;
       await engine.editWorkload!(h, "alpha");
       await h.waitForStatus("alpha", (s) => isReady(s) && !!s!.containerId && s!.containerId !== before, "alpha recreated as applied", 90_000);
