@@ -1,6 +1,8 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile|idle]
+ *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile|idle|kubernetes]
+ * kubernetes starts (or reuses) the test cluster of scripts/kubernetes/ and runs kwok beside it; not part of the
+ * default run (minutes, and a cluster): only with --only kubernetes.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -13,6 +15,7 @@ import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
 import { benchHostile } from "./hostile-tree.ts";
 import { benchIdle, describeIdle } from "./idle.ts";
+import { benchKubernetesScale, printKubernetesScale } from "./kubernetes-scale.ts";
 import { benchTurn } from "./turn-overhead.ts";
 import { benchVersusDocker, printVersusDocker } from "./versus-docker.ts";
 
@@ -96,6 +99,12 @@ if (!values.only || values.only === "idle") {
   console.log(`  ${describeIdle("source (node src/cli/ruriko.ts)", i.source)}`);
   console.log(`  ${describeIdle("bare node (baseline)", i.bareNode)}`);
   console.log(`  target ≤ ${i.target.cpuPercent} % CPU: ${i.targetMet.cpu ? "met" : "NOT met"}; ≤ ${i.target.rssMiB} MiB RSS: ${i.targetMet.rss ? "met" : "NOT met"}`);
+}
+
+if (values.only === "kubernetes") {
+  const k = await benchKubernetesScale();
+  results.kubernetes = k;
+  printKubernetesScale(k);
 }
 
 const dir = join(import.meta.dirname, "results");

@@ -183,8 +183,11 @@ run_daemon apiserver "$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:
   --kubelet-client-key="$S/pki/kubelet-client.key"
 await etcd,apiserver 180 "API server ready" k8s_kubectl get --raw /readyz
 phase "API server ready"
-# No serving ports (--secure-port=0): nothing here scrapes them, and fewer ports are fewer collisions.
+# No serving ports (--secure-port=0): nothing here scrapes them, and fewer ports are fewer collisions. The API
+# rate of a large cluster's controller manager (the default, 20/s, makes 1,000 StatefulSets a matter of minutes
+# for the cluster alone: the Kubernetes benchmark, bench/kubernetes-scale.ts, runs 1,000 on kwok nodes).
 run_daemon controller-manager "$K8S_BIN/kube-controller-manager" --kubeconfig="$K8S_KUBECONFIG" --secure-port=0 \
+  --kube-api-qps=200 --kube-api-burst=400 --concurrent-statefulset-syncs=20 \
   --leader-elect=false --use-service-account-credentials=false --root-ca-file="$S/pki/ca.crt" \
   --service-account-private-key-file="$S/pki/sa.key" --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle' \
   --flex-volume-plugin-dir="$S/controller-manager/volume-plugins" # else it makes /usr/libexec/kubernetes/…

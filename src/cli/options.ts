@@ -66,6 +66,15 @@ export function serveOptions(): Option[] {
       .env("RURIKO_AGENT_NETWORK")
       .argParser(agentNetwork)
       .default(DEFAULT_AGENT_NETWORK),
+    new Option("--runtime <engine>", "where agents run: docker (this host's engine) or kubernetes (a cluster; see docs/kubernetes.md)").env("RURIKO_RUNTIME").choices(["docker", "kubernetes"]).default("docker"),
+    new Option("--kubeconfig <file>", "kubernetes: the kubeconfig to use (default: KUBECONFIG, ~/.kube/config, else the pod's in-cluster credentials)").env("RURIKO_KUBECONFIG"),
+    new Option("--kube-namespace <namespace>", "kubernetes: the namespace agents run in (default: the pod's own namespace in a cluster, else the kubeconfig context's, else default)").env("RURIKO_KUBE_NAMESPACE"),
+    new Option("--kube-storage-class <class>", "kubernetes: StorageClass of the agents' data volumes (default: the cluster's default class)").env("RURIKO_KUBE_STORAGE_CLASS"),
+    new Option("--kube-volume-size <quantity>", "kubernetes: size of each agent's data volume").env("RURIKO_KUBE_VOLUME_SIZE").default("1Gi"),
+    new Option("--kube-acp-access <mode>", "kubernetes: how Ruriko reaches agents' ACP: pod-ip (in the cluster, or a host routing to pods) or port-forward (through the API server)")
+      .env("RURIKO_KUBE_ACP_ACCESS")
+      .choices(["pod-ip", "port-forward"])
+      .default("pod-ip"),
     new Option("--adopt-orphans", "the state database was lost: take over the containers of the instance recorded in the state directory instead of refusing to start (see docs/operations.md)").default(false),
   ];
 }

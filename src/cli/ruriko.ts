@@ -7,7 +7,7 @@ import { applySwitchesFromEnv, preferCommandLine } from "./environment.ts";
 import type { HistoryOutput } from "./history.ts";
 import { bootstrapOptions, serveOptions, stateDirOption } from "./options.ts";
 import type { PlanOutput } from "./plan.ts";
-import type { ServeOptions } from "./serve.ts";
+import type { ServeRunOptions as ServeOptions } from "./serve.ts";
 import type { ValidateOutput } from "./validate.ts";
 
 // Commands load their modules when run: `validate` in a pull-request check needs no Docker client.

@@ -10,7 +10,8 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import { ControllerMetrics } from "../observability/metrics.ts";
 import { startHttpServer } from "../observability/http-server.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
-import type { AgentNetworkMode } from "../runtime/runtime.ts";
+import type { AgentNetworkMode, Runtime } from "../runtime/runtime.ts";
+import type { KubernetesServeOptions } from "./kubernetes-wiring.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import type { Source } from "../sources/source.ts";
 import type { Snapshot } from "../api/snapshot.ts";
@@ -51,7 +52,11 @@ export interface ServeOptions {
   agentNetwork?: AgentNetworkMode;
   /** Take over the containers of the instance whose state database was lost (docs/operations.md#adopting-a-lost-instance). */
   adoptOrphans?: boolean;
+  /** Where agents run (docs/kubernetes.md); docker when absent. */
+  runtime?: "docker" | "kubernetes";
 }
+
+export type ServeRunOptions = ServeOptions & KubernetesServeOptions;
 
 /** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN[_FILE] is not set). */
 export const MATRIX_TOKEN_SECRET = "matrix-access-token";
@@ -84,8 +89,13 @@ async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, logger:
 }
 
 /** Wiring only: every part is built here and connected; the behaviour lives in the modules. */
-export async function serve(opts: ServeOptions): Promise<void> {
+export async function serve(opts: ServeRunOptions): Promise<void> {
   if (!opts.manifests === !opts.git) throw new Error("give exactly one of --manifests DIR or --git URL (or RURIKO_MANIFESTS, RURIKO_GIT)");
+  const onKubernetes = opts.runtime === "kubernetes";
+  if (onKubernetes && opts.agentNetwork && opts.agentNetwork !== DEFAULT_AGENT_NETWORK) {
+    throw new Error(`--agent-network ${opts.agentNetwork} is a Docker mode: on Kubernetes agents are pods, reached as --kube-acp-access says`);
+  }
+  if (onKubernetes && opts.adoptOrphans) throw new Error("--adopt-orphans reads a Docker engine's containers: it is not available with --runtime kubernetes yet");
   // Read before anything starts: a secret set twice or a file that cannot be read stops serve here, by name.
   const secrets = serveSecretsFromEnv(process.env);
   const keyEnv = masterKeyEnv(process.env, opts.masterKeySource);
@@ -107,16 +117,26 @@ export async function serve(opts: ServeOptions): Promise<void> {
     else setTimeout(() => process.exit(1), 0);
   });
   let vault: Vault;
-  let runtime: DockerRuntime;
+  let runtime: Runtime;
   try {
     vault = openVault(state, { stateDir: opts.stateDir, env: keyEnv, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
     logger.info({ instance: state.instance, origin: state.origin, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
     if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
-    runtime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }), ...(opts.imagePullTimeoutSeconds !== undefined ? { imagePullTimeoutMs: opts.imagePullTimeoutSeconds * 1000 } : {}) });
-    const adopted = await adoptIfPending(state, docker, runtime, logger);
-    if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
-    if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
-    else await checkNamedNetwork(docker, agentNetwork, logger);
+    if (onKubernetes) {
+      // Only here: with --runtime docker the Kubernetes client is never loaded.
+      const { kubernetesRuntime } = await import("./kubernetes-wiring.ts");
+      const made = kubernetesRuntime(opts, state.instance, logger.child({ component: "runtime" }));
+      runtime = made.runtime;
+      logger.info({ server: made.server, namespace: made.namespace, acpAccess: opts.kubeAcpAccess ?? "pod-ip" }, "agents run on Kubernetes");
+      if (!(await runtime.ping())) logger.warn(`the Kubernetes API server does not answer (or namespace ${made.namespace} is not readable); reconciles will retry with backoff until it does`);
+    } else {
+      const dockerRuntime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }), ...(opts.imagePullTimeoutSeconds !== undefined ? { imagePullTimeoutMs: opts.imagePullTimeoutSeconds * 1000 } : {}) });
+      runtime = dockerRuntime;
+      const adopted = await adoptIfPending(state, docker, dockerRuntime, logger);
+      if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
+      if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
+      else await checkNamedNetwork(docker, agentNetwork, logger);
+    }
   } catch (error) {
     state.close();
     throw error;

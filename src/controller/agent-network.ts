@@ -47,7 +47,9 @@ export const networkNameOf = (mode: AgentNetworkMode | undefined): string | unde
  * the mode, so a container made in another mode is still reached until its recreate is carried out (it may wait
  * for approval). On the named network, the container's name, which Docker's resolver answers for its members.
  */
-export function acpAddressOf(mode: AgentNetworkMode, container: Pick<ObservedContainer, "name" | "controlHostPort" | "network">): Parsed<string> {
+export function acpAddressOf(mode: AgentNetworkMode, container: Pick<ObservedContainer, "name" | "controlHostPort" | "network" | "controlAddress">): Parsed<string> {
+  // Kubernetes: the pod's address, whatever the Docker network mode says (it has no meaning there).
+  if (container.controlAddress) return { ok: true, value: container.controlAddress };
   if (container.controlHostPort) return { ok: true, value: `http://127.0.0.1:${container.controlHostPort}` };
   const network = networkNameOf(mode);
   if (network && container.network === network && container.name) return { ok: true, value: `http://${container.name}:${ACP_PORT}` };

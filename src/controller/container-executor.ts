@@ -44,6 +44,15 @@ export interface ContainerExecutorOptions {
   onExecuted?: (action: Action, traceId: string, approval?: ApprovalRequest) => void;
 }
 
+/**
+ * Whether a new container gets its ACP token before its first start: only where the engine cannot write into a
+ * running agent (Kubernetes: the file reaches a pod at its start only, so a later one would cost a second pod).
+ * Elsewhere the handover waits until after the start, where it costs the path to a running agent nothing.
+ */
+export function handOverBeforeStart(runtime: Pick<Runtime, "agentFilesWhileRunning">): boolean {
+  return !runtime.agentFilesWhileRunning;
+}
+
 /** Crash-loop restarts: 1 s, 2 s, 4 s … up to 5 minutes; a container that stayed up 10 minutes starts afresh. */
 const CRASH_BACKOFF = { baseMs: 1000, maxMs: 5 * 60_000, jitter: 0 };
 const CRASH_RESET_MS = 10 * 60_000;
@@ -202,13 +211,16 @@ export class ContainerExecutor {
       created = existing;
     }
     inventory.record(agent, { containerId: created.id, spec, stopped: !start });
+    const handOverFirst = handOverBeforeStart(runtime);
+    if (handOverFirst) await this.handOverToken(agent, created.id, traceId);
     // The old container lets go of the data volume before the new one starts on it (SIGKILL, as removal did).
     if (replacing) await runtime.stop(replacing, 0);
     if (start) await runtime.start(created.id);
-    // After the start, beside the old container's removal, off the path to a running agent: Gitai takes its token
-    // at its first request if it was not there at start (gitai/acp/control-token.ts), and the first request is
-    // Ruriko's, made after this. Nothing else runs in the container before Ruriko has configured it.
-    await Promise.all([this.handOverToken(agent, created.id, traceId), replacing ? runtime.remove(replacing) : undefined]);
+    // Where the engine can write into a running agent, after the start, beside the old container's removal, off
+    // the path to a running agent: Gitai takes its token at its first request if it was not there at start
+    // (gitai/acp/control-token.ts), and the first request is Ruriko's, made after this. Nothing else runs in the
+    // container before Ruriko has configured it.
+    await Promise.all([handOverFirst ? undefined : this.handOverToken(agent, created.id, traceId), replacing ? runtime.remove(replacing) : undefined]);
     return { containerId: created.id, specDigest: spec.specDigest, image: spec.image, revision: spec.revision };
   }
 }

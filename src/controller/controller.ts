@@ -143,7 +143,7 @@ export class Controller {
     this.subscription = runtime.subscribe(
       (event) => {
         // Not "kill": it comes before the container has exited, and "die" follows it anyway.
-        if (["die", "oom", "stop", "destroy"].includes(event.action)) this.queue.add(event.agent, newTraceId());
+        if (["die", "oom", "stop", "destroy", "restart"].includes(event.action)) this.queue.add(event.agent, newTraceId());
       },
       () => {
         logger.info("engine event stream reconnected: resyncing every agent");

@@ -141,6 +141,8 @@ function controlHostPortOf(info: Docker.ContainerInfo): number | undefined {
 }
 
 export class DockerRuntime implements Runtime {
+  /** putArchive writes into a running container's data volume as into a created one. */
+  readonly agentFilesWhileRunning = true;
   private readonly docker: Docker;
   private readonly instance: string;
   private readonly network: string;

@@ -1,7 +1,7 @@
 /**
  * The Runtime port: everything the controller may ask of a container engine. The controller never
- * imports dockerode; it sees only these types. One real implementation today (docker-runtime.ts);
- * Kubernetes would be a second.
+ * imports dockerode or a Kubernetes client; it sees only these types. Two implementations: docker-runtime.ts and
+ * kubernetes-runtime.ts.
  */
 
 /** Labels every object Ruriko creates carries (DESIGN.md §4). */
@@ -128,11 +128,21 @@ export interface ObservedContainer {
   controlHostPort?: number;
   /** Docker's network mode of the container: "host", or the name of the network it is attached to. */
   network?: string;
+  /**
+   * The base URL Ruriko reaches ACP at when it is not a 127.0.0.1 port: a Kubernetes pod's address
+   * (`http://10.1.2.3:8765`). Set only while running.
+   */
+  controlAddress?: string;
   /** The id of the image the container was created from (ResolvedImage.id): unchanged when its tag moves later. */
   imageId?: string;
 }
 
-export type RuntimeEventAction = "start" | "die" | "oom" | "stop" | "destroy" | "kill" | "create";
+/**
+ * Docker's container events, plus `restart`: the engine started the agent again on its own (Kubernetes keeping
+ * a pod alive, or replacing a deleted one), so the new process needs its configuration again. Docker never
+ * restarts a container by itself (restart policy "no"): there Ruriko's start after a `die` does it.
+ */
+export type RuntimeEventAction = "start" | "die" | "oom" | "stop" | "destroy" | "kill" | "create" | "restart";
 
 export interface RuntimeEvent {
   agent: string;
@@ -146,6 +156,13 @@ export interface EventSubscription {
 }
 
 export interface Runtime {
+  /**
+   * Whether writeAgentFile reaches a running agent as it is. Docker: yes (the file is written into the running
+   * container's volume). Kubernetes: no (the file travels in a Secret that an init container copies at the pod's
+   * start, so a running pod must be replaced to take it). The executor hands a new agent its files after the
+   * start where it can (off the path to a running agent) and before it where it cannot (no second start).
+   */
+  readonly agentFilesWhileRunning: boolean;
   /** Idempotent: the network and anything else shared by all agents. */
   prepare(): Promise<void>;
   /** Containers owned by this instance (by label), running or not; only that agent's when `agent` is given. */

@@ -10,7 +10,8 @@ import { generateMasterKeyText } from "../../src/secrets/crypto.ts";
 import { openVault, type Vault } from "../../src/secrets/vault.ts";
 import { buildAgentImage } from "../../src/runtime/agent-image.ts";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.ts";
-import { LABELS } from "../../src/runtime/runtime.ts";
+import { LABELS, type Runtime } from "../../src/runtime/runtime.ts";
+import type { Logger } from "../../src/observability/logger.ts";
 import type { AgentStatus } from "../../src/store/agent-status-store.ts";
 import { MetaStore } from "../../src/store/meta-store.ts";
 import { openDatabase } from "../../src/store/database.ts";
@@ -47,7 +48,8 @@ export async function removeInstanceResources(docker: Docker, instance: string):
 export interface TestController {
   controller: Controller;
   state: StateStores;
-  runtime: DockerRuntime;
+  /** The Docker runtime, unless `makeRuntime` made another one. */
+  runtime: Runtime;
   docker: Docker;
   instance: string;
   stateDir: string;
@@ -63,7 +65,8 @@ export interface TestController {
   stop(): Promise<void>;
 }
 
-export async function startTestController(overrides: Partial<ControllerOptions> = {}): Promise<TestController> {
+/** `makeRuntime`: another engine than this host's Docker (the Kubernetes runtime), made for the test's instance. */
+export async function startTestController(overrides: Partial<ControllerOptions> = {}, makeRuntime?: (instance: string, logger: Logger) => Runtime): Promise<TestController> {
   const docker = new Docker();
   await ensureAgentImage(docker);
   const { stateDir, instance } = newStateDir();
@@ -73,7 +76,7 @@ export async function startTestController(overrides: Partial<ControllerOptions> 
   // Everything at debug level into a file the test can read (and search for leaked secrets).
   const logFile = join(stateDir, "ruriko.log");
   const logger = createLogger({ level: "debug", pretty: false, destination: pino.destination({ dest: logFile, sync: true }) });
-  const runtime = new DockerRuntime({ docker, instance, log: logger });
+  const runtime = makeRuntime ? makeRuntime(instance, logger) : new DockerRuntime({ docker, instance, log: logger });
   const controller = new Controller({ runtime, stores: state, vault, stateDir, logger, concurrency: 4, backoffBaseMs: 200, backoffMaxMs: 2000, ...overrides });
   controller.start();
   return {

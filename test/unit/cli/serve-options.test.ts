@@ -49,6 +49,12 @@ describe("serve options from the environment", () => {
       RURIKO_MATRIX_OPERATORS: "@alice:example.org, @bob:example.org",
       RURIKO_AGENT_MATRIX_HOMESERVER: "http://synapse:8008",
       RURIKO_AGENT_NETWORK: "network:ruriko-agents",
+      RURIKO_RUNTIME: "kubernetes",
+      RURIKO_KUBECONFIG: "/etc/ruriko/kubeconfig",
+      RURIKO_KUBE_NAMESPACE: "agents",
+      RURIKO_KUBE_STORAGE_CLASS: "fast",
+      RURIKO_KUBE_VOLUME_SIZE: "5Gi",
+      RURIKO_KUBE_ACP_ACCESS: "port-forward",
     });
     assert.deepEqual(opts, {
       git: "https://git.example/ops.git",
@@ -70,6 +76,12 @@ describe("serve options from the environment", () => {
       matrixOperators: ["@alice:example.org", "@bob:example.org"],
       agentMatrixHomeserver: "http://synapse:8008",
       agentNetwork: "network:ruriko-agents",
+      runtime: "kubernetes",
+      kubeconfig: "/etc/ruriko/kubeconfig",
+      kubeNamespace: "agents",
+      kubeStorageClass: "fast",
+      kubeVolumeSize: "5Gi",
+      kubeAcpAccess: "port-forward",
       adoptOrphans: false,
     });
     assert.equal(source("concurrency"), "env");

@@ -1,0 +1,231 @@
+/**
+ * Ruriko on Kubernetes at scale (npm run bench -- --only kubernetes), on the test cluster (scripts/kubernetes/,
+ * started or reused here) with kwok fake nodes on the same API server:
+ *  - 1,000 agents from an empty namespace to every StatefulSet created and its pod reported Running by the
+ *    cluster, then an image change rolled to all 1,000 (every pod Running on the new image): times, API calls
+ *    per agent (counted by a proxy between Ruriko and the API server), Ruriko's peak RSS (VmHWM of its process).
+ *    kwok's pods never run a process, so the ACP steps (Ready) cannot complete there: what is measured is what
+ *    the cluster reports.
+ *  (Not here yet: 20 agents to Ready on the real kubelet against `kubectl apply` of the same 20 StatefulSets.)
+ * Ruriko runs as `ruriko serve --runtime kubernetes`, its own process, as an operator runs it.
+ * Setup (outside every measurement): kwok nodes (10 × 200 pods), the real node cordoned during the kwok part (so
+ * every pod lands on a kwok node), and 1,000 static PersistentVolumes of a class of their own (kwok pods mount
+ * nothing, and the local provisioner's volumes are bound to the real node). All of it removed afterwards.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { KubeConfig, Watch, type V1Pod } from "@kubernetes/client-node";
+import { startServe, type ServeProcess } from "../test/helpers/serve-process.ts";
+import { TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, "..");
+const CACHE = process.env.RURIKO_CACHE ?? join(homedir(), ".cache/ruriko");
+const KUBECTL = join(CACHE, "kubernetes-v1.34.4/bin/kubectl");
+const AGENTS = Number(process.env.RURIKO_BENCH_KUBE_AGENTS ?? 1000);
+const KWOK_NODES = 10;
+const CONCURRENCY = Number(process.env.RURIKO_BENCH_KUBE_CONCURRENCY ?? 64);
+const NEW_IMAGE = "ruriko/gitai:conformance-b";
+const STORAGE_CLASS = "ruriko-bench-static";
+
+const manifest = (name: string, image: string) =>
+  `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: ${JSON.stringify(image)}, gosuto: ${name}, resources: {memory: 128Mi}}\n`;
+
+function writeAgents(dir: string, names: string[], image: string): void {
+  for (const n of names) writeFileSync(join(dir, `${n}.yaml`), manifest(n, image));
+}
+
+async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
+  const child = run(KUBECTL, ["--kubeconfig", kubeconfig, ...args], { maxBuffer: 256 * 1024 * 1024 });
+  if (input !== undefined) {
+    child.child.stdin!.end(input);
+  }
+  return (await child).stdout;
+}
+const applyList = (kubeconfig: string, items: unknown[]) => kubectl(kubeconfig, ["apply", "--server-side", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
+
+/**
+ * An HTTP front for the API server that counts what passes (method and resource, watches included) and forwards
+ * it over TLS with the admin's credentials. Ruriko talks to it on loopback; nothing else does.
+ */
+async function countingProxy(admin: KubeConfig): Promise<{ kubeconfig: KubeConfig; counts: Map<string, number>; close(): void }> {
+  const cluster = admin.getCurrentCluster()!;
+  const target = new URL(cluster.server);
+  const ca = cluster.caData ? Buffer.from(cluster.caData, "base64") : cluster.caFile ? readFileSync(cluster.caFile) : undefined;
+  const token = admin.getCurrentUser()!.token!;
+  const counts = new Map<string, number>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    const resource = url.pathname.replace(/^\/apis?\/(?:[^/]+\/)?v1\/namespaces\/[^/]+\//, "").split("/");
+    const kind = `${req.method} ${resource[0]}${resource.length > 2 ? `/${resource[2]}` : ""}${url.searchParams.get("watch") === "true" ? " (watch)" : ""}`;
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    const upstream = httpsRequest(
+      { host: target.hostname, port: target.port || 443, method: req.method, path: req.url, headers: { ...req.headers, host: target.host, authorization: `Bearer ${token}` }, ...(ca ? { ca } : {}) },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const kubeconfig = new KubeConfig();
+  kubeconfig.loadFromOptions({
+    clusters: [{ name: "proxy", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: "bench" }],
+    contexts: [{ name: "proxy", cluster: "proxy", user: "bench" }],
+    currentContext: "proxy",
+  });
+  return { kubeconfig, counts, close: () => server.close() };
+}
+
+/** Pods of a namespace by name, from a watch: phase, image, owner. */
+async function podWatch(admin: KubeConfig, namespace: string) {
+  const pods = new Map<string, { phase: string; image: string; ready: boolean }>();
+  let listeners: Array<() => void> = [];
+  const req = await new Watch(admin).watch(`/api/v1/namespaces/${namespace}/pods`, {}, (phase: string, pod: V1Pod) => {
+    const name = pod.metadata!.name!;
+    if (phase === "DELETED") pods.delete(name);
+    else pods.set(name, { phase: pod.status?.phase ?? "", image: pod.spec?.containers.find((c) => c.name === "gitai")?.image ?? "", ready: !!pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") });
+    for (const l of listeners) l();
+  }, () => {});
+  return {
+    pods,
+    /** Resolves when `check` holds over the pods (checked at every event). */
+    until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+      return new Promise((resolve, reject) => {
+        if (check()) return resolve();
+        const timer = setTimeout(() => { listeners = listeners.filter((l) => l !== listener); reject(new Error(`timed out: ${what}`)); }, timeoutMs);
+        const listener = () => {
+          if (!check()) return;
+          clearTimeout(timer);
+          listeners = listeners.filter((l) => l !== listener);
+          resolve();
+        };
+        listeners.push(listener);
+      });
+    },
+    close: () => req.abort(),
+  };
+}
+
+const peakRssMiB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+async function cluster(): Promise<string> {
+  const { stdout } = await run("bash", [join(ROOT, "scripts/kubernetes/start.sh")], { maxBuffer: 1 << 20 });
+  return stdout.trim();
+}
+
+export async function benchKubernetesScale() {
+  const kubeconfig = await cluster();
+  const admin = new KubeConfig();
+  admin.loadFromFile(kubeconfig);
+  const ns = `ruriko-bench-${Date.now().toString(36)}`;
+  const work = mkdtempSync(join(tmpdir(), "ruriko-bench-kube-"));
+  const names = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(4, "0")}`);
+  const nodes = Array.from({ length: KWOK_NODES }, (_, i) => `kwok-${i}`);
+  let serve: ServeProcess | undefined;
+  let watch: Awaited<ReturnType<typeof podWatch>> | undefined;
+  let proxy: Awaited<ReturnType<typeof countingProxy>> | undefined;
+  try {
+    // --- setup, outside every measurement -------------------------------------------------------------------
+    await run("bash", [join(ROOT, "scripts/kubernetes/kwok.sh"), "start", kubeconfig]);
+    await applyList(kubeconfig, nodes.map((name, i) => ({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name, labels: { type: "kwok", "kubernetes.io/hostname": name }, annotations: { "kwok.x-k8s.io/node": "fake" } },
+      // Pod addresses on loopback: Ruriko (pod-ip access) tries ACP on them, and must meet a refused connection here,
+      // never a packet leaving the host.
+      spec: { podCIDR: `127.90.${i}.0/24` },
+      status: { allocatable: { cpu: "64", memory: "512Gi", pods: "200" }, capacity: { cpu: "64", memory: "512Gi", pods: "200" } },
+    })));
+    await kubectl(kubeconfig, ["wait", "--for=condition=Ready", ...nodes.map((n) => `node/${n}`), "--timeout=60s"]);
+    await kubectl(kubeconfig, ["cordon", "localhost"]);
+    await applyList(kubeconfig, [
+      { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: STORAGE_CLASS }, provisioner: "kubernetes.io/no-provisioner", volumeBindingMode: "Immediate", reclaimPolicy: "Retain" },
+      ...names.map((_, i) => ({
+        apiVersion: "v1",
+        kind: "PersistentVolume",
+        metadata: { name: `${ns}-${i}`, labels: { "ruriko.dev/bench": ns } },
+        spec: { storageClassName: STORAGE_CLASS, capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], persistentVolumeReclaimPolicy: "Retain", hostPath: { path: `/nonexistent/${ns}-${i}` } },
+      })),
+    ]);
+    await kubectl(kubeconfig, ["create", "namespace", ns]);
+    proxy = await countingProxy(admin);
+    const proxyConfig = join(work, "proxy.kubeconfig");
+    writeFileSync(proxyConfig, proxy.kubeconfig.exportConfig());
+    watch = await podWatch(admin, ns);
+    const manifests = join(work, "manifests");
+    rmSync(manifests, { recursive: true, force: true });
+    await run("mkdir", ["-p", manifests, join(work, "state")]);
+    writeAgents(manifests, names, TEST_AGENT_IMAGE);
+
+    // --- 1,000 agents: empty namespace → every pod Running -----------------------------------------------------
+    const w = watch;
+    const runningOn = (image: string) => () => w.pods.size >= AGENTS && [...w.pods.values()].filter((p) => p.phase === "Running" && p.image === image).length >= AGENTS;
+    const t0 = performance.now();
+    serve = await startServe(
+      ["--runtime", "kubernetes", "--kubeconfig", proxyConfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
+      { stateDir: join(work, "state") },
+    );
+    const pid = serve.child.pid!;
+    let peak = 0;
+    const sampler = setInterval(() => { try { peak = Math.max(peak, peakRssMiB(pid)); } catch { /* exited */ } }, 500);
+    await w.until(() => [...w.pods.values()].filter((p) => p.phase === "Running").length >= AGENTS, 15 * 60_000, `${AGENTS} pods Running`);
+    const createMs = performance.now() - t0;
+    const createCalls = new Map(proxy.counts);
+    const createPeak = Math.max(peak, peakRssMiB(pid));
+    const settledRss = rssMiB(pid);
+
+    // --- an image change rolled to all 1,000 ---------------------------------------------------------------
+    proxy.counts.clear();
+    const t1 = performance.now();
+    writeAgents(manifests, names, NEW_IMAGE);
+    await w.until(runningOn(NEW_IMAGE), 20 * 60_000, `${AGENTS} pods Running on ${NEW_IMAGE}`);
+    const rollMs = performance.now() - t1;
+    const rollCalls = new Map(proxy.counts);
+    clearInterval(sampler);
+    const rollPeak = Math.max(peak, peakRssMiB(pid));
+    await serve.stop();
+    serve = undefined;
+
+    const perAgent = (m: Map<string, number>) => Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round((v / AGENTS) * 100) / 100]));
+    return {
+      agents: AGENTS,
+      kwokNodes: KWOK_NODES,
+      concurrency: CONCURRENCY,
+      createToRunning: { ms: Math.round(createMs), apiCallsPerAgent: Math.round((sum(createCalls) / AGENTS) * 100) / 100, byKind: perAgent(createCalls), peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss) },
+      imageRoll: { ms: Math.round(rollMs), apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), peakRssMiB: Math.round(rollPeak) },
+      target: { runningMs: 60_000, rssMiB: 200, met: createMs <= 60_000 && rollPeak <= 200 },
+    };
+  } finally {
+    await serve?.kill().catch(() => {});
+    watch?.close();
+    proxy?.close();
+    await kubectl(kubeconfig, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
+    await kubectl(kubeconfig, ["delete", "nodes", ...nodes, "--ignore-not-found", "--wait=false"]).catch(() => {});
+    await kubectl(kubeconfig, ["delete", "pv", "-l", `ruriko.dev/bench=${ns}`, "--wait=false"]).catch(() => {});
+    await kubectl(kubeconfig, ["delete", "storageclass", STORAGE_CLASS, "--ignore-not-found"]).catch(() => {});
+    await kubectl(kubeconfig, ["uncordon", "localhost"]).catch(() => {});
+    await run("bash", [join(ROOT, "scripts/kubernetes/kwok.sh"), "stop"]).catch(() => {});
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function printKubernetesScale(r: Awaited<ReturnType<typeof benchKubernetesScale>>): void {
+  console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}:`);
+  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s, ${r.createToRunning.apiCallsPerAgent} API calls per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after)`);
+  console.log(`    calls per agent: ${JSON.stringify(r.createToRunning.byKind)}`);
+  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s, ${r.imageRoll.apiCallsPerAgent} API calls per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB`);
+  console.log(`    calls per agent: ${JSON.stringify(r.imageRoll.byKind)}`);
+  console.log(`  target ≤ 60 s and ≤ 200 MiB: ${r.target.met ? "met" : "NOT met"}`);
+}

@@ -1,0 +1,586 @@
+/**
+ * The Runtime port on a Kubernetes cluster, through the official @kubernetes/client-node. Thin, like the Docker
+ * adapter: it translates (kubernetes-objects.ts), labels and hardens; every decision stays the controller's. Only
+ * objects carrying this installation's labels, in its one namespace, are ever listed or changed.
+ *
+ * The port is Docker-shaped (create, then start; stop; remove), and each call returns when the cluster has done
+ * it, as Docker's do: start waits for the pod's Gitai container to run, stop and remove for the pod (and the
+ * workload) to be gone. Without that a recreate could find the old pod adopted by the new StatefulSet of the same
+ * name, and the controller would configure an agent that is not up yet.
+ */
+import type { KubeConfig, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
+import * as k8s from "@kubernetes/client-node";
+import { createServer, type Server } from "node:net";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
+import {
+  ACP_CONTAINER_PORT,
+  ANNOTATIONS,
+  dataClaimName,
+  handoverSecretFor,
+  handoverSecretName,
+  isHandoverFileName,
+  observedFrom,
+  ownerSelector,
+  podName,
+  podTransition,
+  statefulSetFor,
+  workloadName,
+  type ControlEndpoint,
+} from "./kubernetes-objects.ts";
+import {
+  LABELS,
+  RuntimeError,
+  type ContainerSpec,
+  type EventSubscription,
+  type ImageRequest,
+  type ObservedContainer,
+  type ResolvedImage,
+  type Runtime,
+  type RuntimeEvent,
+} from "./runtime.ts";
+
+interface Log {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/**
+ * How Ruriko reaches each agent's ACP. pod-ip: the pod's address (Ruriko in the cluster, or on a host that routes
+ * to the pod network). port-forward: through the API server (Ruriko outside the cluster), on a 127.0.0.1 port of
+ * Ruriko's own per pod; needs the `pods/portforward` permission.
+ */
+export type KubeAcpAccess = "pod-ip" | "port-forward";
+
+export interface KubernetesRuntimeOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  instance: string;
+  storageClass?: string | undefined;
+  /** Default 1Gi. */
+  dataVolumeSize?: string;
+  acpAccess?: KubeAcpAccess;
+  log?: Log;
+  /** How long start waits for the pod to run (image pull, scheduling, volume); default 120 s. */
+  startTimeoutMs?: number;
+}
+
+const WATCH_RECONNECT: BackoffPolicy = { baseMs: 500, maxMs: 10_000, jitter: 0.2 };
+const FIELD_MANAGER = "ruriko";
+
+const codeOf = (error: unknown): number | undefined => {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "number" ? code : undefined;
+};
+
+/** The API server's own message (a Status object's), never the request body (a Secret's data). */
+function apiMessage(error: unknown): string {
+  const body = (error as { body?: unknown } | undefined)?.body;
+  if (typeof body === "string") {
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return parsed.message;
+    } catch {
+      // not JSON: fall through
+    }
+  }
+  const message = (body as { message?: string } | undefined)?.message;
+  if (message) return message;
+  const text = error instanceof Error ? error.message : String(error);
+  // The client's messages quote the response body; keep the first line only.
+  return text.split("\n")[0]!.slice(0, 300);
+}
+
+function isUnavailable(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const cause = (error as { cause?: NodeJS.ErrnoException } | undefined)?.cause?.code;
+  return [code, cause].some((c) => c === "ECONNREFUSED" || c === "ECONNRESET" || c === "ETIMEDOUT" || c === "EHOSTUNREACH" || c === "EPIPE");
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class KubernetesRuntime implements Runtime {
+  /** The handover Secret is copied into /data at the pod's start only: a running pod is replaced to take a file. */
+  readonly agentFilesWhileRunning = false;
+  private readonly kc: KubeConfig;
+  private readonly core: k8s.CoreV1Api;
+  private readonly apps: k8s.AppsV1Api;
+  private readonly ns: string;
+  private readonly instance: string;
+  private readonly storageClass: string | undefined;
+  private readonly dataVolumeSize: string;
+  private readonly access: KubeAcpAccess;
+  private readonly log: Log | undefined;
+  private readonly startTimeoutMs: number;
+  /** Workloads a start() of Ruriko's is waiting on: their pod running is that start, not the cluster's restart. */
+  private readonly starting = new Set<string>();
+  /**
+   * The name of each StatefulSet seen, by uid (the port's container id): a workload is then read by its name, one
+   * object, instead of listing every owned one to find it (1,000 agents made that 1,000 × 1,000 objects). A uid
+   * never changes its name; one no longer there under its name is gone.
+   */
+  private readonly names = new Map<string, string>();
+  /** port-forward mode: one local listener per pod, by pod uid. */
+  private readonly forwards = new Map<string, { server: Server; port: number }>();
+
+  constructor(o: KubernetesRuntimeOptions) {
+    this.kc = o.kubeConfig;
+    this.core = o.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.apps = o.kubeConfig.makeApiClient(k8s.AppsV1Api);
+    this.ns = o.namespace;
+    this.instance = o.instance;
+    this.storageClass = o.storageClass;
+    this.dataVolumeSize = o.dataVolumeSize ?? "1Gi";
+    this.access = o.acpAccess ?? "pod-ip";
+    this.log = o.log;
+    this.startTimeoutMs = o.startTimeoutMs ?? 120_000;
+  }
+
+  private fail(action: string, agent: string | undefined, error: unknown): RuntimeError {
+    if (error instanceof RuntimeError) return error;
+    if (isUnavailable(error)) return new RuntimeError(action, agent, "engine-unavailable", "the Kubernetes API server does not answer", { cause: error });
+    if (codeOf(error) === 409) return new RuntimeError(action, agent, "conflict", apiMessage(error), { cause: error });
+    return new RuntimeError(action, agent, "failed", apiMessage(error), { cause: error });
+  }
+
+  /** A one-item list in the namespace: the cheapest call the Role allows (namespaces themselves are cluster-scoped). */
+  async ping(): Promise<boolean> {
+    try {
+      await this.apps.listNamespacedStatefulSet({ namespace: this.ns, limit: 1 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Nothing is shared between agents on a cluster: the namespace is the operator's (it holds the RBAC). */
+  async prepare(): Promise<void> {
+    try {
+      await this.core.readNamespace({ name: this.ns });
+    } catch (error) {
+      if (codeOf(error) === 404) throw new RuntimeError("prepare", undefined, "failed", `namespace ${this.ns} does not exist: create it (Ruriko never creates or deletes namespaces)`);
+      // Without get on namespaces (a namespace-scoped Role) the check itself is refused: the namespace is taken on trust.
+      if (codeOf(error) === 403) return;
+      throw this.fail("prepare", undefined, error);
+    }
+  }
+
+  private async workloads(agent?: string): Promise<V1StatefulSet[]> {
+    const list = await this.apps.listNamespacedStatefulSet({ namespace: this.ns, labelSelector: ownerSelector(this.instance, agent) });
+    for (const sts of list.items) this.remember(sts);
+    return list.items;
+  }
+
+  private async pods(agent?: string): Promise<Map<string, V1Pod>> {
+    const list = await this.core.listNamespacedPod({ namespace: this.ns, labelSelector: ownerSelector(this.instance, agent) });
+    const byOwner = new Map<string, V1Pod>();
+    for (const pod of list.items) {
+      const owner = pod.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet")?.uid;
+      if (owner) byOwner.set(owner, pod);
+    }
+    return byOwner;
+  }
+
+  async list(agent?: string): Promise<ObservedContainer[]> {
+    try {
+      const [sets, pods] = await Promise.all([this.workloads(agent), this.pods(agent)]);
+      const out: ObservedContainer[] = [];
+      for (const sts of sets) {
+        const pod = pods.get(sts.metadata?.uid ?? "");
+        const observed = observedFrom(sts, pod, await this.endpointOf(pod));
+        if (observed) out.push(observed);
+      }
+      return out;
+    } catch (error) {
+      throw this.fail("list", agent, error);
+    }
+  }
+
+  private async endpointOf(pod: V1Pod | undefined): Promise<ControlEndpoint> {
+    const ip = pod?.status?.podIP;
+    if (!pod || !ip || pod.metadata?.deletionTimestamp) return {};
+    const port = pod.spec?.containers.find((c) => c.name === "gitai")?.ports?.[0]?.containerPort ?? ACP_CONTAINER_PORT;
+    if (this.access === "pod-ip") return { address: `http://${ip.includes(":") ? `[${ip}]` : ip}:${port}` };
+    return { hostPort: await this.forwardTo(pod, port) };
+  }
+
+  /**
+   * A 127.0.0.1 listener whose connections are tunnelled to the pod's port through the API server (one
+   * WebSocket per connection, as `kubectl port-forward` does). Kept per pod: a replaced pod gets a new one.
+   */
+  private async forwardTo(pod: V1Pod, port: number): Promise<number> {
+    const uid = pod.metadata!.uid!;
+    const existing = this.forwards.get(uid);
+    if (existing) return existing.port;
+    const forward = new k8s.PortForward(this.kc, true);
+    const name = pod.metadata!.name!;
+    const server = createServer((socket) => {
+      forward.portForward(this.ns, name, [port], socket, null, socket).catch((error: unknown) => {
+        this.log?.debug({ pod: name, err: apiMessage(error) }, "port-forward failed");
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
+    server.unref();
+    const local = (server.address() as { port: number }).port;
+    this.forwards.set(uid, { server, port: local });
+    return local;
+  }
+
+  private dropForwards(keep: ReadonlySet<string>): void {
+    for (const [uid, f] of this.forwards) {
+      if (keep.has(uid)) continue;
+      f.server.close();
+      this.forwards.delete(uid);
+    }
+  }
+
+  /**
+   * No cluster-wide answer to "is this image on the node": the kubelet pulls it (by the spec's pull policy) or
+   * reports why it cannot, which shows as a pod that does not run. So any image is taken as present here.
+   */
+  async imageExists(_image: string): Promise<boolean> {
+    return true;
+  }
+
+  /** The kubelet pulls as the pod's imagePullPolicy says (the spec's, in the template): nothing to do before. */
+  async ensureImage(_request: ImageRequest): Promise<void> {}
+
+  /** The cluster has no API for what a tag resolves to on its nodes: moved tags are not observed here. */
+  async resolveImage(_image: string): Promise<ResolvedImage | undefined> {
+    return undefined;
+  }
+
+  /**
+   * `replacing`: two StatefulSets of one name cannot exist side by side, and one cannot be renamed, so the old
+   * workload is removed first (Docker moves the old container aside instead): on Kubernetes a replace costs the
+   * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it.
+   */
+  async create(spec: ContainerSpec, options: { replacing?: string } = {}): Promise<ObservedContainer> {
+    if (options.replacing) await this.remove(options.replacing);
+    if (spec.network && spec.network !== "bridge") {
+      throw new RuntimeError("create", spec.agent, "failed", `--agent-network ${spec.network} is a Docker mode: on Kubernetes agents are pods, reached by --kube-acp-access`);
+    }
+    const body = statefulSetFor(spec, { instance: this.instance, storageClass: this.storageClass, dataVolumeSize: this.dataVolumeSize });
+    try {
+      // The handover Secret first, empty: the pod cannot start without it, and writeAgentFile fills it.
+      await this.upsertHandover(spec.agent, {}, false);
+      const created = await this.apps.createNamespacedStatefulSet({ namespace: this.ns, body, fieldManager: FIELD_MANAGER });
+      this.remember(created);
+      const observed = observedFrom(created, undefined);
+      if (!observed) throw new RuntimeError("create", spec.agent, "failed", "the created StatefulSet lacks its labels");
+      return observed;
+    } catch (error) {
+      throw this.fail("create", spec.agent, error);
+    }
+  }
+
+  /** Records the generation Ruriko's write produced (metadata writes do not change it): any other is an edit. */
+  private async markGeneration(sts: V1StatefulSet): Promise<V1StatefulSet> {
+    const patch = { metadata: { annotations: { [ANNOTATIONS.generation]: String(sts.metadata?.generation ?? 0) } } };
+    return this.apps.patchNamespacedStatefulSet({ name: sts.metadata!.name!, namespace: this.ns, body: patch, fieldManager: FIELD_MANAGER }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+  }
+
+  private remember(sts: V1StatefulSet): void {
+    if (sts.metadata?.uid && sts.metadata.name) this.names.set(sts.metadata.uid, sts.metadata.name);
+  }
+
+  /** The owned StatefulSet with this uid (the port's container id). */
+  private async workloadById(containerId: string): Promise<V1StatefulSet | undefined> {
+    const name = this.names.get(containerId);
+    if (!name) return (await this.workloads()).find((s) => s.metadata?.uid === containerId);
+    try {
+      const sts = await this.apps.readNamespacedStatefulSet({ name, namespace: this.ns });
+      if (sts.metadata?.uid === containerId && sts.metadata.labels?.[LABELS.instance] === this.instance) return sts;
+    } catch (error) {
+      if (codeOf(error) !== 404) throw error;
+    }
+    this.names.delete(containerId);
+    return undefined;
+  }
+
+  private async upsertHandover(agent: string, files: Record<string, Buffer>, replace: boolean): Promise<void> {
+    const body = handoverSecretFor(this.instance, agent, files);
+    const name = body.metadata!.name!;
+    try {
+      await this.core.createNamespacedSecret({ namespace: this.ns, body, fieldManager: FIELD_MANAGER });
+    } catch (error) {
+      if (codeOf(error) !== 409) throw error;
+      if (!replace) return;
+      await this.core.replaceNamespacedSecret({ name, namespace: this.ns, body, fieldManager: FIELD_MANAGER });
+    }
+  }
+
+  /**
+   * Into the handover Secret, which the pod's init container copies into /data (kubernetes-objects.ts). A pod
+   * already running copied the old content: it is deleted, and the one the cluster makes in its place takes the
+   * new file (agentFilesWhileRunning is false, so the executor writes a new agent's token before its first
+   * start, when there is no pod yet). A running pod only meets this when it refuses the token on record: its
+   * process was restarted inside the pod and took no token, so a new pod costs little.
+   */
+  async writeAgentFile(containerId: string, name: string, content: Buffer): Promise<void> {
+    if (!isHandoverFileName(name)) throw new RuntimeError("write agent file", undefined, "failed", `not a file name for the data volume: ${JSON.stringify(name)}`);
+    try {
+      const sts = await this.workloadById(containerId);
+      if (!sts) throw new RuntimeError("write agent file", undefined, "failed", `no workload ${containerId}`);
+      const agent = sts.metadata!.labels![LABELS.agent]!;
+      await this.upsertHandover(agent, { [name]: content }, true);
+      if ((sts.spec?.replicas ?? 0) > 0) {
+        const pod = podName(sts.metadata!.name!);
+        await this.core.deleteNamespacedPod({ name: pod, namespace: this.ns, gracePeriodSeconds: 5 }).catch((error: unknown) => {
+          if (codeOf(error) !== 404) throw error;
+        });
+        // The pod's running state is Ruriko's doing: not announced as a restart, and waited for as a start is.
+        await this.waitForRunning(sts, agent);
+      }
+    } catch (error) {
+      // The API server's message names the object only; the content never goes into an error.
+      throw this.fail("write agent file", undefined, error);
+    }
+  }
+
+  /**
+   * Sets the replica count and, in the same write, the generation it will produce (a spec change adds one):
+   * there is never a moment when Ruriko's own write looks like someone else's edit. The resourceVersion makes the
+   * write conditional on the object read, so that predicted generation holds.
+   */
+  private async scale(containerId: string, replicas: number, action: string): Promise<V1StatefulSet | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const sts = await this.workloadById(containerId);
+      if (!sts) return undefined;
+      if ((sts.spec?.replicas ?? 1) === replicas) return sts;
+      const annotations = { [ANNOTATIONS.generation]: String((sts.metadata?.generation ?? 0) + 1), ...(replicas > 0 ? { [ANNOTATIONS.started]: "true" } : {}) };
+      try {
+        const patched = await this.apps.patchNamespacedStatefulSet(
+          { name: sts.metadata!.name!, namespace: this.ns, body: { metadata: { resourceVersion: sts.metadata?.resourceVersion, annotations }, spec: { replicas } }, fieldManager: FIELD_MANAGER },
+          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+        );
+        this.log?.debug({ workload: sts.metadata?.name, replicas }, action);
+        return patched.metadata?.annotations?.[ANNOTATIONS.generation] === String(patched.metadata?.generation) ? patched : this.markGeneration(patched);
+      } catch (error) {
+        if (codeOf(error) !== 409 || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  async start(containerId: string): Promise<void> {
+    let agent: string | undefined;
+    try {
+      const sts = await this.workloadById(containerId);
+      if (!sts) throw new RuntimeError("start", undefined, "failed", `no workload ${containerId}`);
+      agent = sts.metadata?.labels?.[LABELS.agent];
+      this.starting.add(sts.metadata!.name!);
+      try {
+        const scaled = await this.scale(containerId, 1, "start");
+        await this.waitForRunning(scaled ?? sts, agent);
+      } finally {
+        this.starting.delete(sts.metadata!.name!);
+      }
+    } catch (error) {
+      throw this.fail("start", agent, error);
+    }
+  }
+
+  /**
+   * Until the pod's Gitai container runs, as Docker's start returns with the container running. A pod that cannot
+   * (image missing, crash loop) fails the start with the kubelet's reason once the timeout is up.
+   */
+  private async waitForRunning(sts: V1StatefulSet, agent: string | undefined): Promise<void> {
+    const name = podName(sts.metadata!.name!);
+    const deadline = Date.now() + this.startTimeoutMs;
+    let reason = "no pod yet";
+    this.starting.add(sts.metadata!.name!);
+    try {
+      while (Date.now() < deadline) {
+        let pod: V1Pod | undefined;
+        try {
+          pod = await this.core.readNamespacedPod({ name, namespace: this.ns });
+        } catch (error) {
+          if (codeOf(error) !== 404) throw error;
+        }
+        const owner = pod?.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet")?.uid;
+        if (pod && owner === sts.metadata?.uid && !pod.metadata?.deletionTimestamp) {
+          const status = pod.status?.containerStatuses?.find((c) => c.name === "gitai");
+          if (status?.state?.running) return;
+          const waiting = status?.state?.waiting ?? pod.status?.initContainerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
+          reason = waiting?.reason ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}` : (pod.status?.phase ?? "pending");
+          if (waiting?.reason === "ErrImageNeverPull" || waiting?.reason === "InvalidImageName") {
+            throw new RuntimeError("start", agent, "image-missing", `the pod cannot get its image (${reason})`);
+          }
+        }
+        await sleep(200);
+      }
+    } finally {
+      this.starting.delete(sts.metadata!.name!);
+    }
+    throw new RuntimeError("start", agent, "failed", `the pod did not run within ${Math.round(this.startTimeoutMs / 1000)} s (${reason})`);
+  }
+
+  async stop(containerId: string, timeoutSeconds = 10): Promise<void> {
+    try {
+      const sts = await this.scale(containerId, 0, "stop");
+      if (sts) await this.waitForPodGone(sts, (timeoutSeconds + 30) * 1000);
+    } catch (error) {
+      throw this.fail("stop", undefined, error);
+    }
+  }
+
+  private async waitForPodGone(sts: V1StatefulSet, timeoutMs: number): Promise<void> {
+    const name = podName(sts.metadata!.name!);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const pod = await this.core.readNamespacedPod({ name, namespace: this.ns });
+        if (pod.metadata?.ownerReferences?.every((r) => r.uid !== sts.metadata?.uid)) return;
+      } catch (error) {
+        if (codeOf(error) === 404) return;
+        throw error;
+      }
+      await sleep(200);
+    }
+    throw new RuntimeError("stop", sts.metadata?.labels?.[LABELS.agent], "failed", `pod ${name} still there after ${Math.round(timeoutMs / 1000)} s`);
+  }
+
+  /** Deletes the workload and waits until it and its pod are gone (foreground deletion); its data claim stays. */
+  async remove(containerId: string): Promise<void> {
+    try {
+      const sts = await this.workloadById(containerId);
+      if (!sts) return;
+      const name = sts.metadata!.name!;
+      await this.apps
+        .deleteNamespacedStatefulSet({ name, namespace: this.ns, propagationPolicy: "Foreground", body: { preconditions: { uid: containerId }, propagationPolicy: "Foreground" } })
+        .catch((error: unknown) => {
+          if (codeOf(error) !== 404 && codeOf(error) !== 409) throw error;
+        });
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        try {
+          const current = await this.apps.readNamespacedStatefulSet({ name, namespace: this.ns });
+          if (current.metadata?.uid !== containerId) break;
+        } catch (error) {
+          if (codeOf(error) === 404) break;
+          throw error;
+        }
+        await sleep(200);
+      }
+      await this.waitForPodGone(sts, 60_000);
+    } catch (error) {
+      throw this.fail("remove", undefined, error);
+    }
+  }
+
+  /** The agent's data claim and its handover Secret: only when the agent itself is pruned. */
+  async removeAgentVolume(agent: string): Promise<void> {
+    const workload = workloadName(this.instance, agent);
+    const owned = (labels: Record<string, string> | undefined) => labels?.[LABELS.instance] === this.instance && labels[LABELS.agent] === agent;
+    try {
+      for (const [read, del, name] of [
+        [(n: string) => this.core.readNamespacedPersistentVolumeClaim({ name: n, namespace: this.ns }), (n: string) => this.core.deleteNamespacedPersistentVolumeClaim({ name: n, namespace: this.ns }), dataClaimName(workload)],
+        [(n: string) => this.core.readNamespacedSecret({ name: n, namespace: this.ns }), (n: string) => this.core.deleteNamespacedSecret({ name: n, namespace: this.ns }), handoverSecretName(workload)],
+      ] as const) {
+        try {
+          const object = await read(name);
+          if (!owned(object.metadata?.labels)) continue;
+          await del(name);
+        } catch (error) {
+          if (codeOf(error) !== 404) throw error;
+        }
+      }
+    } catch (error) {
+      throw this.fail("remove volume", agent, error);
+    }
+  }
+
+  /**
+   * Lifecycle events by watching (informers: a list, then a watch from its resourceVersion, relisted when it
+   * expires) the owned StatefulSets and pods. Mapped to Docker's events: a workload deleted → destroy; one edited
+   * by someone else → destroy (the container Ruriko made is no more); the Gitai container stopping → die (oom
+   * when OOM-killed); its pod deleted while running → die; its pod running again without a start of Ruriko's
+   * (the cluster replaced or restarted it) → restart, so the new process is configured.
+   */
+  subscribe(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): EventSubscription {
+    const selector = ownerSelector(this.instance);
+    const ns = this.ns;
+    let closed = false;
+    const pods = new Map<string, V1Pod>();
+    const informers: Array<k8s.Informer<V1Pod> | k8s.Informer<V1StatefulSet>> = [];
+
+    const podInformer = k8s.makeInformer<V1Pod>(this.kc, `/api/v1/namespaces/${ns}/pods`, () => this.core.listNamespacedPod({ namespace: ns, labelSelector: selector }), selector);
+    const stsInformer = k8s.makeInformer<V1StatefulSet>(
+      this.kc,
+      `/apis/apps/v1/namespaces/${ns}/statefulsets`,
+      () => this.apps.listNamespacedStatefulSet({ namespace: ns, labelSelector: selector }),
+      selector,
+    );
+    const ownerOf = (pod: V1Pod) => pod.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet");
+    const emitPod = (before: V1Pod | undefined, after: V1Pod | undefined) => {
+      const pod = after ?? before!;
+      const agent = pod.metadata?.labels?.[LABELS.agent];
+      const owner = ownerOf(pod);
+      if (!agent || !owner) return;
+      const transition = podTransition(before, after);
+      if (!transition) return;
+      const action: RuntimeEvent["action"] = transition === "start" && !this.starting.has(owner.name) ? "restart" : transition;
+      const status = (after ?? before)?.status?.containerStatuses?.find((c) => c.name === "gitai");
+      const exitCode = (status?.state?.terminated ?? status?.lastState?.terminated)?.exitCode;
+      onEvent({ agent, containerId: owner.uid, action, ...(exitCode !== undefined && action !== "start" ? { exitCode } : {}) });
+    };
+    podInformer.on("add", (pod) => {
+      const uid = pod.metadata?.uid ?? "";
+      const before = pods.get(uid);
+      pods.set(uid, pod);
+      emitPod(before, pod);
+    });
+    podInformer.on("update", (pod) => {
+      const uid = pod.metadata?.uid ?? "";
+      const before = pods.get(uid);
+      pods.set(uid, pod);
+      emitPod(before, pod);
+    });
+    podInformer.on("delete", (pod) => {
+      const uid = pod.metadata?.uid ?? "";
+      const before = pods.get(uid) ?? pod;
+      pods.delete(uid);
+      if (this.access === "port-forward") this.dropForwards(new Set(pods.keys()));
+      emitPod(before, undefined);
+    });
+    const emitWorkload = (sts: V1StatefulSet, action: RuntimeEvent["action"]) => {
+      const agent = sts.metadata?.labels?.[LABELS.agent];
+      if (agent && sts.metadata?.uid) onEvent({ agent, containerId: sts.metadata.uid, action });
+    };
+    stsInformer.on("update", (sts) => {
+      const recorded = sts.metadata?.annotations?.[ANNOTATIONS.generation];
+      if (recorded !== undefined && recorded !== String(sts.metadata?.generation)) emitWorkload(sts, "destroy");
+    });
+    stsInformer.on("delete", (sts) => emitWorkload(sts, "destroy"));
+
+    for (const informer of [podInformer, stsInformer]) {
+      informers.push(informer);
+      let attempt = 0;
+      let connected = false;
+      informer.on("connect", () => {
+        if (connected && attempt > 0) onReconnect?.();
+        connected = true;
+        attempt = 0;
+      });
+      informer.on("error", (error: unknown) => {
+        if (closed) return;
+        attempt++;
+        const delay = backoffDelay(attempt, WATCH_RECONNECT);
+        this.log?.warn({ attempt, retryInMs: delay, err: apiMessage(error) }, "Kubernetes watch lost; reconnecting");
+        setTimeout(() => {
+          if (!closed) informer.start().catch(() => {});
+        }, delay).unref();
+      });
+      informer.start().catch(() => {});
+    }
+    return {
+      close: () => {
+        closed = true;
+        for (const informer of informers) void informer.stop();
+        for (const f of this.forwards.values()) f.server.close();
+        this.forwards.clear();
+      },
+    };
+  }
+}
