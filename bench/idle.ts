@@ -1,11 +1,12 @@
 /**
  * `ruriko serve` at idle (issue 15): two agents Ready, Matrix off, a directory source, nothing changing. Serve runs
  * as the image runs it (the tsc build: `node dist/src/cli/ruriko.js serve`) and as a checkout runs it (`node
- * src/cli/ruriko.ts serve`, Node stripping the types), one after the other. Each is left to settle after both
- * agents are Ready — the manifest reader's worker thread ends after 60 s without a load, and V8 gives back what
- * starting took — then, over a fixed window, the CPU time of the serve process and of every process it started
- * (utime + stime from /proc) and its memory (VmRSS, PSS, anonymous) are read. The main thread's voluntary context
- * switches say how often it wakes up: a poll shows there before it shows in CPU time.
+ * src/cli/ruriko.ts serve`, Node stripping the types), side by side, each with its own state and its own two
+ * agents. Both are left to settle after their agents are Ready — the manifest reader's worker thread ends after
+ * 60 s without a load, and V8's memory reducer gives back what starting took in a few full GCs over the next
+ * minutes — then, over one window, the CPU time of each serve process and of every process it started (utime +
+ * stime from /proc) and its memory (VmRSS, PSS, anonymous) are read. The main thread's voluntary context switches
+ * say how often it wakes up: a poll shows there before it shows in CPU time.
  *
  * Baseline in the same window: a bare `node -e "setInterval(() => {}, 1e9)"`.
  *   node bench/run.ts --only idle
@@ -22,10 +23,10 @@ import { freePort } from "../test/helpers/synapse.ts";
 import { median } from "./timing.ts";
 
 const REPO = join(import.meta.dirname, "..");
-/** After both agents are Ready: longer than the loader thread's 60 s idle timeout, and V8's memory reducer after it. */
-const SETTLE_MS = 90_000;
-/** 60 s: one clock tick (10 ms) is 0.017 % of one core, and two agent polls (30 s) of each agent fall in it. */
-const WINDOW_MS = 60_000;
+/** After the agents are Ready: past the loader thread's 60 s idle timeout and the memory reducer's GCs after it. */
+const SETTLE_MS = 240_000;
+/** 180 s: one clock tick (10 ms) is 0.006 % of one core; six agent polls of each agent fall in it. */
+const WINDOW_MS = 180_000;
 const RSS_EVERY_MS = 5_000;
 const TARGET = { cpuPercent: 0.1, rssMiB: 100 };
 
@@ -68,18 +69,26 @@ export async function benchIdle(): Promise<IdleResult> {
       "agents/alpha.yaml": agentYaml("alpha"),
       "agents/beta.yaml": agentYaml("beta"),
     });
-    const builtRun = await idleServe(docker, join(built, "src/cli/ruriko.js"), dir, true);
-    const sourceRun = await idleServe(docker, join(REPO, "src/cli/ruriko.ts"), dir, false);
-    return {
-      agents: 2,
-      settleS: SETTLE_MS / 1000,
-      windowS: WINDOW_MS / 1000,
-      built: builtRun.serve,
-      source: sourceRun.serve,
-      bareNode: builtRun.bare!,
-      target: TARGET,
-      targetMet: { cpu: builtRun.serve.cpuPercent <= TARGET.cpuPercent, rss: builtRun.serve.rssMiB <= TARGET.rssMiB },
-    };
+    const [builtServe, sourceServe] = await Promise.all([startIdleServe(join(built, "src/cli/ruriko.js"), dir), startIdleServe(join(REPO, "src/cli/ruriko.ts"), dir)]);
+    const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1e9)"], { stdio: "ignore" });
+    try {
+      await Promise.all([builtServe.ready, sourceServe.ready]);
+      await sleep(SETTLE_MS);
+      const [builtFigures, sourceFigures, bareFigures] = await Promise.all([measure(builtServe.child.pid!), measure(sourceServe.child.pid!), measure(bare.pid!)]);
+      return {
+        agents: 2,
+        settleS: SETTLE_MS / 1000,
+        windowS: WINDOW_MS / 1000,
+        built: builtFigures,
+        source: sourceFigures,
+        bareNode: bareFigures,
+        target: TARGET,
+        targetMet: { cpu: builtFigures.cpuPercent <= TARGET.cpuPercent, rss: builtFigures.rssMiB <= TARGET.rssMiB },
+      };
+    } finally {
+      bare.kill("SIGKILL");
+      await Promise.all([builtServe.stop(docker), sourceServe.stop(docker)]);
+    }
   } finally {
     rmSync(built, { recursive: true, force: true });
   }
@@ -96,29 +105,35 @@ function buildServe(): string {
   return out;
 }
 
-/** Starts serve on `dir`, waits for both agents Ready, lets it settle, measures it (and, if asked, a bare node beside it). */
-async function idleServe(docker: Docker, entry: string, dir: string, withBaseline: boolean): Promise<{ serve: IdleFigures; bare?: IdleFigures }> {
+interface IdleServe {
+  child: ChildProcess;
+  /** Resolves once both agents are Ready. */
+  ready: Promise<void>;
+  /** SIGTERM, then removes what its instance created and its state. */
+  stop(docker: Docker): Promise<void>;
+}
+
+/** Starts serve on `dir` with a state of its own, at the default log level (as an operator runs it). */
+async function startIdleServe(entry: string, dir: string): Promise<IdleServe> {
   const { stateDir, instance } = newStateDir();
   const port = await freePort();
-  const log = openSync(join(stateDir, "serve.log"), "a");
-  const serve = spawn(process.execPath, [entry, "serve", "--manifests", dir, "--state-dir", stateDir, "--http", `127.0.0.1:${port}`], { stdio: ["ignore", log, log] });
-  let bare: ChildProcess | undefined;
-  try {
-    await untilReady(`http://127.0.0.1:${port}`, serve, join(stateDir, "serve.log"));
-    if (withBaseline) bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1e9)"], { stdio: "ignore" });
-    await sleep(SETTLE_MS);
-    const [serveFigures, bareFigures] = await Promise.all([measure(serve.pid!), bare ? measure(bare.pid!) : undefined]);
-    return { serve: serveFigures, ...(bareFigures ? { bare: bareFigures } : {}) };
-  } finally {
-    bare?.kill("SIGKILL");
-    if (serve.exitCode === null) {
-      const exited = new Promise((r) => serve.once("exit", r));
-      serve.kill("SIGTERM");
-      await exited;
-    }
-    await removeInstanceResources(docker, instance);
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  const logFile = join(stateDir, "serve.log");
+  const child = spawn(process.execPath, [entry, "serve", "--manifests", dir, "--state-dir", stateDir, "--http", `127.0.0.1:${port}`], { stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")] });
+  const ready = untilReady(`http://127.0.0.1:${port}`, child, logFile);
+  ready.catch(() => {});
+  return {
+    child,
+    ready,
+    async stop(docker) {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      await removeInstanceResources(docker, instance);
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function untilReady(url: string, serve: ChildProcess, logFile: string): Promise<void> {

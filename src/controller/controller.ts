@@ -2,7 +2,8 @@
  * The controller: owns the snapshot in force and turns every trigger into "enqueue this key". Three
  * reconcilers, each with its own queue: agents, ApprovalPolicies (policies in force), secrets (their approved
  * deletions and rotations). Triggers: a new snapshot from the source; engine events (die, oom, stop, destroy;
- * a reconnect of the event stream resyncs everything); a periodic jittered resync; and state changes any
+ * a reconnect of the event stream resyncs everything); a periodic jittered resync; running agents whose ACP
+ * /status has news (agent-probe.ts, every agent poll); and state changes any
  * process commits — approval decisions, secret writes — read from the state database's change feed the moment
  * they land (state-watcher.ts), and approval deadlines on a timer. Nothing polls for decisions.
  */
@@ -24,6 +25,8 @@ import type { RevisionStore } from "../store/revision-store.ts";
 import { StateWatcher } from "../store/state-watcher.ts";
 import { systemClock, type Clock } from "../time/clock.ts";
 import { matrixTokenSecretOf } from "./agent-config.ts";
+import { DEFAULT_AGENT_NETWORK } from "./agent-network.ts";
+import { AgentProbe } from "./agent-probe.ts";
 import { AgentReconciler, type AgentReconcilerOptions, type AppliedChange, type ReconcilerStores, type StatusTransition } from "./agent-reconciler.ts";
 import { PolicyReconciler } from "./policy-reconciler.ts";
 import { WorkQueue, type ReconcileResult } from "./work-queue.ts";
@@ -82,6 +85,7 @@ export class Controller {
   private readonly policyReconciler: PolicyReconciler;
   private readonly gatekeeper: Gatekeeper;
   private readonly watcher: StateWatcher;
+  private readonly probe: AgentProbe;
   private readonly clock: Clock;
   private readonly o: ControllerOptions;
   private current: Snapshot | undefined;
@@ -97,9 +101,13 @@ export class Controller {
     const { stores, logger } = options;
     const now = () => new Date(this.clock.now());
     this.gatekeeper = new Gatekeeper({ approvals: stores.approvals, audit: stores.audit, policies: () => stores.policies.manifests(), now, ...(options.authors ? { authors: options.authors } : {}) });
+    const acp = options.acp ?? new AcpClient();
     this.reconciler = new AgentReconciler({
       ...options,
-      acp: options.acp ?? new AcpClient(),
+      acp,
+      // Running agents are asked at every agent poll by the probe, which enqueues those whose answer has news; a
+      // quiet agent's own requeue waits for the resync.
+      agentPollMs: options.resyncIntervalMs ?? 5 * 60_000,
       gatekeeper: this.gatekeeper,
       desired: () => this.current,
       hasNewerTrigger: (agent) => this.queue.hasNewerTrigger(agent),
@@ -126,6 +134,17 @@ export class Controller {
       return {};
     });
     this.watcher = new StateWatcher({ dir: options.stateDir, feed: stores.feed, onChanges: (changes) => this.onStateChanges(changes), log: logger });
+    this.probe = new AgentProbe({
+      runtime: options.runtime,
+      acp,
+      status: stores.status,
+      cursors: stores.eventCursors,
+      tokens: options.vault.tokens,
+      agentNetwork: options.agentNetwork ?? DEFAULT_AGENT_NETWORK,
+      intervalMs: options.agentPollMs ?? 30_000,
+      logger,
+      enqueue: (agent, traceId) => this.queue.add(agent, traceId),
+    });
   }
 
   /** The snapshot in force: the last one that validated. */
@@ -162,6 +181,7 @@ export class Controller {
     };
     scheduleResync();
     this.watcher.start();
+    this.probe.start();
     // Decided while Ruriko was stopped: secret changes are carried out now (agents and policies all run at the first snapshot).
     for (const r of this.o.stores.approvals.list({ status: "approved", limit: 1000 })) this.enqueueRequest(r.agent, r.objectKey, r.traceId);
     this.armExpiry();
@@ -171,9 +191,15 @@ export class Controller {
     this.stopped = true;
     this.subscription?.close();
     this.watcher.stop();
+    this.probe.stop();
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.cancelExpiry?.();
     await Promise.all([this.queue.stop(), this.policyQueue.stop(), this.secretQueue.stop()]);
+  }
+
+  /** Asks every running agent now, as each agent poll does; resolves once each was asked (tests). */
+  probeAgents(): Promise<void> {
+    return this.probe.probeAll();
   }
 
   /** Reads the state changes committed so far, now, instead of when the file system says so (tests, in-process writers). */

@@ -41,6 +41,8 @@ export class StateWatcher {
     } catch (error) {
       this.o.log.warn({ err: (error as Error).message }, "cannot watch the state directory; changes from other processes are noticed every few seconds");
     }
+    // Periodic even while watching, but rare and cheap (one indexed SELECT): the kernel may drop events (a full
+    // inotify queue) and some mounts do not report another process's writes. Not watching at all: every 2 s.
     const fallback = this.watcher ? this.o.fallbackMs : Math.min(this.o.fallbackMs, 2000);
     this.timers.push(setInterval(() => this.schedule(), fallback).unref(), setInterval(() => this.prune(), 24 * 3600_000).unref());
   }
