@@ -1,9 +1,12 @@
 /**
  * Tool calls that wait for a human, end to end: Gitai in-process on a real Synapse, a real MCP server over stdio,
  * the model stand-in. The approval room is a separate room the agent never serves; approvers decide there with
- * reactions and text, as they do for Ruriko's own requests.
+ * reactions and text, as they do for Ruriko's own requests. Each scenario also reads the agent's journal
+ * (GET /events) and has Ruriko collect it — the collector as agent-sync calls it, into a real state database (see
+ * helpers/ruriko-journal.ts) — to check the audit log, the status room's lines and the queries that show them.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -11,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stringify } from "yaml";
 import { AcpClient, type AcpEndpoint } from "../../src/acp/client.ts";
-import type { AcpStatus } from "../../src/api/generated/types.ts";
+import type { AcpEvent, AcpStatus } from "../../src/api/generated/types.ts";
 import { digestOf } from "../../src/api/digest.ts";
 import { parseManifestFile } from "../../src/api/parse.ts";
 import { TOOL_APPROVAL_KEY } from "../../src/gitai/approvals/request-post.ts";
@@ -20,12 +23,15 @@ import { createLogger } from "../../src/observability/logger.ts";
 import { waitFor } from "../helpers/controller-harness.ts";
 import { matrixApi, say as sayIn, startPageServer, timeline as roomTimeline, type MatrixUser } from "../helpers/matrix-chat.ts";
 import { startModelStandin, type ModelStandin, type RecordedRequest } from "../helpers/model-standin.ts";
+import { rurikoJournal, STATUS_ROOM, type RurikoJournal } from "../helpers/ruriko-journal.ts";
 import { startSynapse, type SynapseHandle } from "../helpers/synapse.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const TOKEN = "gitai-approvals-test-token";
 const MODEL_KEY = "sk-approvals-model-key-0001";
 const PAGE_SECRET = "page-secret-value-7731";
+/** An approver's free-text deny reason: shown in the approval room's outcome post, and nowhere else. */
+const DENY_WORDS = "not now, the wiki is frozen";
 
 interface RawPost {
   event_id: string;
@@ -50,6 +56,7 @@ describe("tool-call approvals in Matrix (real Synapse, real MCP server, the mode
   let mallory: MatrixUser;
   const acp = new AcpClient({ retries: 0 });
   let ep: AcpEndpoint;
+  let ruriko: RurikoJournal;
   const logger = createLogger({ level: "silent", pretty: false });
 
   const api = (who: MatrixUser, method: string, path: string, body?: unknown) => matrixApi(synapse.baseUrl, who.accessToken, method, path, body);
@@ -72,6 +79,40 @@ describe("tool-call approvals in Matrix (real Synapse, real MCP server, the mode
     return (await requestPosts())[seen]!;
   };
   const requestId = (post: RawPost) => (post.content[TOOL_APPROVAL_KEY] as { id: string }).id;
+  /** A text message in the approval room replying to `eventId`, with the quoted fallback clients put in a reply. */
+  const replyIn = (who: MatrixUser, eventId: string, quoted: string, body: string) =>
+    api(who, "PUT", `/rooms/${encodeURIComponent(approvalRoom)}/send/m.room.message/r${Date.now()}-${txn++}`, {
+      msgtype: "m.text",
+      body: `> <${agentUser.userId}> ${quoted.split("\n")[0]}\n\n${body}`,
+      "m.relates_to": { "m.in_reply_to": { event_id: eventId } },
+    }).then((r) => r.event_id as string);
+  const redact = (who: MatrixUser, eventId: string) => api(who, "PUT", `/rooms/${encodeURIComponent(approvalRoom)}/redact/${encodeURIComponent(eventId)}/x${Date.now()}-${txn++}`, {});
+  /** The request's last edit by the agent: how it says the request ended. */
+  const edits = async (post: RawPost) => (await approvalPosts()).filter((p) => (p.content["m.relates_to"] as { rel_type?: string; event_id?: string } | undefined)?.event_id === post.event_id && (p.content["m.relates_to"] as { rel_type?: string }).rel_type === "m.replace").map((p) => String(p.content.body));
+  /** The agent's outcome posts (replies under a request), as approvers read them. */
+  const outcomeNotices = async () => (await approvalPosts()).filter((p) => /^Tool approval [0-9a-f]{12} (approved|denied|expired)/.test(String(p.content.body)));
+
+  /** Where the agent's journal stands now; what a scenario journals comes after it. */
+  const journalMark = async () => (await status()).events?.last ?? 0;
+  /** The journal after `after`, as Ruriko reads it (GET /events). */
+  const journal = async (after: number): Promise<AcpEvent[]> => (await acp.events(ep, after, 500, "test")).events;
+  /** One turn's events after `after`: the turn's trace is its accepted message's, and every event listed carries it. */
+  const turnEvents = async (after: number) => {
+    const events = await journal(after);
+    const trace = events.find((e) => e.kind === "message.accepted")?.traceId;
+    assert.ok(trace, `a message accepted after ${after}: ${JSON.stringify(events)}`);
+    return { trace, events, kinds: events.map((e) => [e.kind, e.traceId === trace ? "turn" : e.traceId]) };
+  };
+  const fields = (e: AcpEvent | undefined, ...keys: Array<keyof AcpEvent>) => Object.fromEntries(keys.map((k) => [k, e?.[k]]));
+  /** Nothing the agent holds as a secret, and no approver's words, in what it journalled or Ruriko copied. */
+  const assertNothingSecret = (what: string, text: string) => {
+    for (const secret of [PAGE_SECRET, MODEL_KEY, DENY_WORDS]) assert.ok(!text.includes(secret), `${what} holds ${secret}`);
+  };
+  /** Ruriko collects the journal; the status room's lines of one trace. */
+  const collected = async (trace: string) => {
+    await ruriko.collect(ep);
+    return ruriko.statusLines().filter((l) => l.traceId === trace).map((l) => l.text);
+  };
 
   const gosuto = (approvals: string) => {
     const text = `apiVersion: ruriko.dev/v1alpha1
@@ -134,11 +175,13 @@ ${approvals}
     approvalRoom = (await api(bob, "POST", "/createRoom", { preset: "public_chat", invite: [agentUser.userId] })).room_id as string;
     for (const who of [alice, mallory]) await api(who, "POST", `/join/${encodeURIComponent(approvalRoom)}`, {});
     dataDir = mkdtempSync(join(tmpdir(), "gitai-approvals-"));
+    ruriko = rurikoJournal(acp);
     await start();
     await configure();
   });
   after(async () => {
     await gitai?.close();
+    ruriko?.close();
     await model?.close();
     page?.close();
     await synapse?.stop();
@@ -149,6 +192,7 @@ ${approvals}
     model.reset();
     pageHits.length = 0;
     const seen = (await requestPosts()).length;
+    const since = await journalMark();
     model.script({ toolCalls: [{ name: "web__http_get", arguments: { url: `${pageUrl}/report?key=${PAGE_SECRET}` } }] }, (r) => ({ text: `Tool said: ${toolMessages(r).at(-1)}` }));
     const asked = await say(alice, "Get me the report.");
     const post = await nextRequest(seen);
@@ -171,12 +215,53 @@ ${approvals}
     assert.equal(s.counters?.toolCallsApproved, 1);
     assert.deepEqual(s.approvals, []);
     await waitFor(async () => (await approvalPosts()).some((p) => /approved by .*bob/.test(String(p.content.body)) && (p.content["m.relates_to"] as { rel_type?: string } | undefined)?.rel_type === "m.replace"), "the request is marked approved", 30_000);
+
+    // The journal: waiting, then approved by bob, all under the turn's trace; the secret in the URL nowhere.
+    const id = requestId(post);
+    const { trace, events, kinds } = await turnEvents(since);
+    assert.deepEqual(kinds, [["message.accepted", "turn"], ["tool.waiting", "turn"], ["tool.approved", "turn"]]);
+    const [, waiting, approved] = events;
+    assert.deepEqual(fields(waiting, "mcp", "tool", "rule", "approval", "sender", "room"), { mcp: "web", tool: "http_get", rule: "ask-first", approval: id, sender: alice.userId, room });
+    assert.deepEqual(fields(approved, "approval", "sender", "argsDigest"), { approval: id, sender: bob.userId, argsDigest: waiting!.argsDigest });
+    assert.match(waiting!.argsDigest ?? "", /^sha256:[0-9a-f]{64}$/);
+    assertNothingSecret("the journal", JSON.stringify(events));
+
+    // Ruriko collects it: the audit log under the same trace, and the status room hears the wait and the approval.
+    assert.deepEqual(await collected(trace), [`guarded: tool web.http_get waits for approval (approval ${id})`, `guarded: tool web.http_get approved by ${bob.userId} (approval ${id})`]);
+    const audited = ruriko.state.audit.byTrace(trace);
+    assert.deepEqual(audited.map((e) => [e.actor, e.action, e.result]), [
+      ["agent:guarded", "agent.message.accepted", "info"],
+      ["agent:guarded", "agent.tool.waiting", "info"],
+      ["agent:guarded", "agent.tool.approved", "info"],
+    ]);
+    assertNothingSecret("the audit log", JSON.stringify(audited));
+  });
+
+  test("Ruriko shows the agent's decisions: /ruriko trace, /ruriko audit, /ruriko agent and `ruriko status`", async () => {
+    await ruriko.collect(ep);
+    const approved = ruriko.state.audit.byActor("agent:guarded", 100).find((e) => e.action === "agent.tool.approved");
+    assert.ok(approved, "an approval collected by the test before");
+    const id = String(approved.payload.approval);
+    const line = new RegExp(`agent:guarded {2}agent\\.tool\\.approved {2}Agent/guarded {2}info {2}web\\.http_get rule=ask-first approval=${id} sender=${bob.userId.replace(/[.$]/g, "\\$&")} room=`);
+    assert.match(await ruriko.ask(`/ruriko trace ${approved.traceId}`), line);
+    assert.match(await ruriko.ask("/ruriko audit 50"), line);
+
+    // The agent as the controller records it, so that it is listed: its latest decisions follow.
+    ruriko.state.status.put({ agent: "guarded", conditions: [], observedRevision: null, appliedRevision: null, appliedSpecDigest: null, lastError: null, failures: 0, containerId: null, containerState: null, gosutoDigest: null, secretsDigest: null, runtime: null, updatedAt: new Date().toISOString() });
+    const decision = new RegExp(`tool\\.approved +web\\.http_get rule=ask-first approval=${id} sender=\\S+ room=\\S+ argsDigest=[0-9a-f]{12} {2}trace ${approved.traceId}`);
+    assert.match(await ruriko.ask("/ruriko agent guarded"), new RegExp(`latest decisions \\(newest first\\):\\n(  .*\\n)*  \\S+  ${decision.source}`));
+    const cli = spawnSync(process.execPath, [join(ROOT, "src/cli/ruriko.ts"), "status", "--state-dir", ruriko.stateDir], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /latest decisions \(newest first; \/ruriko audit and \/ruriko trace ID in chat tell more\):\n {2}guarded\n/);
+    assert.match(cli.stdout, decision);
+    assertNothingSecret("ruriko status", cli.stdout);
   });
 
   test("an outsider's ✅, the asker's own ✅ and a ✅ on a copy change nothing; ❌ → denied and the model is told; nothing said there reaches the model", async () => {
     model.reset();
     pageHits.length = 0;
     const seen = (await requestPosts()).length;
+    const since = await journalMark();
     scriptOneCall("/other");
     const asked = await say(alice, "Get the other page.");
     const post = await nextRequest(seen);
@@ -195,6 +280,12 @@ ${approvals}
     assert.match(answer, /^Tool said: a human \(@bob[^)]*\) denied this call \(approval [0-9a-f]{12}\); nothing was run$/);
     assert.deepEqual(pageHits, []);
     assert.equal((await status()).counters?.toolCallsRejected, 1);
+
+    const id = requestId(post);
+    const { trace, events, kinds } = await turnEvents(since);
+    assert.deepEqual(kinds, [["message.accepted", "turn"], ["tool.waiting", "turn"], ["tool.rejected", "turn"]], "the votes that did not count left no trace in the journal");
+    assert.deepEqual(fields(events[2], "approval", "sender", "reason", "size"), { approval: id, sender: bob.userId, reason: "denied", size: undefined });
+    assert.deepEqual(await collected(trace), [`guarded: tool web.http_get waits for approval (approval ${id})`, `guarded: tool web.http_get rejected by ${bob.userId} (denied) (approval ${id})`]);
   });
 
   test("a text decision naming the request's id counts; an approval covers the same call for validForSeconds", async () => {
@@ -202,24 +293,44 @@ ${approvals}
     model.reset();
     pageHits.length = 0;
     const seen = (await requestPosts()).length;
+    let since = await journalMark();
     scriptOneCall("/report");
     const asked = await say(alice, "The report again, please.");
     const post = await nextRequest(seen);
     await say(bob, `approve ${requestId(post)}`, approvalRoom);
     assert.equal(await answerTo(asked), "Tool said: HTTP 200\n\nQuarterly numbers.");
+    const first = await turnEvents(since);
+    assert.deepEqual(first.kinds, [["message.accepted", "turn"], ["tool.waiting", "turn"], ["tool.approved", "turn"]]);
+    assert.equal(first.events[2]!.sender, bob.userId);
 
+    since = await journalMark();
     scriptOneCall("/report");
     const again = await say(alice, "And once more.");
     assert.equal(await answerTo(again), "Tool said: HTTP 200\n\nQuarterly numbers.");
     assert.equal((await requestPosts()).length, seen + 1, "no new request: the approval covered the identical call");
     assert.equal(pageHits.length, 2);
+    const covered = await turnEvents(since);
+    assert.deepEqual(covered.kinds, [["message.accepted", "turn"], ["tool.approved", "turn"]]);
+    assert.deepEqual(fields(covered.events[1], "approval", "sender"), { approval: requestId(post), sender: bob.userId }, "approved by whoever approved the covering request");
+    assert.match(covered.events[1]!.reason ?? "", new RegExp(`^covered by approval ${requestId(post)} until \\d{4}-`));
 
+    since = await journalMark();
     scriptOneCall("/other");
     const different = await say(alice, "Now the other page.");
-    await nextRequest(seen + 1);
+    const denied = await nextRequest(seen + 1);
     assert.deepEqual(pageHits.length, 2, "different arguments need their own approval");
-    await say(bob, `deny ${requestId((await requestPosts())[seen + 1]!)} not now`, approvalRoom);
-    assert.match(await answerTo(different), /denied this call: not now/);
+    await say(bob, `deny ${requestId(denied)} ${DENY_WORDS}`, approvalRoom);
+    // The approver's words are said in the approval room, under the request; the model is told only who denied.
+    assert.match(await answerTo(different), new RegExp(`^Tool said: a human \\(${bob.userId.replace(/[.$]/g, "\\$&")}\\) denied this call \\(approval ${requestId(denied)}\\); nothing was run$`));
+    assert.ok(model.requests.every((r) => !JSON.stringify(r.body).includes(DENY_WORDS)), "the deny reason never reached the model");
+    await waitFor(async () => (await outcomeNotices()).some((p) => String(p.content.body) === `Tool approval ${requestId(denied)} denied by ${bob.userId} (${DENY_WORDS}): web.http_get was not run.`), "the outcome post carries the reason", 30_000);
+    const third = await turnEvents(since);
+    assert.deepEqual(third.kinds, [["message.accepted", "turn"], ["tool.waiting", "turn"], ["tool.rejected", "turn"]]);
+    assert.deepEqual(fields(third.events[2], "sender", "reason", "size"), { sender: bob.userId, reason: "denied", size: DENY_WORDS.length });
+    assertNothingSecret("the journal", JSON.stringify(third.events));
+    const lines = await collected(third.trace);
+    assert.equal(lines.at(-1), `guarded: tool web.http_get rejected by ${bob.userId} (denied) (approval ${requestId(denied)})`);
+    assertNothingSecret("the audit log", JSON.stringify(ruriko.state.audit.byTrace(third.trace)));
   });
 
   test("nobody decides within ttlSeconds → the call is denied as expired, and the model is told", async () => {
@@ -227,12 +338,18 @@ ${approvals}
     model.reset();
     pageHits.length = 0;
     const seen = (await requestPosts()).length;
+    const since = await journalMark();
     scriptOneCall("/report");
     const asked = await say(alice, "The report, but nobody will answer.");
-    await nextRequest(seen);
+    const id = requestId(await nextRequest(seen));
     assert.match(await answerTo(asked), /nobody decided on this call in time; approval [0-9a-f]{12} expired; nothing was run/);
     assert.deepEqual(pageHits, []);
     await waitFor(async () => (await approvalPosts()).some((p) => /expired without a decision/.test(String(p.content.body))), "the request is marked expired", 30_000);
+    const { trace, events, kinds } = await turnEvents(since);
+    assert.deepEqual(kinds, [["message.accepted", "turn"], ["tool.waiting", "turn"], ["tool.expired", "turn"]]);
+    assert.deepEqual(fields(events[2], "approval", "sender"), { approval: id, sender: undefined }, "nobody decided");
+    assert.deepEqual(await collected(trace), [`guarded: tool web.http_get waits for approval (approval ${id})`, `guarded: tool web.http_get not run: its approval expired (approval ${id})`]);
+    assert.equal(ruriko.state.audit.byTrace(trace).at(-1)?.result, "refused");
   });
 
   test("Gitai restarted while a call waits → the asker and the approval room are told it was not run", async () => {
@@ -240,6 +357,7 @@ ${approvals}
     model.reset();
     pageHits.length = 0;
     const seen = (await requestPosts()).length;
+    const since = await journalMark();
     scriptOneCall("/report");
     const asked = await say(alice, "The report, just before a restart.");
     const post = await nextRequest(seen);
@@ -255,5 +373,67 @@ ${approvals}
     await waitFor(async () => (await replyTo(ping)).length > 0, "the next message is answered", 30_000);
     assert.deepEqual(pageHits, [], "a late approval of a cancelled request runs nothing");
     assert.ok(!existsSync(join(dataDir, "tool-approvals.json")));
+
+    // The new process journals the loss under the old turn's trace (the journal is on the data volume).
+    const { trace, events } = await turnEvents(since);
+    const lost = events.filter((e) => e.traceId === trace).map((e) => [e.kind, e.reason, e.approval]);
+    assert.deepEqual(lost, [["message.accepted", undefined, undefined], ["tool.waiting", undefined, requestId(post)], ["tool.rejected", "lost", requestId(post)]]);
+    assert.equal(events.filter((e) => e.approval === requestId(post)).length, 2, "the late ✅ on the cancelled request journalled nothing");
+    assert.equal((await collected(trace)).at(-1), `guarded: tool web.http_get rejected (lost) (approval ${requestId(post)})`);
+  });
+
+  test("text decisions count only on the request post; the first decision wins, and a redaction after it changes nothing", async () => {
+    await configure(approvalsSection());
+    model.reset();
+    pageHits.length = 0;
+
+    // ✅ decides at once; bob's ✅ redacted and alice's ❌ after it change nothing.
+    let seen = (await requestPosts()).length;
+    let since = await journalMark();
+    scriptOneCall("/report");
+    const first = await say(alice, "The report, approved once and for all.");
+    const approved = await nextRequest(seen);
+    const vote = await react(bob, approved.event_id, "✅");
+    assert.equal(await answerTo(first), "Tool said: HTTP 200\n\nQuarterly numbers.");
+    await redact(bob, vote);
+    await react(alice, approved.event_id, "❌");
+    // The agent reads the rooms' events in order: once a later message is answered, the two above were read.
+    const ping = await say(alice, "ping");
+    await waitFor(async () => (await replyTo(ping)).length > 0, "a later message is answered", 30_000);
+    const decided = await turnEvents(since);
+    assert.deepEqual(decided.events.filter((e) => e.approval === requestId(approved)).map((e) => [e.kind, e.sender]), [["tool.waiting", alice.userId], ["tool.approved", bob.userId]]);
+    assert.ok((await edits(approved)).every((b) => b.startsWith("* [APPROVED]")), "the request still reads approved");
+    assert.equal(pageHits.length, 1);
+
+    // Text: `approve ID` replying to a copy of the request, or to an outcome post, does not count; `approve` replying to the request does.
+    const [outcome] = (await outcomeNotices()).filter((p) => String(p.content.body).startsWith(`Tool approval ${requestId(approved)} approved`));
+    assert.ok(outcome, "the outcome of the request above");
+    seen = (await requestPosts()).length;
+    since = await journalMark();
+    scriptOneCall("/other");
+    const second = await say(alice, "Now the other page, by text.");
+    const post = await nextRequest(seen);
+    const id = requestId(post);
+    const copy = await say(mallory, String(post.content.body), approvalRoom);
+    await replyIn(bob, copy, String(post.content.body), `approve ${id}`);
+    await replyIn(bob, outcome.event_id, String(outcome.content.body), `approve ${id}`);
+    await react(alice, post.event_id, "✅");
+    await waitFor(async () => (await approvalPosts()).some((p) => String(p.content.body).startsWith(`Tool approval ${id}: ${alice.userId} asked for this call`)), "the agent read past the replies (the asker's ✅ refused aloud)", 30_000);
+    assert.deepEqual((await status()).approvals?.map((a) => a.id), [id], "still waiting");
+    assert.equal(pageHits.length, 1);
+    await replyIn(bob, post.event_id, String(post.content.body), "approve");
+    assert.equal(await answerTo(second), "Tool said: HTTP 200\n\nOther page.");
+    const byText = await turnEvents(since);
+    assert.deepEqual(byText.kinds, [["message.accepted", "turn"], ["tool.waiting", "turn"], ["tool.approved", "turn"]]);
+    assert.equal(byText.events[2]!.sender, bob.userId);
+  });
+
+  test("nothing the agent journalled, nor anything Ruriko copied from it, holds a secret value or an approver's words", async () => {
+    await ruriko.collect(ep);
+    const all = await journal(0);
+    assert.ok(all.some((e) => e.kind === "tool.rejected" && e.size === DENY_WORDS.length), "the journal holds the scenarios above");
+    assertNothingSecret("the journal", JSON.stringify(all));
+    assertNothingSecret("the audit log", JSON.stringify(ruriko.state.audit.byActor("agent:guarded", 1000)));
+    assertNothingSecret("the status room", JSON.stringify(ruriko.state.outbox.pending(STATUS_ROOM, 0, 10_000)));
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Every limit of a Gosuto, reached once, on a real Synapse with the model stand-in: the asker gets one clear
  * message saying which limit and when it resets, later refusals in the same fill are silent, /status shows it,
- * and the decision journal has one `limit.reached` for Ruriko to collect. Each test runs a fresh Gitai (its own
- * data volume), so that one limit's window does not spill into the next.
+ * and the decision journal has one `limit.reached` for Ruriko to collect — which Ruriko's collector turns into one
+ * status-room line (helpers/ruriko-journal.ts). Each test runs a fresh Gitai (its own data volume), so that one
+ * limit's window does not spill into the next.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -19,6 +20,7 @@ import { createLogger } from "../../src/observability/logger.ts";
 import { waitFor } from "../helpers/controller-harness.ts";
 import { matrixApi, say as sayIn, timeline as roomTimeline, type MatrixUser } from "../helpers/matrix-chat.ts";
 import { startModelStandin, type ModelStandin } from "../helpers/model-standin.ts";
+import { rurikoJournal, type RurikoJournal } from "../helpers/ruriko-journal.ts";
 import { startSynapse, type SynapseHandle } from "../helpers/synapse.ts";
 
 const TOKEN = "gitai-limits-test-token";
@@ -32,6 +34,7 @@ describe("limits, each reached once (real Synapse, the model stand-in)", () => {
   const acp = new AcpClient({ retries: 0 });
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? "silent", pretty: false });
   const running: Array<{ gitai: Gitai; dataDir: string }> = [];
+  let ruriko: RurikoJournal | undefined;
 
   const say = (body: string, room = rooms[0]!) => sayIn(synapse.baseUrl, alice, room, body);
   const repliesTo = async (eventId: string, room = rooms[0]!) => (await roomTimeline(synapse.baseUrl, alice, room)).filter((c) => c.sender === agentUser.userId && c.inReplyTo === eventId).map((c) => c.body);
@@ -64,7 +67,7 @@ ${spec}`;
     await waitFor(async () => (await status()).conversation?.state === "connected" && (await status()).conversation?.rooms?.length === rooms.length, "the agent connected", 60_000);
     model.reset();
     const limitEvents = async () => (await acp.events(ep, 0, 500, "t")).events.filter((e) => e.kind === "limit.reached");
-    return { gitai, status, limitEvents, dataDir };
+    return { gitai, ep, status, limitEvents, dataDir };
   };
   const dataDirs: string[] = [];
   const stopAll = async () => {
@@ -85,6 +88,7 @@ ${spec}`;
   });
   after(async () => {
     await stopAll();
+    ruriko?.close();
     await model?.close();
     await synapse?.stop();
     for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
@@ -102,7 +106,16 @@ ${spec}`;
     assert.equal(completions().length, 2);
     const state = (await a.status()).limits?.find((l) => l.name === "maxRequestsPerMinute");
     assert.deepEqual([state?.limit, state?.used, typeof state?.resetsAt, typeof state?.reachedAt], [2, 2, "string", "string"]);
+    const [reached] = await a.limitEvents();
     assert.deepEqual((await a.limitEvents()).map((e) => e.limit), ["maxRequestsPerMinute"], "one limit.reached for the fill");
+
+    // Ruriko collects the journal: one audit entry, and the status room hears the fill exactly once, under the turn's trace.
+    ruriko = rurikoJournal(acp);
+    await ruriko.collect(a.ep);
+    assert.equal((await ruriko.collect(a.ep)).requests, 0, "nothing new: no second read");
+    assert.deepEqual(ruriko.state.audit.byActor("agent:limited", 100).filter((e) => e.action === "agent.limit.reached").map((e) => [e.traceId, e.payload.limit]), [[reached!.traceId, "maxRequestsPerMinute"]]);
+    assert.deepEqual(ruriko.statusLines(), [{ text: "limited: limit maxRequestsPerMinute reached", traceId: reached!.traceId }]);
+    assert.ok((await acp.events(a.ep, 0, 500, "t")).events.some((e) => e.kind === "message.accepted" && e.traceId === reached!.traceId), "the trace is the refused turn's");
     await stopAll();
   });
 

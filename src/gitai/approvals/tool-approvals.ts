@@ -2,8 +2,14 @@
  * Tool calls that wait for a human. A call the policy allows only with `requireApproval` is posted to the
  * Gosuto's `approvals.room`; it runs once an approver approves it, and not at all if one denies it or nobody
  * decides within `approvals.ttlSeconds`. Votes are read as Ruriko's own approvals read them
- * (approvals/chat-decisions.ts) and judged by the same rules (approvals/votes.ts): only listed approvers count,
- * each once; whoever asked cannot approve their own call (they may deny it); the first decision wins.
+ * (approvals/chat-decisions.ts) and judged by the same rules (approvals/votes.ts): only listed approvers count;
+ * whoever asked cannot approve their own call (they may deny it); the first decision wins. One approval is enough,
+ * so the first vote that counts decides at once and for good: no vote is ever left standing for a redaction to
+ * withdraw, and redactions are not read at all.
+ *
+ * An approver's deny reason is free text said in the approval room: it is shown there, in the outcome post, and
+ * nowhere else — the journal (and so Ruriko's audit log and status room) gets `denied` and its length, and the
+ * model is told only who denied the call.
  *
  * Pending calls are written to the agent's data volume. A turn cannot be resumed in a new process (its model
  * conversation is gone), so after a restart each call that was waiting is cancelled with a clear message to the
@@ -14,9 +20,9 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { digestOf } from "../../api/digest.ts";
-import { voteOfMessage, voteOfReaction, withdrawalOf, type ChatVote, type RequestPost, type RequestPosts } from "../../approvals/chat-decisions.ts";
-import { judgeVote, type Decision } from "../../approvals/votes.ts";
-import { messageOf, reactionOf, redactionOf, type RawEvent } from "../../matrix/incoming-events.ts";
+import { voteOfMessage, voteOfReaction, type ChatVote, type RequestPost, type RequestPosts } from "../../approvals/chat-decisions.ts";
+import { judgeVote } from "../../approvals/votes.ts";
+import { messageOf, reactionOf, type RawEvent } from "../../matrix/incoming-events.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { EventJournal } from "../events/journal.ts";
 import { decidedPost, notice, outcomeText, requestPost, shownArguments, type PostContent, type ToolApprovalRequest, type ToolApprovalStatus } from "./request-post.ts";
@@ -45,6 +51,7 @@ export interface ApprovalAsk {
 
 export type ApprovalOutcome =
   | { decision: "approved"; by: string; id: string }
+  /** `reason` is no longer set — an approver's words stay in the approval room — but agent.ts still reads it. */
   | { decision: "denied"; by: string; id: string; reason?: string }
   | { decision: "expired"; id: string }
   /** The request could not be made (approvals off, no Matrix, the room refused): the call does not run. */
@@ -59,7 +66,6 @@ interface Pending {
   postEventId: string;
   askEventId?: string;
   traceId: string;
-  votes: Array<{ approver: string; decision: Decision; eventId: string }>;
   resolve: (outcome: ApprovalOutcome) => void;
   timer: NodeJS.Timeout;
 }
@@ -140,7 +146,8 @@ export class ToolApprovals {
     const grantKey = `${call.mcp}\u0000${call.tool}\u0000${argsDigest}`;
     const grant = this.grants.get(grantKey);
     if (grant && grant.until > this.now()) {
-      this.o.events.record({ kind: "tool.approved", ...recorded, approval: grant.id, reason: `covered by approval ${grant.id} until ${new Date(grant.until).toISOString()}` });
+      // The sender of a decision is who decided: the approver of the covering approval, not the asker.
+      this.o.events.record({ kind: "tool.approved", ...recorded, sender: grant.by, approval: grant.id, reason: `covered by approval ${grant.id} until ${new Date(grant.until).toISOString()}` });
       return { decision: "approved", by: grant.by, id: grant.id };
     }
     const send = this.send;
@@ -169,7 +176,7 @@ export class ToolApprovals {
     const outcome = new Promise<ApprovalOutcome>((resolve) => {
       const timer = setTimeout(() => this.finish(request.id, "expired"), settings.ttlSeconds * 1000);
       timer.unref();
-      this.pending.set(request.id, { request, postRoom: send.roomId, postEventId, ...(call.askEventId ? { askEventId: call.askEventId } : {}), traceId: call.traceId, votes: [], resolve, timer });
+      this.pending.set(request.id, { request, postRoom: send.roomId, postEventId, ...(call.askEventId ? { askEventId: call.askEventId } : {}), traceId: call.traceId, resolve, timer });
     });
     this.persist();
     call.onWaiting?.(request);
@@ -183,18 +190,7 @@ export class ToolApprovals {
     const reaction = reactionOf(room, event, self);
     const message = messageOf(room, event, self);
     const vote = (reaction && voteOfReaction(reaction, this.posts)) ?? (message && voteOfMessage(message, this.posts));
-    if (vote) return this.vote(vote);
-    const redaction = redactionOf(room, event, self);
-    if (!redaction) return;
-    const withdrawn = withdrawalOf(redaction, (eventId) => {
-      for (const p of this.pending.values()) {
-        const v = p.votes.find((x) => x.eventId === eventId);
-        if (v) return { voter: v.approver, room: p.postRoom };
-      }
-      return undefined;
-    });
-    if (!withdrawn) return;
-    for (const p of this.pending.values()) p.votes = p.votes.filter((v) => v.eventId !== withdrawn);
+    if (vote) this.vote(vote);
   }
 
   /**
@@ -208,7 +204,8 @@ export class ToolApprovals {
     for (const r of records) {
       const reason = "the agent restarted while the call waited; ask again";
       const text = outcomeText(r.request, "cancelled", undefined, reason);
-      this.o.events.record({ kind: "tool.rejected", traceId: r.traceId, mcp: r.request.mcp, tool: r.request.tool, rule: r.request.rule, argsDigest: r.request.argsDigest, approval: r.request.id, sender: r.request.askedBy, room: r.request.room, reason: "lost" });
+      // No sender: on a decision it names who decided, and nobody did (the asker is on the turn's tool.waiting).
+      this.o.events.record({ kind: "tool.rejected", traceId: r.traceId, mcp: r.request.mcp, tool: r.request.tool, rule: r.request.rule, argsDigest: r.request.argsDigest, approval: r.request.id, room: r.request.room, reason: "lost" });
       if (send && r.postRoom === send.roomId) {
         await send.to(r.postRoom, decidedPost(r.request, r.postEventId, "cancelled", text)).catch(() => undefined);
       }
@@ -228,7 +225,8 @@ export class ToolApprovals {
   private vote(vote: ChatVote): void {
     const p = this.pending.get(vote.requestId);
     if (!p) return;
-    const judged = judgeVote({ status: "pending", expiresAt: p.request.expiresAt, approvers: p.request.approvers, excluded: [p.request.askedBy], quorum: 1 }, p.votes, { approver: vote.voter, decision: vote.decision }, this.now());
+    // No earlier votes: with a quorum of one, the first vote that counts ends the request.
+    const judged = judgeVote({ status: "pending", expiresAt: p.request.expiresAt, approvers: p.request.approvers, excluded: [p.request.askedBy], quorum: 1 }, [], { approver: vote.voter, decision: vote.decision }, this.now());
     this.o.logger.info({ traceId: p.traceId, approval: p.request.id, voter: vote.voter, decision: vote.decision, ...(judged.accepted ? { result: judged.result } : { refused: judged.reason }) }, "tool approval vote");
     if (!judged.accepted) {
       if (judged.reason === "self-approval" && this.send) {
@@ -236,7 +234,6 @@ export class ToolApprovals {
       }
       return;
     }
-    p.votes.push({ approver: vote.voter, decision: vote.decision, eventId: vote.eventId });
     if (judged.result === "approved") this.finish(p.request.id, "approved", vote.voter);
     else if (judged.result === "denied") this.finish(p.request.id, "denied", vote.voter, vote.reason);
   }
@@ -249,7 +246,9 @@ export class ToolApprovals {
     this.persist();
     const r = p.request;
     const kind = status === "approved" ? "tool.approved" : status === "denied" ? "tool.rejected" : "tool.expired";
-    this.o.events.record({ kind, traceId: p.traceId, mcp: r.mcp, tool: r.tool, rule: r.rule, argsDigest: r.argsDigest, approval: r.id, room: r.room, ...(by ? { sender: by } : {}), ...(status === "denied" ? { reason: reason ? `denied: ${reason}` : "denied" } : {}) });
+    // A deny reason is an approver's free text: journalled as its length only (Ruriko copies the journal).
+    const denied = status === "denied" ? { reason: "denied", ...(reason ? { size: reason.length } : {}) } : {};
+    this.o.events.record({ kind, traceId: p.traceId, mcp: r.mcp, tool: r.tool, rule: r.rule, argsDigest: r.argsDigest, approval: r.id, room: r.room, ...(by ? { sender: by } : {}), ...denied });
     const validFor = this.settings?.validForSeconds ?? 0;
     if (status === "approved" && validFor > 0) this.grants.set(`${r.mcp}\u0000${r.tool}\u0000${r.argsDigest}`, { until: this.now() + validFor * 1000, id: r.id, by: by! });
     const text = outcomeText(r, status, by, reason);
@@ -260,11 +259,12 @@ export class ToolApprovals {
         .then(() => send.to(p.postRoom, notice(text, p.postEventId)))
         .catch((error: unknown) => this.o.logger.warn({ approval: id, err: (error as Error).message }, "could not post a tool approval's outcome"));
     }
-    p.resolve(status === "approved" ? { decision: "approved", by: by!, id } : status === "denied" ? { decision: "denied", by: by!, id, ...(reason ? { reason } : {}) } : { decision: "expired", id });
+    p.resolve(status === "approved" ? { decision: "approved", by: by!, id } : status === "denied" ? { decision: "denied", by: by!, id } : { decision: "expired", id });
   }
 
   private unavailable(call: ApprovalAsk, reason: string): ApprovalOutcome {
-    this.o.events.record({ kind: "tool.rejected", traceId: call.traceId, mcp: call.mcp, tool: call.tool, rule: call.rule, argsDigest: digestOf(call.args), sender: call.askedBy, room: call.room, reason: `unavailable: ${reason}` });
+    // No sender, as for a lost call: nobody decided (the asker is on the turn's message.accepted).
+    this.o.events.record({ kind: "tool.rejected", traceId: call.traceId, mcp: call.mcp, tool: call.tool, rule: call.rule, argsDigest: digestOf(call.args), room: call.room, reason: `unavailable: ${reason}` });
     this.o.logger.warn({ traceId: call.traceId, mcp: call.mcp, tool: call.tool, reason }, "a tool call needs approval, which cannot be asked for");
     return { decision: "unavailable", reason };
   }

@@ -51,6 +51,12 @@ export interface Usage {
   completionTokens: number;
 }
 
+/** One model request as sent (messages and tool definitions) and its reply, for pricing a reply that reported no usage. */
+export interface Exchange {
+  sent: unknown;
+  received: unknown;
+}
+
 const OK = { ok: true } as const;
 
 /** Listed in status() in this order, when set. */
@@ -68,6 +74,7 @@ type Caps = Record<LimitName, number>;
 export class AgentLimits {
   private readonly now: () => number;
   private readonly ledger: SpendLedger;
+  private readonly log: Pick<Logger, "warn"> | undefined;
   private caps: Caps;
   private pricing: Pricing | undefined;
   private readonly requests = new SlidingWindow();
@@ -81,6 +88,7 @@ export class AgentLimits {
     this.now = options.now;
     this.caps = capsOf(options.config);
     this.pricing = options.config.pricing;
+    this.log = options.logger;
     this.ledger = new SpendLedger({ file: options.spendFile, now: options.now, logger: options.logger });
   }
 
@@ -156,6 +164,28 @@ export class AgentLimits {
     this.ledger.add(Number.isFinite(cost) && cost > 0 ? cost : 0);
   }
 
+  /**
+   * A model request whose reply carried no `usage` (some OpenAI-compatible servers send none). Counting it as
+   * free would let a budget run without limit, so with prices set it is charged at an upper bound: one prompt
+   * token per UTF-8 byte of the request as sent (its messages and tool definitions as JSON), and
+   * limits.maxTokensPerRequest completion tokens — or, with no cap, one per byte of the reply as received. A
+   * byte-level tokenizer never makes a token of less than a byte, so neither is understated — except, without a
+   * cap, a reasoning model's hidden tokens, which no reply shows. Such requests are counted apart, said in the
+   * budget's notice, and warned of once a month.
+   */
+  recordUnreported(exchange: Exchange): void {
+    if (!this.pricing) {
+      this.ledger.add(0);
+      return;
+    }
+    const prompt = bytesOf(exchange.sent);
+    const completion = this.caps.maxTokensPerRequest > 0 ? this.caps.maxTokensPerRequest : bytesOf(exchange.received);
+    const spend = this.ledger.add((prompt / 1e6) * this.pricing.inputPerMTok + (completion / 1e6) * this.pricing.outputPerMTok, true);
+    if (spend.estimated === 1) {
+      this.log?.warn({ promptTokens: prompt, completionTokens: completion }, "the model's reply carried no token usage: this month's spend counts such requests at an upper bound");
+    }
+  }
+
   /** The model's answer stopped at the token cap (finish_reason "length"): the note to append to it. */
   truncated(): LimitNotice {
     this.fills.maxTokensPerRequest.refused(this.now());
@@ -198,10 +228,10 @@ export class AgentLimits {
     if (cap === 0) return undefined;
     // Fail closed: a budget nobody can price would otherwise be no budget at all.
     if (!this.pricing) return this.refuse("maxMonthlyCostUSD", null, noPricingNotice);
-    const spent = this.ledger.current().usd;
+    const { usd: spent, estimated } = this.ledger.current();
     if (spent >= cap) {
       const resetsAt = nextMonthStart(this.now());
-      return this.refuse("maxMonthlyCostUSD", resetsAt, () => budgetNotice(cap, spent, resetsAt));
+      return this.refuse("maxMonthlyCostUSD", resetsAt, () => budgetNotice(cap, spent, resetsAt, estimated));
     }
     this.fills.maxMonthlyCostUSD.hasRoom();
     return undefined;
@@ -245,3 +275,4 @@ function capsOf(config: LimitsConfig): Caps {
 const positive = (n: number | undefined) => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
 const count = (n: number | undefined) => Math.ceil(positive(n));
 const tokens = (n: number) => (Number.isFinite(n) && n > 0 ? n : 0);
+const bytesOf = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");

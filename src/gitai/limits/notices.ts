@@ -34,9 +34,11 @@ export function concurrencyNotice(cap: number): LimitNotice {
   return { limit: "maxConcurrentRequests", text, resetsAt: null };
 }
 
-export function budgetNotice(capUsd: number, spentUsd: number, resetsAt: number): LimitNotice {
+/** `estimated`: this month's requests priced at an upper bound because the provider reported no usage. */
+export function budgetNotice(capUsd: number, spentUsd: number, resetsAt: number, estimated = 0): LimitNotice {
   const date = iso(resetsAt).slice(0, 10);
-  const text = `The monthly budget was reached: ${usd(spentUsd)} of ${usd(capUsd)} spent (limits.maxMonthlyCostUSD). It resets on ${date} at 00:00 UTC.`;
+  const guessed = estimated > 0 ? ` Of that, ${count(estimated, "request")} ${estimated === 1 ? "was" : "were"} priced at an upper bound: the model's provider reported no token usage.` : "";
+  const text = `The monthly budget was reached: ${usd(spentUsd)} of ${usd(capUsd)} spent (limits.maxMonthlyCostUSD).${guessed} It resets on ${date} at 00:00 UTC.`;
   return { limit: "maxMonthlyCostUSD", text, resetsAt: iso(resetsAt) };
 }
 

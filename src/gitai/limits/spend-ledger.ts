@@ -8,6 +8,8 @@ export interface MonthSpend {
   month: string;
   usd: number;
   requests: number;
+  /** Of those, requests whose reply carried no usage, priced at an upper bound (limits.ts). */
+  estimated: number;
 }
 
 /**
@@ -34,14 +36,14 @@ export class SpendLedger {
   /** This month's spend; the first look in a new month finds zero. */
   current(): MonthSpend {
     const month = monthOf(this.now());
-    if (this.spend.month !== month) this.spend = { month, usd: 0, requests: 0 };
+    if (this.spend.month !== month) this.spend = { month, usd: 0, requests: 0, estimated: 0 };
     return { ...this.spend };
   }
 
-  /** Adds one model request and what it cost, and writes the new total. A failed write is logged, not thrown. */
-  add(usd: number): MonthSpend {
+  /** Adds one model request and what it cost (`estimated`: an upper bound), and writes the new total. A failed write is logged, not thrown. */
+  add(usd: number, estimated = false): MonthSpend {
     const spend = this.current();
-    this.spend = { month: spend.month, usd: spend.usd + usd, requests: spend.requests + 1 };
+    this.spend = { month: spend.month, usd: spend.usd + usd, requests: spend.requests + 1, estimated: spend.estimated + (estimated ? 1 : 0) };
     try {
       writeAtomically(this.file, `${JSON.stringify(this.spend)}\n`);
     } catch (err) {
@@ -52,7 +54,7 @@ export class SpendLedger {
 
   private load(): MonthSpend {
     const month = monthOf(this.now());
-    const fresh = { month, usd: 0, requests: 0 };
+    const fresh = { month, usd: 0, requests: 0, estimated: 0 };
     let text: string;
     try {
       text = readFileSync(this.file, "utf8");
@@ -88,11 +90,13 @@ function parseSpend(text: string): MonthSpend | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const { month, usd, requests } = value as Record<string, unknown>;
+  const { month, usd, requests, estimated = 0 } = value as Record<string, unknown>;
   if (typeof month !== "string" || !/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) return undefined;
   if (typeof usd !== "number" || !Number.isFinite(usd) || usd < 0) return undefined;
   if (typeof requests !== "number" || !Number.isSafeInteger(requests) || requests < 0) return undefined;
-  return { month, usd, requests };
+  // Absent in files written before estimates were counted.
+  if (typeof estimated !== "number" || !Number.isSafeInteger(estimated) || estimated < 0 || estimated > requests) return undefined;
+  return { month, usd, requests, estimated };
 }
 
 /**

@@ -41,9 +41,9 @@ describe("what a request costs", () => {
     const { limits } = agent(budget(10), file);
     limits.recordUsage({ promptTokens: 1000, completionTokens: 500 });
     assert.equal(spent(limits), 0.0125); // 1000/1e6·5 + 500/1e6·15
-    assert.deepEqual(saved(file), { month: "2026-11", usd: 0.0125, requests: 1 });
+    assert.deepEqual(saved(file), { month: "2026-11", usd: 0.0125, requests: 1, estimated: 0 });
     limits.recordUsage({ promptTokens: 2_000_000, completionTokens: 0 });
-    assert.deepEqual(saved(file), { month: "2026-11", usd: 10.0125, requests: 2 });
+    assert.deepEqual(saved(file), { month: "2026-11", usd: 10.0125, requests: 2, estimated: 0 });
   });
 
   test("the file is replaced whole: no temporary file is left beside it", () => {
@@ -57,7 +57,7 @@ describe("what a request costs", () => {
     const file = join(volume(), "spend.json");
     const { limits } = agent({}, file);
     limits.recordUsage({ promptTokens: 1000, completionTokens: 1000 });
-    assert.deepEqual(saved(file), { month: "2026-11", usd: 0, requests: 1 });
+    assert.deepEqual(saved(file), { month: "2026-11", usd: 0, requests: 1, estimated: 0 });
     assert.deepEqual(limits.admitRequest(), { ok: true });
   });
 
@@ -65,7 +65,7 @@ describe("what a request costs", () => {
     const file = join(volume(), "spend.json");
     const { limits } = agent(budget(10), file);
     limits.recordUsage({ promptTokens: Number.NaN, completionTokens: -5 });
-    assert.deepEqual(saved(file), { month: "2026-11", usd: 0, requests: 1 });
+    assert.deepEqual(saved(file), { month: "2026-11", usd: 0, requests: 1, estimated: 0 });
   });
 });
 
@@ -121,7 +121,7 @@ describe("limits.maxMonthlyCostUSD", () => {
     assert.equal(second.limits.admitRequest().ok, false);
     const third = agent(budget(10), file, T0 + 120_000);
     assert.equal(third.limits.admitRequest().ok, false, "still over after another restart");
-    assert.deepEqual(saved(file), { month: "2026-11", usd: 11.5, requests: 2 });
+    assert.deepEqual(saved(file), { month: "2026-11", usd: 11.5, requests: 2, estimated: 0 });
   });
 
   test("a new month (UTC) starts at zero, and its own fill gets its own notice", () => {
@@ -135,7 +135,7 @@ describe("limits.maxMonthlyCostUSD", () => {
     assert.equal(spent(limits), 0);
     assert.equal(limits.status().find((s) => s.name === "maxMonthlyCostUSD")?.resetsAt, "2027-01-01T00:00:00.000Z");
     limits.recordUsage({ promptTokens: 200_000, completionTokens: 0 });
-    assert.deepEqual(saved(file), { month: "2026-12", usd: 1, requests: 1 });
+    assert.deepEqual(saved(file), { month: "2026-12", usd: 1, requests: 1, estimated: 0 });
     const december = limits.admitRequest();
     assert.ok(december.ok === false && december.notice, "a new month's fill is announced again");
     assert.equal(december.notice.text, "The monthly budget was reached: US$1.00 of US$1.00 spent (limits.maxMonthlyCostUSD). It resets on 2027-01-01 at 00:00 UTC.");
@@ -155,7 +155,7 @@ describe("limits.maxMonthlyCostUSD", () => {
     const { limits, warnings } = agent(budget(10), file);
     assert.equal(spent(limits), 0);
     limits.recordUsage({ promptTokens: 1_000_000, completionTokens: 0 });
-    assert.deepEqual(saved(file), { month: "2026-11", usd: 5, requests: 1 });
+    assert.deepEqual(saved(file), { month: "2026-11", usd: 5, requests: 1, estimated: 0 });
     assert.deepEqual(warnings, []);
   });
 
@@ -165,6 +165,7 @@ describe("limits.maxMonthlyCostUSD", () => {
     ["a string for the amount", JSON.stringify({ month: "2026-11", usd: "12", requests: 1 })],
     ["a negative amount", JSON.stringify({ month: "2026-11", usd: -1, requests: 1 })],
     ["a month that is no month", JSON.stringify({ month: "2026-13", usd: 1, requests: 1 })],
+    ["more estimated requests than requests", JSON.stringify({ month: "2026-11", usd: 1, requests: 1, estimated: 2 })],
     ["an array", "[]"],
   ] as const) {
     test(`a corrupt file (${what}) is logged and replaced, never fatal`, () => {
@@ -175,7 +176,7 @@ describe("limits.maxMonthlyCostUSD", () => {
       assert.equal(spent(limits), 0);
       assert.deepEqual(limits.admitRequest(), { ok: true });
       limits.recordUsage({ promptTokens: 1_000_000, completionTokens: 0 });
-      assert.deepEqual(saved(file), { month: "2026-11", usd: 5, requests: 1 });
+      assert.deepEqual(saved(file), { month: "2026-11", usd: 5, requests: 1, estimated: 0 });
     });
   }
 
