@@ -1,7 +1,7 @@
 /**
  * `ruriko serve` at idle (issue 15): two agents Ready, Matrix off, a directory source, nothing changing. Serve runs
  * as the image runs it (the tsc build: `node dist/src/cli/ruriko.js serve`) and as a checkout runs it (`node
- * src/cli/ruriko.ts serve`, Node stripping the types), side by side, each with its own state and its own two
+ * src/cli/ruriko.ts serve`, Node stripping the types), both with the entry point's V8 flags, side by side, each with its own state and its own two
  * agents. Both are left to settle after their agents are Ready — the manifest reader's worker thread ends after
  * 60 s without a load, and V8's memory reducer gives back what starting took in a few full GCs over the next
  * minutes — then, over one window, the CPU time of each serve process and of every process it started (utime +
@@ -13,13 +13,13 @@
  */
 import Docker from "dockerode";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { StatusReport } from "../src/controller/status-report.ts";
 import { ensureAgentImage, newStateDir, removeInstanceResources } from "../test/helpers/controller-harness.ts";
 import { agentYaml, GOSUTO_NEWSBOT, writeTree } from "../test/helpers/manifest-tree.ts";
 import { freePort } from "../test/helpers/synapse.ts";
+import { buildRuriko, ENTRY_POINT_FLAGS } from "./build.ts";
 import { median } from "./timing.ts";
 
 const REPO = join(import.meta.dirname, "..");
@@ -62,7 +62,7 @@ export interface IdleResult {
 export async function benchIdle(): Promise<IdleResult> {
   const docker = new Docker();
   await ensureAgentImage(docker);
-  const built = buildServe();
+  const built = buildRuriko();
   try {
     const dir = writeTree({
       "gosutos/newsbot.yaml": GOSUTO_NEWSBOT,
@@ -95,15 +95,6 @@ export async function benchIdle(): Promise<IdleResult> {
 }
 
 /** `npm run build` into a directory of its own (the checkout's dist/ is left alone), with node_modules beside it. */
-function buildServe(): string {
-  const out = mkdtempSync(join(tmpdir(), "ruriko-bench-idle-"));
-  const tsc = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", join(REPO, "tsconfig.build.json"), "--outDir", out], { encoding: "utf8" });
-  // tsc writes its output even when the tree has a type error; a missing entry point is what stops the bench.
-  if (!existsSync(join(out, "src/cli/ruriko.js"))) throw new Error(`the build failed:\n${tsc.stdout}${tsc.stderr}`);
-  if (tsc.status !== 0) console.warn(`idle: tsc reported errors; measuring what it wrote\n${tsc.stdout.split("\n").slice(0, 5).join("\n")}`);
-  symlinkSync(join(REPO, "node_modules"), join(out, "node_modules"));
-  return out;
-}
 
 interface IdleServe {
   child: ChildProcess;
@@ -118,7 +109,7 @@ async function startIdleServe(entry: string, dir: string): Promise<IdleServe> {
   const { stateDir, instance } = newStateDir();
   const port = await freePort();
   const logFile = join(stateDir, "serve.log");
-  const child = spawn(process.execPath, [entry, "serve", "--manifests", dir, "--state-dir", stateDir, "--http", `127.0.0.1:${port}`], { stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")] });
+  const child = spawn(process.execPath, [...ENTRY_POINT_FLAGS, entry, "serve", "--manifests", dir, "--state-dir", stateDir, "--http", `127.0.0.1:${port}`], { stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")] });
   const ready = untilReady(`http://127.0.0.1:${port}`, child, logFile);
   ready.catch(() => {});
   return {

@@ -5,56 +5,17 @@
  * on a machine shared with other work, for comparing two versions.
  *   node bench/plan-scale.ts N
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSnapshotFromDirectory } from "../src/api/load.ts";
 import { planFromState } from "../src/controller/plan-from-state.ts";
+import { writeSyntheticAgents } from "./synthetic-agents.ts";
 
 const n = Number(process.argv[2] ?? 100);
 const dir = mkdtempSync(join(tmpdir(), "ruriko-bench-plan-"));
 try {
-  const perDir = 500;
-  for (let i = 0; i < n; i++) {
-    const sub = join(dir, `team-${Math.floor(i / perDir)}`);
-    if (i % perDir === 0) mkdirSync(sub, { recursive: true });
-    const name = `agent-${i}`;
-    writeFileSync(
-      join(sub, `${name}.yaml`),
-      `apiVersion: ruriko.dev/v1alpha1
-kind: Agent
-metadata: {name: ${name}, labels: {team: t${i % 7}}}
-spec:
-  image: ruriko/gitai:0.1.${i % 3}
-  gosuto: ${name}
-  env: {TZ: UTC, SHARD: "${i % 16}"}
-  resources: {memory: 128Mi, cpus: 0.5}
----
-apiVersion: ruriko.dev/v1alpha1
-kind: Gosuto
-metadata: {name: ${name}}
-spec:
-  trust: {allowedRooms: ["!room${i}:localhost"], allowedSenders: ["@owner:localhost"]}
-  limits: {maxTokensPerRequest: 4000, maxRequestsPerMinute: 10}
-  mcps:
-    - {name: fetch, command: mcp-fetch-server}
-  capabilities:
-    - {name: fetch, mcp: fetch, tool: fetch, allow: true, constraints: {method: GET}}
-    - {name: deny-all, mcp: "*", tool: "*", allow: false}
-`,
-    );
-  }
-  writeFileSync(
-    join(dir, "policy.yaml"),
-    `apiVersion: ruriko.dev/v1alpha1
-kind: ApprovalPolicy
-metadata: {name: default}
-spec:
-  room: "!approvals:localhost"
-  approvers: ["@alice:localhost"]
-  rules: [{match: {kind: Agent, operation: update, fields: [image]}, require: approval}]
-`,
-  );
+  writeSyntheticAgents(dir, n);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const snapshot = await loadSnapshotFromDirectory(dir);

@@ -14,6 +14,7 @@ import { benchFootprint } from "./agent-footprint.ts";
 import { benchDecision } from "./approval-decision.ts";
 import { benchDocker } from "./docker-converge.ts";
 import { benchHostile } from "./hostile-tree.ts";
+import { benchPlanCli } from "./plan-cli.ts";
 import { benchIdle, describeIdle } from "./idle.ts";
 import { benchKubernetesScale, printKubernetesScale } from "./kubernetes-scale.ts";
 import { benchTurn } from "./turn-overhead.ts";
@@ -35,6 +36,12 @@ if (!values.only || values.only === "plan") {
     console.log(`plan ${n} agents: ${r.totalMs!.toFixed(0)} ms (load+validate ${r.loadValidateMs!.toFixed(0)}, plan ${r.planMs!.toFixed(0)}), ${(r.totalMs! / n).toFixed(3)} ms/agent, peak RSS ${r.peakRssMb!.toFixed(0)} MB`);
   }
   results.plan = plan;
+  const cli = await benchPlanCli();
+  results.planCli = cli;
+  for (const way of ["built", "source"] as const) {
+    const f = cli[way];
+    console.log(`ruriko plan, ${cli.agents} agents, ${way} (whole command, ${cli.rounds} rounds): wall ${f.wallMs.min} / ${f.wallMs.median} / ${f.wallMs.max} ms, peak RSS ${f.peakRssMiB.min} / ${f.peakRssMiB.median} / ${f.peakRssMiB.max} MiB`);
+  }
 }
 
 if (!values.only || values.only === "docker") {

@@ -6,6 +6,7 @@
 import type { AcpApplied, AcpConfigRequest, AcpEvents, AcpHealth, AcpMatrixRequest, AcpSecretsRequest, AcpStatus } from "../api/generated/types.ts";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { ACP_TRACE_HEADER, acpBodyProblems, type AcpBodies } from "./protocol.ts";
+import { AnswerTooLarge, exchange, type HttpAnswer } from "./http-exchange.ts";
 
 export type AcpErrorCode = "unreachable" | "timeout" | "unauthorized" | "refused" | "too-large" | "protocol" | "agent-error";
 
@@ -116,9 +117,9 @@ export class AcpClient {
 
   private async once<K extends keyof AcpBodies>(ep: AcpEndpoint, method: string, path: string, body: unknown, answer: K | undefined, traceId: string): Promise<AcpBodies[K]> {
     const call = `${method} ${path}`;
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await fetch(`${ep.baseUrl}${path}`, {
+      response = await exchange(`${ep.baseUrl}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${ep.token}`,
@@ -126,20 +127,21 @@ export class AcpClient {
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        timeoutMs: this.timeoutMs,
       });
     } catch (error) {
       const name = (error as { name?: string }).name;
       if (name === "TimeoutError" || name === "AbortError") throw new AcpError("timeout", ep.agent, call, `no answer within ${this.timeoutMs} ms`, { cause: error });
+      if (error instanceof AnswerTooLarge) throw new AcpError("protocol", ep.agent, call, error.message);
       throw new AcpError("unreachable", ep.agent, call, "the agent does not answer", { cause: error });
     }
     let json: unknown;
     try {
-      json = await response.json();
+      json = JSON.parse(response.body);
     } catch {
       json = undefined;
     }
-    if (!response.ok) {
+    if (response.status < 200 || response.status > 299) {
       const e = (json ?? {}) as { error?: unknown; details?: unknown };
       const message = typeof e.error === "string" ? e.error : `HTTP ${response.status}`;
       const details = Array.isArray(e.details) ? e.details.filter((d): d is string => typeof d === "string") : [];

@@ -1,4 +1,4 @@
-import Docker from "dockerode";
+import { openDockerClient } from "../runtime/docker-client.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { formatManifestError } from "../api/errors.ts";
@@ -31,7 +31,7 @@ export async function runPlan(opts: { manifests: string; stateDir: string; outpu
     let observed: ObservedContainer[] = [];
     let imageMoves: Map<string, ImageObservation> | undefined;
     if (state) {
-      const runtime = new DockerRuntime({ docker: new Docker(), instance: state.instance });
+      const runtime = new DockerRuntime({ docker: await openDockerClient(), instance: state.instance });
       if (!(await runtime.ping())) {
         console.error("cannot plan: the Docker engine does not answer");
         return 2;
