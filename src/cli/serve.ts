@@ -1,4 +1,4 @@
-import Docker from "dockerode";
+import type Docker from "dockerode";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Controller } from "../controller/controller.ts";
@@ -9,6 +9,8 @@ import { buildStatusReport } from "../controller/status-report.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { ControllerMetrics } from "../observability/metrics.ts";
 import { startHttpServer } from "../observability/http-server.ts";
+import { readContainerFacts } from "../runtime/container-readback.ts";
+import { openDockerClient } from "../runtime/docker-client.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import type { AgentNetworkMode, Runtime } from "../runtime/runtime.ts";
 import type { KubernetesServeOptions } from "./kubernetes-wiring.ts";
@@ -20,7 +22,7 @@ import { openVault, type Vault } from "../secrets/vault.ts";
 import { STATE_DB_FILE } from "../store/state.ts";
 import { StorageHealth } from "../store/storage-health.ts";
 import { masterKeyEnv, serveSecretsFromEnv } from "./environment.ts";
-import { adoptIfPending, openServeState } from "./serve-state.ts";
+import { adoptIfPending, openServeState, type AgentEngine } from "./serve-state.ts";
 
 export interface ServeOptions {
   manifests?: string;
@@ -69,11 +71,18 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]) };
 }
 
+/** What /readyz answers while serve is not ready (docs/operations.md lists them; a unit test holds them together). */
+export const NOT_READY = {
+  storage: "the state database failed",
+  snapshot: "no snapshot from the source yet",
+  revision: "no valid revision applied yet",
+} as const;
+
 /**
  * `--agent-network network:NAME`: the network must exist (Ruriko never creates it) and Ruriko should be on it. An
  * engine that does not answer is left to the reconciles, which retry.
  */
-async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, logger: Logger): Promise<void> {
+export async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, logger: Logger): Promise<void> {
   const name = networkNameOf(mode);
   if (!name) return;
   let info: NetworkMembers | undefined;
@@ -86,6 +95,33 @@ async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, logger:
   if (check.error) throw new Error(check.error);
   if (check.warning) logger.warn({ network: name }, check.warning);
   else logger.info({ network: name }, `agents are attached to network ${name}; Ruriko reaches their ACP by container name`);
+}
+
+/** The engine agents run on, whose runtime serve then uses whole. */
+interface ServeEngine extends AgentEngine {
+  open(instance: string): { runtime: Runtime; where: string };
+}
+
+async function engineFor(opts: ServeRunOptions, docker: Docker, log: Logger): Promise<ServeEngine> {
+  if (opts.runtime === "kubernetes") {
+    // Only here: with --runtime docker the Kubernetes client is never loaded.
+    const { kubernetesRuntime } = await import("./kubernetes-wiring.ts");
+    return {
+      name: "the Kubernetes API server",
+      open(instance) {
+        const made = kubernetesRuntime(opts, instance, log);
+        return { runtime: made.runtime, where: `in namespace ${made.namespace} of the Kubernetes cluster ${made.server}` };
+      },
+    };
+  }
+  return {
+    name: "the Docker engine",
+    open: (instance) => ({
+      runtime: new DockerRuntime({ docker, instance, log, ...(opts.imagePullTimeoutSeconds !== undefined ? { imagePullTimeoutMs: opts.imagePullTimeoutSeconds * 1000 } : {}) }),
+      where: "on this Docker host",
+    }),
+    readFacts: (containerId) => readContainerFacts(docker, containerId),
+  };
 }
 
 /** Wiring only: every part is built here and connected; the behaviour lives in the modules. */
@@ -102,10 +138,11 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
   const agentNetwork = opts.agentNetwork ?? DEFAULT_AGENT_NETWORK;
   const agentHomeserver = opts.matrixHomeserver ? agentHomeserverOf(agentNetwork, opts) : undefined;
   const logger: Logger = createLogger({ level: opts.logLevel });
-  const docker = new Docker();
+  const docker = await openDockerClient();
+  const engine = await engineFor(opts, docker, logger.child({ component: "runtime" }));
   // The first storage failure is final: /healthz fails from that moment, and the process stops (below).
   const storage = new StorageHealth(join(opts.stateDir, STATE_DB_FILE));
-  const state = await openServeState({ stateDir: opts.stateDir, adoptOrphans: opts.adoptOrphans ?? false, docker, health: storage });
+  const state = await openServeState({ stateDir: opts.stateDir, adoptOrphans: opts.adoptOrphans ?? false, engine, health: storage });
   const running: { stop?: (reason: string, exitCode: number) => Promise<void> } = {};
   storage.onFailure(({ failure }) => {
     logger.fatal(
@@ -122,21 +159,14 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     vault = openVault(state, { stateDir: opts.stateDir, env: keyEnv, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
     logger.info({ instance: state.instance, origin: state.origin, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
     if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
-    if (onKubernetes) {
-      // Only here: with --runtime docker the Kubernetes client is never loaded.
-      const { kubernetesRuntime } = await import("./kubernetes-wiring.ts");
-      const made = kubernetesRuntime(opts, state.instance, logger.child({ component: "runtime" }));
-      runtime = made.runtime;
-      logger.info({ server: made.server, namespace: made.namespace, acpAccess: opts.kubeAcpAccess ?? "pod-ip" }, "agents run on Kubernetes");
-      if (!(await runtime.ping())) logger.warn(`the Kubernetes API server does not answer (or namespace ${made.namespace} is not readable); reconciles will retry with backoff until it does`);
-    } else {
-      const dockerRuntime = new DockerRuntime({ docker, instance: state.instance, log: logger.child({ component: "runtime" }), ...(opts.imagePullTimeoutSeconds !== undefined ? { imagePullTimeoutMs: opts.imagePullTimeoutSeconds * 1000 } : {}) });
-      runtime = dockerRuntime;
-      const adopted = await adoptIfPending(state, docker, dockerRuntime, logger);
-      if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
-      if (!(await runtime.ping())) logger.warn("the Docker engine does not answer; reconciles will retry with backoff until it does");
-      else await checkNamedNetwork(docker, agentNetwork, logger);
-    }
+    const opened = engine.open(state.instance);
+    runtime = opened.runtime;
+    if (onKubernetes) logger.info({ acpAccess: opts.kubeAcpAccess ?? "pod-ip" }, `agents run on Kubernetes, ${opened.where}`);
+    // Before anything plans, on either engine: a restored backup (or --adopt-orphans) takes over what the engine shows.
+    const adopted = await adoptIfPending(state, engine, runtime, logger);
+    if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
+    if (!(await runtime.ping())) logger.warn(`${engine.name} does not answer${onKubernetes ? ` (or its namespace is not readable)` : ""}; reconciles will retry with backoff until it does`);
+    else if (!onKubernetes) await checkNamedNetwork(docker, agentNetwork, logger);
   } catch (error) {
     state.close();
     throw error;
@@ -279,9 +309,9 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     },
     ready: () => {
       const reasons: string[] = [];
-      if (!storage.state.ok) reasons.push("the state database failed");
-      if (!firstSnapshotSeen) reasons.push("no snapshot from the source yet");
-      if (!controller.snapshot) reasons.push("no valid revision applied yet");
+      if (!storage.state.ok) reasons.push(NOT_READY.storage);
+      if (!firstSnapshotSeen) reasons.push(NOT_READY.snapshot);
+      if (!controller.snapshot) reasons.push(NOT_READY.revision);
       return { ready: reasons.length === 0, reasons };
     },
     ...(opts.git && webhookSecret

@@ -76,7 +76,20 @@ export function agentSideUrl(mode: AgentNetworkMode, url: string, what: string):
     return { url, problem: `${what} ${JSON.stringify(url)} is not a URL` };
   }
   if (mode === "host" || !isLoopbackHost(host)) return { url };
-  return { url, problem: `${what} ${url} is a loopback address: with --agent-network ${mode} an agent reaches its own container there, not this host's` };
+  // A URL may carry a credential (user:password@): it goes into logs, so not that part.
+  const shown = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, "$1***@");
+  return { url, problem: `${what} ${shown} is a loopback address: with --agent-network ${mode} an agent reaches its own container there, not this host's` };
+}
+
+/**
+ * The model server a Gosuto names (`spec.persona.baseUrl`) as its agent will use it; undefined when it names none
+ * (the provider's public API, the default). Checked when the Gosuto is delivered (agent-sync.ts).
+ */
+export function agentModelUrlOf(mode: AgentNetworkMode, gosuto: unknown): { url: string; problem?: string } | undefined {
+  const baseUrl = (gosuto as { spec?: { persona?: { baseUrl?: unknown } } } | null | undefined)?.spec?.persona?.baseUrl;
+  if (typeof baseUrl !== "string") return undefined;
+  const seen = agentSideUrl(mode, baseUrl, "persona.baseUrl");
+  return seen.problem ? { ...seen, problem: `${seen.problem}; name the model server as agents reach it (docs/operations.md#addresses-as-agents-see-them)` } : seen;
 }
 
 /**

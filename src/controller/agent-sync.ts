@@ -5,6 +5,7 @@
  * So a new container, a restart or a change made inside the agent behind Ruriko's back is put right without
  * asking anyone, and never beyond what was approved.
  */
+import { parse } from "yaml";
 import { AcpError, type AcpClient, type AcpEndpoint } from "../acp/client.ts";
 import type { AcpEvent, AcpStatus, AgentManifest } from "../api/generated/types.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -17,7 +18,7 @@ import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
 import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
 import { collectAgentEvents } from "./agent-event-collector.ts";
-import { acpAddressOf, DEFAULT_AGENT_NETWORK } from "./agent-network.ts";
+import { acpAddressOf, agentModelUrlOf, DEFAULT_AGENT_NETWORK } from "./agent-network.ts";
 import { runtimeOf } from "./agent-health.ts";
 import type { AgentReport } from "./agent-status.ts";
 import { ReconcileError } from "./container-executor.ts";
@@ -180,8 +181,19 @@ export class AgentSync {
       return report.gosutoDigest;
     }
     log.info({ gosuto: gosuto.name, from: report.gosutoDigest, to: gosuto.digest }, `configure ${agent}: Gosuto ${gosuto.name} applied`);
+    // Its model server as the agent sees it: a loopback URL is the agent's own container but in host mode. Said, not
+    // refused: the Gosuto is valid, and an agent whose model does not answer reports itself Degraded.
+    const model = agentModelUrlOf(this.o.agentNetwork ?? DEFAULT_AGENT_NETWORK, parse(gosuto.yaml));
+    if (model?.problem) log.warn({ gosuto: gosuto.name }, `configure ${agent}: Gosuto ${gosuto.name}: ${model.problem}`);
     this.record(() => {
-      this.o.audit.append({ traceId, actor: "controller", action: "agent.configure", target: `Agent/${agent}`, payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest }, result: "ok" });
+      this.o.audit.append({
+        traceId,
+        actor: "controller",
+        action: "agent.configure",
+        target: `Agent/${agent}`,
+        payload: { gosuto: gosuto.name, fromDigest: report.gosutoDigest, toDigest: gosuto.digest, ...(model?.problem ? { warning: model.problem } : {}) },
+        result: "ok",
+      });
       // A first Gosuto is part of bringing the agent up; an edit reaching a running agent is news.
       if (report.gosutoDigest !== null && gosuto.name) this.o.onEvent?.({ agent, traceId, what: "gosuto", gosuto: gosuto.name, digest: gosuto.digest });
     });

@@ -15,6 +15,9 @@
  *   gone is dropped (the agent was removed after the backup): nothing is applied twice, nothing removed comes back.
  * Adoption needs every container it takes over read back exactly; otherwise it refuses, naming the container
  * (after a restore, such a container is left to the planner, which treats it as changed behind Ruriko's back).
+ * What the engine holds is listed through the Runtime port, so this runs on every engine; reading a container's
+ * configuration back is Docker's alone for now (AdoptionDeps.readFacts): elsewhere every container that would
+ * need it counts as unreadable.
  */
 import { digestOf } from "../api/digest.ts";
 import type { ContainerFacts } from "../runtime/container-readback.ts";
@@ -104,8 +107,14 @@ export function planAdoption(mode: AdoptionMode, observed: readonly ObservedCont
 }
 
 export interface AdoptionDeps {
+  /** The engine's containers of this instance (Runtime.list). */
   list: () => Promise<ObservedContainer[]>;
-  readFacts: (containerId: string) => Promise<ContainerFacts>;
+  /**
+   * What the engine shows of a container's configuration, from which its spec is read back. Absent where that
+   * cannot be done yet (Kubernetes): an adoption that needs no read-back still completes (after a restore: every
+   * container is the one the backup recorded, or gone), and a container that would need one is unreadable.
+   */
+  readFacts?: (containerId: string) => Promise<ContainerFacts>;
   inventory: InventoryStore;
   meta: MetaStore;
   audit: AuditLog;
@@ -133,13 +142,16 @@ export async function adoptEngineState(deps: AdoptionDeps, mode: AdoptionMode, i
   const specs: Array<{ container: ObservedContainer; spec: ContainerSpec }> = [];
   const skipped: AdoptionReport["skipped"] = [];
   for (const container of plan.adopt) {
-    const spec = specFromEngine(container.agent, await deps.readFacts(container.id));
+    const spec = deps.readFacts ? specFromEngine(container.agent, await deps.readFacts(container.id)) : undefined;
     if (spec) specs.push({ container, spec });
     else skipped.push({ agent: container.agent, container: container.name });
   }
   if (mode === "lost" && skipped.length > 0) {
+    const named = skipped.map((s) => `${s.container} (agent ${s.agent})`).join(", ");
     throw new AdoptionError(
-      `cannot adopt ${skipped.map((s) => `${s.container} (agent ${s.agent})`).join(", ")} of instance ${instance}: the configuration the engine shows does not give the spec digest in its label, so what Ruriko applied to it is unknown. Remove it (docker rm -f) and start again to let Ruriko create it anew, or restore a backup (docs/operations.md#adopting-a-lost-instance)`,
+      deps.readFacts
+        ? `cannot adopt ${named} of instance ${instance}: the configuration the engine shows does not give the spec digest in its label, so what Ruriko applied to it is unknown. Remove it (docker rm -f) and start again to let Ruriko create it anew, or restore a backup (docs/operations.md#adopting-a-lost-instance)`
+        : `cannot adopt ${named} of instance ${instance}: Ruriko cannot read back from this engine the configuration that made them (it can from Docker only), so what it applied to them is unknown. Restore a backup, or remove them and start again to let Ruriko create them anew (docs/operations.md#restore-and-adoption-on-kubernetes)`,
     );
   }
   const report: AdoptionReport = {

@@ -131,7 +131,12 @@ describe("the approval gate cannot be walked around (real Docker, real Gitai)", 
     assert.match(stalled!.lastError!, /gate-missing-b is not present on this host/);
     assert.equal((await h.containersOf("alpha"))[0]?.Image, TEST_AGENT_IMAGE, "the running agent was left as it was");
     // No loop: the failure waits for the next revision or resync (the old gate re-ran an approved change every 2 s).
-    await new Promise((r) => setTimeout(r, 3000));
+    // Every trigger there is is taken in (decisions read from the state feed now) and run to the end (the queue
+    // idle); then no retry may be armed: a reconcile that fails is retried with backoff, a terminal one is not.
+    h.controller.flushStateChanges();
+    await h.controller.queue.idle();
+    assert.equal(h.controller.queue.failuresOf("alpha"), 0, "no backoff retry armed");
+    assert.equal(h.state.status.get("alpha")!.conditions.find((c) => c.type === "Reconciling")?.message, "retried on the next revision or resync");
     const attempts = h.state.audit.forTarget("Agent/alpha", 100).filter((e) => e.action === "agent.recreate" && e.result === "error" && e.ts > since);
     assert.equal(attempts.length, 1, "one attempt, not a retry every few seconds");
     assert.equal(h.state.approvals.get(toB.id)!.status, "approved");
@@ -171,7 +176,9 @@ describe("the approval gate cannot be walked around (real Docker, real Gitai)", 
     await h.offer(dir);
     await waitFor(() => !!pending(h, "SecretBinding/alpha-api-key"), "asked again");
     assert.notEqual(pending(h, "SecretBinding/alpha-api-key")!.id, first.id);
-    await new Promise((r) => setTimeout(r, 500));
+    // The reconcile that asked again, and anything it or a decision triggered, has run to the end.
+    h.controller.flushStateChanges();
+    await h.controller.queue.idle();
     assert.deepEqual((await inside(h, "alpha")).secrets, [], "not delivered on the old approval");
     rmSync(join(dir, "grant.yaml"));
     await h.offer(dir);

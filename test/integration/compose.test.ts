@@ -8,7 +8,9 @@
  * each persona's `baseUrl` a model stand-in on the agents' network (their model, OpenAI, cannot be reached here,
  * and an agent whose model fails is Degraded, not Ready). Their secrets are set and their grants
  * approved with `ruriko` inside the Ruriko container, the local path an operator has. The operator of .env asks
- * `/ruriko status` in the status room that `ruriko bootstrap` made and invited them to.
+ * `/ruriko status` in the status room that `ruriko bootstrap` made and invited them to. The git in Ruriko's image
+ * (which `--git` needs, and compose's own setup does not use) is tried on its own: serve following a file://
+ * repository made inside a container of the image.
  *
  * Docker Compose missing is a failure, never a skip (.ci/run installs it). Agents are Ruriko's, not compose's:
  * `down` leaves them, and the test removes them by label at the end.
@@ -50,6 +52,33 @@ function exampleManifests(dir: string, image: string, modelUrl: string): void {
     writeFileSync(path, text.replace(/\n {2}persona:\n/, `\n  persona:\n    baseUrl: ${modelUrl}\n`));
   }
 }
+
+/**
+ * Run in Ruriko's image, as its user, with no network: makes a git repository with one manifest, serves it with
+ * `ruriko serve --git file://…` and prints the commit and the revision serve applied (simple-git runs the image's
+ * git binary), or serve's log if it never applies one. The loop only bounds a serve that never gets there.
+ */
+const GIT_PROBE = `set -eu
+export HOME=/tmp
+mkdir /tmp/repo
+printf 'apiVersion: ruriko.dev/v1alpha1\\nkind: Gosuto\\nmetadata: {name: probe}\\nspec: {}\\n' > /tmp/repo/probe.yaml
+git --version
+git -C /tmp/repo init -q -b main
+git -C /tmp/repo add -A
+git -C /tmp/repo -c user.name=Ops -c user.email=ops@example.org commit -q -m 'a manifest'
+echo "commit $(git -C /tmp/repo rev-parse HEAD)"
+ruriko serve --git file:///tmp/repo --state-dir /tmp/state --http 127.0.0.1:8484 --log-level warn >/tmp/serve.log 2>&1 &
+serve=$!
+for i in $(seq 1 600); do
+  if node -e 'fetch("http://127.0.0.1:8484/api/v1/status").then((r) => r.json()).then((s) => { if (!s.source.appliedRevision) process.exit(1); console.log("applied " + s.source.appliedRevision); }, () => process.exit(1))'; then
+    kill $serve
+    exit 0
+  fi
+  sleep 0.5
+done
+cat /tmp/serve.log
+exit 1
+`;
 
 const isReady = (agent: StatusReport["agents"][number] | undefined) => !!agent?.conditions.some((c) => c.type === "Ready" && c.status === "True");
 
@@ -153,18 +182,18 @@ describe("compose.yaml: up, up again, down, up", { timeout: 30 * 60_000 }, () =>
       await ruriko(["secret", "set", "openai-api-key"], "sk-test-openai\n");
       await ruriko(["secret", "set", "search-api-key"], "test-brave-key\n");
     });
-    // Every request the examples make is approved as it appears (their secrets' grants, today).
-    const approved = new Set<string>();
+    // Every request the examples make is approved as it appears: the three secret grants docs/deployment.md names.
+    const approved = new Map<string, string>();
     const ready = await timed("approvals, agents Ready", () =>
       waitForReady("both example agents Ready", async () => {
-        const pending = JSON.parse((await ruriko(["approvals", "list", "-o", "json"])).stdout) as Array<{ id: string }>;
+        const pending = JSON.parse((await ruriko(["approvals", "list", "-o", "json"])).stdout) as Array<{ id: string; objectKey: string }>;
         for (const request of pending.filter((r) => !approved.has(r.id))) {
           await ruriko(["approvals", "approve", request.id, "--reason", "compose test"]);
-          approved.add(request.id);
+          approved.set(request.id, request.objectKey);
         }
       }),
     );
-    assert.ok(approved.size > 0, "the examples' secret grants waited for approval");
+    assert.deepEqual([...approved.values()].sort(), ["SecretBinding/browserbot-openai", "SecretBinding/newsbot-openai", "SecretBinding/newsbot-search"], "the quick start's three grants, and nothing else, waited for approval");
     for (const agent of ready.agents) assert.equal(agent.container?.state, "running", agent.name);
 
     const containers = await agentContainers();
@@ -181,6 +210,22 @@ describe("compose.yaml: up, up again, down, up", { timeout: 30 * 60_000 }, () =>
       assert.equal((await exec.inspect()).ExitCode, 0, `${name}'s health check passes`);
     }
     await poll(async () => (await docker.getContainer(await project.containerId("ruriko")).inspect()).State.Health?.Status === "healthy", "Ruriko's container healthy", 60_000);
+  });
+
+  test("Ruriko's image has git: serve follows a file:// repository made inside it", async () => {
+    const container = await docker.createContainer({ Image: RURIKO_IMAGE, Entrypoint: ["/bin/sh", "-c", GIT_PROBE], Tty: true, Labels: testLabels(), HostConfig: { NetworkMode: "none" } });
+    try {
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      const output = (await container.logs({ stdout: true, stderr: true })).toString("utf8");
+      assert.equal(StatusCode, 0, output);
+      assert.match(output, /^git version \d/m);
+      const commit = /^commit ([0-9a-f]{40})\s*$/m.exec(output)?.[1];
+      assert.ok(commit, output);
+      assert.match(output, new RegExp(`^applied ${commit}\\s*$`, "m"), "the revision serve applied is the commit it fetched with git");
+    } finally {
+      await container.remove({ force: true });
+    }
   });
 
   test("the operator of .env asks /ruriko status in the status room bootstrap made, and Ruriko answers", async () => {

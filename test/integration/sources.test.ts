@@ -8,45 +8,93 @@ import type { Snapshot } from "../../src/api/snapshot.ts";
 import { DirectorySource } from "../../src/sources/directory-source.ts";
 import { commitsTouching } from "../../src/sources/git-history.ts";
 import { GitSource } from "../../src/sources/git-source.ts";
-import { waitFor } from "../helpers/controller-harness.ts";
+import { ManualClock } from "../../src/time/clock.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
 
 const gosuto = (name: string, comment = "") => `${comment}apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const temp: string[] = [];
 after(() => temp.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/**
+ * A clock the test moves (ManualClock) that also says when the source arms its quiet period: the watcher has
+ * seen a change. So nothing here waits for the machine to be fast enough; waiting is for an event.
+ */
+class WatchedClock extends ManualClock {
+  private armed = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  override after(ms: number, fn: () => void): () => void {
+    this.armed++;
+    for (const wake of this.waiting.splice(0)) wake();
+    return super.after(ms, fn);
+  }
+
+  /** Resolves once a quiet period was armed after `since` armings (`armings` before the change). */
+  async armedSince(since: number, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        if (this.armed > since) return resolve();
+        this.waiting.push(resolve);
+        // Only a bound for a watcher that never reports: the outcome does not depend on it.
+        timer = setTimeout(() => reject(new Error(`the watcher never reported ${what}`)), 30_000);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get armings(): number {
+    return this.armed;
+  }
+}
+
 describe("directory source", () => {
+  const QUIET_MS = 150;
+
   test("delivers on content changes only, once per burst, with errors", async () => {
     const dir = writeTree({ "a.yaml": gosuto("a") });
     const got: Snapshot[] = [];
-    const source = new DirectorySource({ root: dir, quiet: { minMs: 150, maxMs: 150 } });
+    const clock = new WatchedClock();
+    const source = new DirectorySource({ root: dir, quiet: { minMs: QUIET_MS, maxMs: QUIET_MS }, clock });
+    /**
+     * Writes, waits until the watcher has armed the quiet period, lets it pass, and waits for the reload it starts
+     * (refresh queues behind a reload in flight, so it resolves once that one is done).
+     */
+    const change = async (what: string, write: () => void) => {
+      const armings = clock.armings;
+      write();
+      await clock.armedSince(armings, what);
+      clock.advance(QUIET_MS);
+      await source.refresh("test");
+    };
     await source.start((s) => got.push(s));
     try {
       assert.equal(got.length, 1);
       assert.equal(got[0]!.objects.size, 1);
 
-      writeFileSync(join(dir, "b.yaml"), gosuto("b"));
-      await waitFor(() => got.length === 2, "a snapshot after adding a file", 10_000);
+      await change("a new file", () => writeFileSync(join(dir, "b.yaml"), gosuto("b")));
+      assert.equal(got.length, 2, "a snapshot after adding a file");
       assert.equal(got[1]!.objects.size, 2);
       assert.notEqual(got[1]!.digest, got[0]!.digest);
 
-      writeFileSync(join(dir, "b.yaml"), gosuto("b", "# only a comment\n"));
-      await sleep(1000);
+      await change("a comment-only edit", () => writeFileSync(join(dir, "b.yaml"), gosuto("b", "# only a comment\n")));
       assert.equal(got.length, 2, "a comment-only edit delivers nothing");
 
-      for (let i = 0; i < 10; i++) {
-        writeFileSync(join(dir, "c.yaml"), gosuto(`c${i}`));
-        await sleep(10);
-      }
-      await waitFor(() => got.length >= 3, "a snapshot after the burst", 10_000);
-      await sleep(800);
-      assert.ok(got.length <= 4, `a burst of 10 edits gave ${got.length - 2} snapshots`);
-      assert.ok(got.at(-1)!.objects.has("Gosuto/c9"));
+      // A burst: every write is done before the quiet period passes, so the one reload reads the final tree.
+      await change("the burst", () => {
+        for (let i = 0; i < 10; i++) writeFileSync(join(dir, "c.yaml"), gosuto(`c${i}`));
+      });
+      assert.equal(got.length, 3, "one snapshot for the burst");
+      assert.ok(got[2]!.objects.has("Gosuto/c9"), "with its final content");
+      // Events of the burst the watcher reports late re-arm the quiet period: their reload reads the same tree.
+      clock.advance(QUIET_MS);
+      await source.refresh("test");
+      assert.equal(got.length, 3, "late events of the burst deliver nothing");
 
-      writeFileSync(join(dir, "bad.yaml"), "apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: Bad}\nspec: {}\n");
-      await waitFor(() => got.at(-1)!.errors.length > 0, "a snapshot with the error", 10_000);
-      assert.ok(got.at(-1)!.errors.some((e) => e.file === "bad.yaml" && e.path === "metadata.name"));
+      await change("an invalid file", () => writeFileSync(join(dir, "bad.yaml"), "apiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: Bad}\nspec: {}\n"));
+      assert.equal(got.length, 4);
+      assert.ok(got[3]!.errors.some((e) => e.file === "bad.yaml" && e.path === "metadata.name"));
     } finally {
       await source.stop();
     }
