@@ -36,9 +36,8 @@ export async function openServeState(opts: { stateDir: string; adoptOrphans: boo
     });
   } catch (error) {
     if (!(error instanceof LostStateError)) throw error;
-    // Without a read-back the containers cannot be adopted, whatever the message below goes on to offer.
-    const noAdoption = opts.engine.readFacts ? "" : " They cannot be adopted here (--adopt-orphans reads a Docker engine's containers only): restore a backup.";
-    throw new LostStateError(error.stateDir, opts.health.file, error.instance, error.found, ` ${await describeContainers(opts.engine, error.instance)}.${noAdoption}`);
+    // Without a read-back the containers cannot be adopted: the message then offers only a restore.
+    throw new LostStateError(error.stateDir, opts.health.file, error.instance, error.found, ` ${await describeContainers(opts.engine, error.instance)}.`, opts.engine.readFacts !== undefined);
   }
 }
 

@@ -68,11 +68,17 @@ export class LostStateError extends Error {
   readonly stateDir: string;
   readonly instance: string;
   readonly found: DbFileState | "no-id";
-  constructor(stateDir: string, dbFile: string, instance: string, found: DbFileState | "no-id", detail = "") {
+  /**
+   * `detail`: what the engine shows of the instance; `adoptable`: whether `--adopt-orphans` can take it over there
+   * (it reads a Docker engine's containers back; a Kubernetes cluster's workloads it cannot).
+   */
+  constructor(stateDir: string, dbFile: string, instance: string, found: DbFileState | "no-id", detail = "", adoptable = true) {
     super(
       `state directory ${stateDir} belongs to Ruriko instance ${instance} (${join(stateDir, INSTANCE_FILE)}), but its database ${dbFile} ${describeDb[found]}. ` +
         `Starting over would run a second instance beside the containers of ${instance} and forget its secrets, approvals and audit log, so Ruriko refuses.${detail} ` +
-        `Restore a backup (ruriko restore FILE), or take over what instance ${instance} left on this Docker host with \`ruriko serve --adopt-orphans\` (docs/operations.md#adopting-a-lost-instance). ` +
+        (adoptable
+          ? `Restore a backup (ruriko restore FILE), or take over what instance ${instance} left on this Docker host with \`ruriko serve --adopt-orphans\` (docs/operations.md#adopting-a-lost-instance). `
+          : `Restore a backup (ruriko restore FILE): what instance ${instance} left on this engine cannot be adopted (--adopt-orphans reads a Docker engine's containers only). `) +
         `To start a new installation here instead, remove ${join(stateDir, INSTANCE_FILE)}.`,
     );
     this.name = "LostStateError";

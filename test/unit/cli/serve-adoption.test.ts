@@ -134,7 +134,8 @@ describe("a lost database is refused naming what the chosen engine holds", () =>
     const health = new StorageHealth(join(dir, STATE_DB_FILE));
     await assert.rejects(openServeState({ stateDir: dir, adoptOrphans: false, engine, health }), (error: Error) => {
       assert.match(error.message, new RegExp(`Containers of instance ${instance} in namespace agents of the Kubernetes cluster https://k8s.example:6443: ruriko-abc-newsbot \\(agent newsbot, running, ruriko/gitai:0.1\\)\\.`));
-      assert.match(error.message, /They cannot be adopted here \(--adopt-orphans reads a Docker engine's containers only\): restore a backup\./);
+      assert.match(error.message, /Restore a backup \(ruriko restore FILE\): what instance \S+ left on this engine cannot be adopted \(--adopt-orphans reads a Docker engine's containers only\)\./);
+      assert.doesNotMatch(error.message, /on this Docker host with `ruriko serve --adopt-orphans`/, "no offer the engine cannot keep");
       return true;
     });
     assert.deepEqual(asked, [instance]);
