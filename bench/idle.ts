@@ -148,7 +148,7 @@ async function measure(pid: number): Promise<IdleFigures> {
   const rss: number[] = [];
   while (performance.now() - started < WINDOW_MS) {
     rss.push(kB(`/proc/${pid}/status`, "VmRSS") / 1024);
-    await sleep(Math.min(RSS_EVERY_MS, WINDOW_MS - (performance.now() - started)));
+    await sleep(Math.max(0, Math.min(RSS_EVERY_MS, WINDOW_MS - (performance.now() - started))));
   }
   const seconds = (performance.now() - started) / 1000;
   const cpuAfter = cpuTicksOf(pid);
