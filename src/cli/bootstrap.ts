@@ -3,7 +3,8 @@
  * `RURIKO_…=` lines, ready for an env file; what was done goes to stderr. The access token goes to `--token-file`
  * (mode 0600, replaced in one rename), or to stdout with a warning.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import writeFileAtomic from "write-file-atomic";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { bootstrapMatrix, BootstrapError, isUserId, parseBootstrapUser, SynapseBootstrapHomeserver, type BootstrapHomeserver, type Session } from "../matrix/bootstrap.ts";
 import { secretFromEnv, type Env } from "./environment.ts";
@@ -41,12 +42,10 @@ function heldToken(opts: BootstrapOptions, env: Env): { value: string; origin: s
   return env.RURIKO_MATRIX_ACCESS_TOKEN ? { value: env.RURIKO_MATRIX_ACCESS_TOKEN, origin: "RURIKO_MATRIX_ACCESS_TOKEN" } : undefined;
 }
 
-/** Readable by its owner only from the first byte, and never half-written: a temporary file renamed into place. */
+/** Readable by its owner only from the first byte, and never half-written. */
 function writeTokenFile(file: string, token: string): void {
   mkdirSync(dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${token}\n`, { mode: 0o600 });
-  renameSync(temporary, file);
+  writeFileAtomic.sync(file, `${token}\n`, { mode: 0o600 });
 }
 
 /** Exit code: 0 when everything is in place (changed now or already), 1 otherwise. */

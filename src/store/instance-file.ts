@@ -4,7 +4,8 @@
  * id, it was lost or replaced, and starting over would make a second instance beside the first one's
  * containers, forgetting every secret, approval and audit row. openState (state.ts) refuses that.
  */
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import writeFileAtomic from "write-file-atomic";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export const INSTANCE_FILE = "instance-id";
@@ -24,10 +25,7 @@ export function readInstanceFile(stateDir: string): string | undefined {
 /** Records the id (atomically: a crash leaves the old file or the new one). */
 export function writeInstanceFile(stateDir: string, id: string): void {
   if (readInstanceFile(stateDir) === id) return;
-  const path = join(stateDir, INSTANCE_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${id}\n`, { mode: 0o644 });
-  renameSync(tmp, path);
+  writeFileAtomic.sync(join(stateDir, INSTANCE_FILE), `${id}\n`, { mode: 0o644 });
 }
 
 export type DbFileState = "missing" | "empty" | "present";

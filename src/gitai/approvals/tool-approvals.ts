@@ -17,8 +17,9 @@
  * (`validForSeconds`) are kept in memory only: the data volume is writable by the agent's own tool servers, and
  * nothing they write may ever grant a call.
  */
+import writeFileAtomic from "write-file-atomic";
 import { randomBytes } from "node:crypto";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { digestOf } from "../../api/digest.ts";
 import { voteOfMessage, voteOfReaction, type ChatVote, type RequestPost, type RequestPosts } from "../../approvals/chat-decisions.ts";
 import { judgeVote } from "../../approvals/votes.ts";
@@ -276,8 +277,7 @@ export class ToolApprovals {
         rmSync(this.o.file, { force: true });
         return;
       }
-      writeFileSync(`${this.o.file}.tmp`, JSON.stringify({ pending: records }));
-      renameSync(`${this.o.file}.tmp`, this.o.file);
+      writeFileAtomic.sync(this.o.file, JSON.stringify({ pending: records }));
     } catch (error) {
       this.o.logger.error({ err: (error as Error).message }, "could not write the pending tool approvals to the data volume");
     }

@@ -12,7 +12,8 @@
  * The file is the agent's own claim, like everything the agent reports: its tool servers share the volume. Ruriko
  * validates what it collects and files it under the agent's name, not as its own observation.
  */
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
+import writeFileAtomic from "write-file-atomic";
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import type { AcpEvent, AcpEvents } from "../../api/generated/types.ts";
 import { isAcpBody } from "../../acp/protocol.ts";
@@ -174,11 +175,9 @@ export class EventJournal {
   /** Replaces the file with these events via a temp file and rename, so a crash leaves the old file or the new. */
   private rewrite(events: AcpEvent[]): void {
     this.held = events;
-    const temp = `${this.file}.tmp`;
     try {
       mkdirSync(dirname(this.file), { recursive: true });
-      writeFileSync(temp, lines(events));
-      renameSync(temp, this.file);
+      writeFileAtomic.sync(this.file, lines(events));
       this.dirty = false;
     } catch (err) {
       this.failed(err as Error);

@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import writeFileAtomic from "write-file-atomic";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Logger } from "../../observability/logger.ts";
 
 /** What the agent spent on its model in one calendar month (UTC); the shape of the file in its data volume. */
@@ -45,7 +46,9 @@ export class SpendLedger {
     const spend = this.current();
     this.spend = { month: spend.month, usd: spend.usd + usd, requests: spend.requests + 1, estimated: spend.estimated + (estimated ? 1 : 0) };
     try {
-      writeAtomically(this.file, `${JSON.stringify(this.spend)}\n`);
+      // Flushed, then renamed over the old file: a crash leaves the old total or the new one, never half of either.
+      mkdirSync(dirname(this.file), { recursive: true });
+      writeFileAtomic.sync(this.file, `${JSON.stringify(this.spend)}\n`, { mode: 0o600 });
     } catch (err) {
       this.log?.warn({ err, file: this.file }, "the month's model spend could not be saved; it is kept in memory");
     }
@@ -99,26 +102,3 @@ function parseSpend(text: string): MonthSpend | undefined {
   return { month, usd, requests, estimated };
 }
 
-/**
- * A temporary file in the same directory, flushed, then renamed over the old one: a crash leaves either the
- * old total or the new one, never half of either (rename is atomic within one file system).
- */
-function writeAtomically(file: string, text: string): void {
-  const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
-  // Writes are synchronous, so one process never has two under way: its pid makes the name unique.
-  const temp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
-  try {
-    const fd = openSync(temp, "w", 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, file);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw err;
-  }
-}
