@@ -13,6 +13,7 @@ import type { KubeConfig, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import { createServer, type Server } from "node:net";
 import type { Clock } from "../time/clock.ts";
+import { sharedConnections } from "./kubernetes-connections.ts";
 import { OwnedObjects, podKey, workloadKey } from "./kubernetes-informers.ts";
 import {
   ACP_CONTAINER_PORT,
@@ -136,9 +137,9 @@ export class KubernetesRuntime implements Runtime {
   private readonly forwards = new Map<string, { server: Server; port: number }>();
 
   constructor(o: KubernetesRuntimeOptions) {
-    this.kc = o.kubeConfig;
-    this.core = o.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    this.apps = o.kubeConfig.makeApiClient(k8s.AppsV1Api);
+    this.kc = sharedConnections(o.kubeConfig);
+    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.apps = this.kc.makeApiClient(k8s.AppsV1Api);
     this.ns = o.namespace;
     this.instance = o.instance;
     this.storageClass = o.storageClass;
@@ -147,7 +148,7 @@ export class KubernetesRuntime implements Runtime {
     this.log = o.log;
     this.startTimeoutMs = o.startTimeoutMs ?? 120_000;
     this.owned = new OwnedObjects({
-      kubeConfig: o.kubeConfig,
+      kubeConfig: this.kc,
       core: this.core,
       apps: this.apps,
       namespace: this.ns,
