@@ -175,7 +175,8 @@ export async function benchKubernetesScale() {
     const t0 = performance.now();
     serve = await startServe(
       ["--runtime", "kubernetes", "--kubeconfig", proxyConfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
-      { stateDir: join(work, "state") },
+      // The young generation capped as the image's entry point caps it (Dockerfile).
+      { stateDir: join(work, "state"), env: { NODE_OPTIONS: `--max-semi-space-size=4 ${process.env.RURIKO_BENCH_SERVE_NODE_OPTIONS ?? ""}`.trim() } },
     );
     const pid = serve.child.pid!;
     let peak = 0;

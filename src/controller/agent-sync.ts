@@ -15,6 +15,7 @@ import type { AppliedConfig } from "../store/applied-config-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
 import { collectAgentEvents } from "./agent-event-collector.ts";
 import { acpAddressOf, DEFAULT_AGENT_NETWORK } from "./agent-network.ts";
@@ -69,6 +70,9 @@ export interface SyncResult {
 }
 
 const isUnauthorized = (error: unknown) => error instanceof AcpError && error.code === "unauthorized";
+
+/** Health checks of a container just started: 25, 50, then every 100 ms. */
+const HEALTH_POLL: BackoffPolicy = { baseMs: 25, maxMs: 100, jitter: 0 };
 
 export class AgentSync {
   private readonly o: AgentSyncOptions;
@@ -156,12 +160,14 @@ export class AgentSync {
   /**
    * A container that just started answers within a second or so: wait for it here, on loopback only (polling
    * the engine instead would load it while it starts the others). Longer than that, the requeue takes over.
+   * Soon at first, then every 100 ms: each refused attempt costs a connection pool for that address (undici's, made
+   * and dropped), and at 25 ms a thousand starting agents made gigabytes of them a minute (docs/performance.md).
    */
   private async waitForHealth(endpoint: AcpEndpoint, traceId: string, waitMs: number): Promise<void> {
     const deadline = performance.now() + waitMs;
-    while (performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent)) {
+    for (let attempt = 1; performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent); attempt++) {
       if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) return;
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, backoffDelay(attempt, HEALTH_POLL)));
     }
   }
 
