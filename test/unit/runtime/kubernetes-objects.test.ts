@@ -81,6 +81,8 @@ describe("statefulSetFor", () => {
   test("the handover Secret is mounted into the init container only, never into Gitai's", () => {
     assert.ok(!gitai.volumeMounts!.some((m) => m.name === "handover"));
     assert.ok(pod.initContainers![0]!.volumeMounts!.some((m) => m.name === "handover" && m.readOnly));
+    // An init container's requests count for the whole pod: small, so that the node's CPU is not reserved by it.
+    assert.deepEqual(pod.initContainers![0]!.resources!.requests, { memory: "16Mi", cpu: "10m" });
     assert.equal(pod.volumes!.find((v) => v.name === "handover")!.secret!.secretName, "ruriko-i1-newsbot-handover");
     assert.equal(pod.volumes!.find((v) => v.name === "handover")!.secret!.optional, true, "made with the token, after the workload");
   });
