@@ -6,7 +6,8 @@
  *  - kubectl: the 20 StatefulSets Ruriko would make (statefulSetFor, 1 replica), one `kubectl apply --server-side`;
  *    the clock runs from the spawn of kubectl to every pod Ready (its containers running: Gitai has no readiness
  *    probe), as a watch of the namespace sees it.
- *  - Ruriko: `ruriko serve --runtime kubernetes` spawned with the 20 manifests in place; the clock runs to every
+ *  - Ruriko: `ruriko serve --runtime kubernetes --concurrency 20` (all agents at once, as the apply is; the default
+ *    is 4) spawned with the 20 manifests in place; the clock runs to every
  *    agent Ready in its status (the pod running, and Gitai configured over ACP at its pod address), read from
  *    /api/v1/status every 50 ms. Its pods' Ready time, from the same watch, is reported too.
  * Figures: median per way, and Ruriko's ratio to kubectl in the same run.
@@ -68,7 +69,7 @@ async function timeRuriko(kubeconfig: string, admin: KubeConfig, ns: string, wor
   const podsReady = watch.until(() => [...watch.pods.values()].filter((p) => p.ready).length >= AGENTS, TIMEOUT_MS, `${AGENTS} pods Ready (Ruriko)`).then(() => (podsReadyAt = performance.now()));
   const t0 = performance.now();
   const serve = await startServe(
-    ["--runtime", "kubernetes", "--kubeconfig", kubeconfig, "--kube-namespace", ns, "--manifests", manifests, "--log-level", "warn"],
+    ["--runtime", "kubernetes", "--kubeconfig", kubeconfig, "--kube-namespace", ns, "--manifests", manifests, "--concurrency", String(AGENTS), "--log-level", "warn"],
     // The young generation capped as the image's entry point caps it (Dockerfile).
     { stateDir: join(dir, "state"), env: { NODE_OPTIONS: "--max-semi-space-size=4" } },
   );
