@@ -6,7 +6,7 @@
  *    per agent (counted by a proxy between Ruriko and the API server), Ruriko's peak RSS (VmHWM of its process).
  *    kwok's pods never run a process, so the ACP steps (Ready) cannot complete there: what is measured is what
  *    the cluster reports.
- *  (Not here yet: 20 agents to Ready on the real kubelet against `kubectl apply` of the same 20 StatefulSets.)
+ *  (20 agents to Ready on the real kubelet against `kubectl apply` of the same 20 StatefulSets: kubernetes-real.ts.)
  * Ruriko runs as `ruriko serve --runtime kubernetes`, its own process, as an operator runs it.
  * Setup (outside every measurement): kwok nodes (10 × 200 pods), the real node cordoned during the kwok part (so
  * every pod lands on a kwok node), and 1,000 static PersistentVolumes of a class of their own (kwok pods mount
@@ -40,7 +40,7 @@ function writeAgents(dir: string, names: string[], image: string): void {
   for (const n of names) writeFileSync(join(dir, `${n}.yaml`), manifest(n, image));
 }
 
-async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
+export async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
   const child = run(KUBECTL, ["--kubeconfig", kubeconfig, ...args], { maxBuffer: 256 * 1024 * 1024 });
   if (input !== undefined) {
     child.child.stdin!.end(input);
@@ -86,16 +86,26 @@ async function countingProxy(admin: KubeConfig): Promise<{ kubeconfig: KubeConfi
   return { kubeconfig, counts, close: () => server.close() };
 }
 
-/** Pods of a namespace by name, from a watch: phase, image, owner. */
-async function podWatch(admin: KubeConfig, namespace: string) {
+/**
+ * Pods of a namespace by name, from a watch: phase, image, owner. The client ends a watch quiet for 30 s (pods
+ * waiting on their volumes can be): it is started again, and its first events are every pod as it is then.
+ */
+export async function podWatch(admin: KubeConfig, namespace: string) {
   const pods = new Map<string, { phase: string; image: string; ready: boolean }>();
   let listeners: Array<() => void> = [];
-  const req = await new Watch(admin).watch(`/api/v1/namespaces/${namespace}/pods`, {}, (phase: string, pod: V1Pod) => {
-    const name = pod.metadata!.name!;
-    if (phase === "DELETED") pods.delete(name);
-    else pods.set(name, { phase: pod.status?.phase ?? "", image: pod.spec?.containers.find((c) => c.name === "gitai")?.image ?? "", ready: !!pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") });
-    for (const l of listeners) l();
-  }, () => {});
+  let closed = false;
+  let req: AbortController | undefined;
+  const watch = async (): Promise<void> => {
+    req = await new Watch(admin).watch(`/api/v1/namespaces/${namespace}/pods`, {}, (phase: string, pod: V1Pod) => {
+      const name = pod.metadata!.name!;
+      if (phase === "DELETED") pods.delete(name);
+      else pods.set(name, { phase: pod.status?.phase ?? "", image: pod.spec?.containers.find((c) => c.name === "gitai")?.image ?? "", ready: !!pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") });
+      for (const l of listeners) l();
+    }, () => {
+      if (!closed) void watch();
+    });
+  };
+  await watch();
   return {
     pods,
     /** Resolves when `check` holds over the pods (checked at every event). */
@@ -112,7 +122,10 @@ async function podWatch(admin: KubeConfig, namespace: string) {
         listeners.push(listener);
       });
     },
-    close: () => req.abort(),
+    close: () => {
+      closed = true;
+      req?.abort();
+    },
   };
 }
 
@@ -120,7 +133,7 @@ const peakRssMiB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
-async function cluster(): Promise<string> {
+export async function cluster(): Promise<string> {
   const { stdout } = await run("bash", [join(ROOT, "scripts/kubernetes/start.sh")], { maxBuffer: 1 << 20 });
   return stdout.trim();
 }
@@ -175,7 +188,8 @@ export async function benchKubernetesScale() {
     const t0 = performance.now();
     serve = await startServe(
       ["--runtime", "kubernetes", "--kubeconfig", proxyConfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
-      { stateDir: join(work, "state") },
+      // The young generation capped as the image's entry point caps it (Dockerfile).
+      { stateDir: join(work, "state"), env: { NODE_OPTIONS: `--max-semi-space-size=4 ${process.env.RURIKO_BENCH_SERVE_NODE_OPTIONS ?? ""}`.trim() } },
     );
     const pid = serve.child.pid!;
     let peak = 0;

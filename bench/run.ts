@@ -1,8 +1,9 @@
 /**
  * npm run bench: every benchmark, results in bench/results/<date>.json and printed as a table.
- *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile|idle|kubernetes]
- * kubernetes starts (or reuses) the test cluster of scripts/kubernetes/ and runs kwok beside it; not part of the
- * default run (minutes, and a cluster): only with --only kubernetes.
+ *   node bench/run.ts [--only plan|docker|versus|acp|decision|footprint|turn|hostile|idle|kubernetes|kubernetes-real]
+ * kubernetes starts (or reuses) the test cluster of scripts/kubernetes/ and runs kwok beside it; kubernetes-real
+ * runs 20 agents on the cluster's real kubelet beside `kubectl apply`. Neither is part of the default run
+ * (minutes, and a cluster): only with --only.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import { benchDocker } from "./docker-converge.ts";
 import { benchHostile } from "./hostile-tree.ts";
 import { benchPlanCli } from "./plan-cli.ts";
 import { benchIdle, describeIdle } from "./idle.ts";
+import { benchKubernetesReal, printKubernetesReal } from "./kubernetes-real.ts";
 import { benchKubernetesScale, printKubernetesScale } from "./kubernetes-scale.ts";
 import { benchTurn } from "./turn-overhead.ts";
 import { benchVersusDocker, printVersusDocker } from "./versus-docker.ts";
@@ -112,6 +114,12 @@ if (values.only === "kubernetes") {
   const k = await benchKubernetesScale();
   results.kubernetes = k;
   printKubernetesScale(k);
+}
+
+if (values.only === "kubernetes-real") {
+  const k = await benchKubernetesReal();
+  results.kubernetesReal = k;
+  printKubernetesReal(k);
 }
 
 const dir = join(import.meta.dirname, "results");

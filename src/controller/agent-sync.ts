@@ -16,6 +16,7 @@ import type { AppliedConfig } from "../store/applied-config-store.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { MatrixAccountStore } from "../store/matrix-account-store.ts";
 import type { SecretStore } from "../store/secret-store.ts";
+import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { desiredMatrixOf, matrixTokenSecretOf, secretsDigestOf, type DesiredBinding, type MatrixProblem, type SecretVersion } from "./agent-config.ts";
 import { collectAgentEvents } from "./agent-event-collector.ts";
 import { acpAddressOf, agentModelUrlOf, DEFAULT_AGENT_NETWORK } from "./agent-network.ts";
@@ -70,6 +71,9 @@ export interface SyncResult {
 }
 
 const isUnauthorized = (error: unknown) => error instanceof AcpError && error.code === "unauthorized";
+
+/** Health checks of a container just started: 25, then every 50 ms (Gitai answers 150–200 ms after its start). */
+const HEALTH_POLL: BackoffPolicy = { baseMs: 25, maxMs: 50, jitter: 0 };
 
 export class AgentSync {
   private readonly o: AgentSyncOptions;
@@ -157,12 +161,14 @@ export class AgentSync {
   /**
    * A container that just started answers within a second or so: wait for it here, on loopback only (polling
    * the engine instead would load it while it starts the others). Longer than that, the requeue takes over.
+   * Soon at first, then every 50 ms: a thousand agents starting at once (kwok, docs/performance.md) made their
+   * refused attempts most of what serve allocated at a steady 25 ms.
    */
   private async waitForHealth(endpoint: AcpEndpoint, traceId: string, waitMs: number): Promise<void> {
     const deadline = performance.now() + waitMs;
-    while (performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent)) {
+    for (let attempt = 1; performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent); attempt++) {
       if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) return;
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, backoffDelay(attempt, HEALTH_POLL)));
     }
   }
 

@@ -149,7 +149,10 @@ export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1State
               imagePullPolicy: pullPolicy,
               command: ["/usr/local/bin/node", "-e", HANDOVER_SCRIPT],
               securityContext: containerSecurity,
-              resources: { limits: { memory: "64Mi", cpu: "250m" } },
+              // Requests of its own: by default they equal the limits, and an init container's count for the whole
+              // pod, so a 250m CPU limit reserved a quarter of a CPU per agent for a copy of one file (a 2-CPU node
+              // scheduled 8 agents).
+              resources: { limits: { memory: "64Mi", cpu: "250m" }, requests: { memory: "16Mi", cpu: "10m" } },
               volumeMounts: [
                 { name: "handover", mountPath: TOKEN_MOUNT, readOnly: true },
                 { name: "data", mountPath: DATA_DIR },
@@ -173,7 +176,9 @@ export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1State
           ],
           volumes: [
             { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
-            { name: "handover", secret: { secretName: handoverSecretName(name), defaultMode: 0o400 } },
+            // Optional: Ruriko writes it once, with the token, before the first start; a pod started without it
+            // (its create outlived a crash before the handover) runs with no token and is handed one (writeAgentFile).
+            { name: "handover", secret: { secretName: handoverSecretName(name), defaultMode: 0o400, optional: true } },
           ],
         },
       },
@@ -284,3 +289,31 @@ export function podTransition(before: V1Pod | undefined, after: V1Pod | undefine
   if (restarts > 0) return lastReason === "OOMKilled" ? "oom" : "die";
   return undefined;
 }
+
+/** The workload (StatefulSet uid) a pod belongs to. */
+export const podOwner = (pod: V1Pod | undefined): string | undefined => pod?.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet")?.uid;
+
+/** Kubelet reasons no wait can cure: the image will never come (Never and absent, or a malformed reference). */
+const HOPELESS_WAITING = new Set(["ErrImageNeverPull", "InvalidImageName"]);
+
+/**
+ * How far a workload's pod is towards a start of Ruriko's: its Gitai container running, in a pod of that workload
+ * (uid) that is not being deleted. `cannot`: the kubelet says it never will; `pending`: not yet, with the kubelet's
+ * reason (shown when the start times out).
+ */
+export function podStart(pod: V1Pod | undefined, workloadUid: string): { state: "running" } | { state: "pending" | "cannot"; reason: string } {
+  if (!pod) return { state: "pending", reason: "no pod yet" };
+  if (podOwner(pod) !== workloadUid) return { state: "pending", reason: "the pod of an earlier workload is still there" };
+  if (pod.metadata?.deletionTimestamp) return { state: "pending", reason: "the pod is being deleted" };
+  const status = pod.status?.containerStatuses?.find((c) => c.name === AGENT_CONTAINER);
+  if (status?.state?.running) return { state: "running" };
+  const waiting = status?.state?.waiting ?? pod.status?.initContainerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
+  const reason = waiting?.reason ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}` : (pod.status?.phase ?? "pending");
+  return { state: waiting?.reason && HOPELESS_WAITING.has(waiting.reason) ? "cannot" : "pending", reason };
+}
+
+/** The workload's pod is gone: none of that name, or one that belongs to another workload. */
+export const podGone = (pod: V1Pod | undefined, workloadUid: string): boolean => !pod || (pod.metadata?.ownerReferences?.every((r) => r.uid !== workloadUid) ?? false);
+
+/** The StatefulSet with this uid is gone: none of its name, or a newer one (another uid). */
+export const workloadGone = (sts: V1StatefulSet | undefined, uid: string): boolean => sts?.metadata?.uid !== uid;

@@ -6,12 +6,15 @@
  * The port is Docker-shaped (create, then start; stop; remove), and each call returns when the cluster has done
  * it, as Docker's do: start waits for the pod's Gitai container to run, stop and remove for the pod (and the
  * workload) to be gone. Without that a recreate could find the old pod adopted by the new StatefulSet of the same
- * name, and the controller would configure an agent that is not up yet.
+ * name, and the controller would configure an agent that is not up yet. Those waits, list() and the lifecycle events
+ * all read one shared watch of the owned objects (kubernetes-informers.ts) instead of asking the API server again.
  */
 import type { KubeConfig, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import { createServer, type Server } from "node:net";
-import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
+import type { Clock } from "../time/clock.ts";
+import { sharedConnections } from "./kubernetes-connections.ts";
+import { OwnedObjects, podKey, workloadKey } from "./kubernetes-informers.ts";
 import {
   ACP_CONTAINER_PORT,
   ANNOTATIONS,
@@ -21,9 +24,13 @@ import {
   isHandoverFileName,
   observedFrom,
   ownerSelector,
+  podGone,
   podName,
+  podOwner,
+  podStart,
   podTransition,
   statefulSetFor,
+  workloadGone,
   workloadName,
   type ControlEndpoint,
 } from "./kubernetes-objects.ts";
@@ -63,9 +70,10 @@ export interface KubernetesRuntimeOptions {
   log?: Log;
   /** How long start waits for the pod to run (image pull, scheduling, volume); default 120 s. */
   startTimeoutMs?: number;
+  /** The waits' timeouts and rereads (tests drive it); default the system's. */
+  clock?: Clock;
 }
 
-const WATCH_RECONNECT: BackoffPolicy = { baseMs: 500, maxMs: 10_000, jitter: 0.2 };
 const FIELD_MANAGER = "ruriko";
 
 const codeOf = (error: unknown): number | undefined => {
@@ -97,7 +105,8 @@ function isUnavailable(error: unknown): boolean {
   return [code, cause].some((c) => c === "ECONNREFUSED" || c === "ECONNRESET" || c === "ETIMEDOUT" || c === "EHOSTUNREACH" || c === "EPIPE");
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A JSON Pointer segment (RFC 6901): annotation keys hold a "/". */
+const pointer = (key: string) => key.replace(/~/g, "~0").replace(/\//g, "~1");
 
 export class KubernetesRuntime implements Runtime {
   /** The handover Secret is copied into /data at the pod's start only: a running pod is replaced to take a file. */
@@ -112,21 +121,25 @@ export class KubernetesRuntime implements Runtime {
   private readonly access: KubeAcpAccess;
   private readonly log: Log | undefined;
   private readonly startTimeoutMs: number;
+  /** The owned StatefulSets and pods, watched (shared by subscribe, the waits and list). */
+  private readonly owned: OwnedObjects;
   /** Workloads a start() of Ruriko's is waiting on: their pod running is that start, not the cluster's restart. */
   private readonly starting = new Set<string>();
   /**
-   * The name of each StatefulSet seen, by uid (the port's container id): a workload is then read by its name, one
-   * object, instead of listing every owned one to find it (1,000 agents made that 1,000 × 1,000 objects). A uid
-   * never changes its name; one no longer there under its name is gone.
+   * The name of each StatefulSet seen, by uid (the port's container id): a workload is then found by its name, one
+   * object, instead of among every owned one (1,000 agents made that 1,000 × 1,000 objects). A uid never changes
+   * its name; one no longer there under its name is gone.
    */
   private readonly names = new Map<string, string>();
+  /** Handover Secrets this process wrote, so known to exist: the next write replaces, without a create refused first. */
+  private readonly handovers = new Set<string>();
   /** port-forward mode: one local listener per pod, by pod uid. */
   private readonly forwards = new Map<string, { server: Server; port: number }>();
 
   constructor(o: KubernetesRuntimeOptions) {
-    this.kc = o.kubeConfig;
-    this.core = o.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    this.apps = o.kubeConfig.makeApiClient(k8s.AppsV1Api);
+    this.kc = sharedConnections(o.kubeConfig);
+    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.apps = this.kc.makeApiClient(k8s.AppsV1Api);
     this.ns = o.namespace;
     this.instance = o.instance;
     this.storageClass = o.storageClass;
@@ -134,6 +147,17 @@ export class KubernetesRuntime implements Runtime {
     this.access = o.acpAccess ?? "pod-ip";
     this.log = o.log;
     this.startTimeoutMs = o.startTimeoutMs ?? 120_000;
+    this.owned = new OwnedObjects({
+      kubeConfig: this.kc,
+      core: this.core,
+      apps: this.apps,
+      namespace: this.ns,
+      selector: ownerSelector(this.instance),
+      log: o.log,
+      describe: apiMessage,
+      ...(o.clock ? { clock: o.clock } : {}),
+    });
+    this.owned.listen({ workload: ({ after }) => after && this.remember(after) });
   }
 
   private fail(action: string, agent: string | undefined, error: unknown): RuntimeError {
@@ -165,25 +189,34 @@ export class KubernetesRuntime implements Runtime {
     }
   }
 
-  private async workloads(agent?: string): Promise<V1StatefulSet[]> {
-    const list = await this.apps.listNamespacedStatefulSet({ namespace: this.ns, labelSelector: ownerSelector(this.instance, agent) });
-    for (const sts of list.items) this.remember(sts);
-    return list.items;
-  }
-
-  private async pods(agent?: string): Promise<Map<string, V1Pod>> {
-    const list = await this.core.listNamespacedPod({ namespace: this.ns, labelSelector: ownerSelector(this.instance, agent) });
+  /** The owned StatefulSets and their pods (by StatefulSet uid): from the watch once it has listed, else asked for. */
+  private async workloadsAndPods(agent?: string): Promise<[V1StatefulSet[], Map<string, V1Pod>]> {
+    let sets: Iterable<V1StatefulSet>;
+    let pods: Iterable<V1Pod>;
+    if (this.owned.synced) {
+      sets = agent === undefined ? this.owned.workloads.values() : this.owned.workloads.indexed(agent);
+      pods = agent === undefined ? this.owned.pods.values() : this.owned.pods.indexed(agent);
+    } else {
+      const selector = ownerSelector(this.instance, agent);
+      const [setList, podList] = await Promise.all([
+        this.apps.listNamespacedStatefulSet({ namespace: this.ns, labelSelector: selector }),
+        this.core.listNamespacedPod({ namespace: this.ns, labelSelector: selector }),
+      ]);
+      for (const sts of setList.items) this.remember(sts);
+      sets = setList.items;
+      pods = podList.items;
+    }
     const byOwner = new Map<string, V1Pod>();
-    for (const pod of list.items) {
-      const owner = pod.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet")?.uid;
+    for (const pod of pods) {
+      const owner = podOwner(pod);
       if (owner) byOwner.set(owner, pod);
     }
-    return byOwner;
+    return [[...sets], byOwner];
   }
 
   async list(agent?: string): Promise<ObservedContainer[]> {
     try {
-      const [sets, pods] = await Promise.all([this.workloads(agent), this.pods(agent)]);
+      const [sets, pods] = await this.workloadsAndPods(agent);
       const out: ObservedContainer[] = [];
       for (const sts of sets) {
         const pod = pods.get(sts.metadata?.uid ?? "");
@@ -254,7 +287,8 @@ export class KubernetesRuntime implements Runtime {
   /**
    * `replacing`: two StatefulSets of one name cannot exist side by side, and one cannot be renamed, so the old
    * workload is removed first (Docker moves the old container aside instead): on Kubernetes a replace costs the
-   * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it.
+   * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it. The handover
+   * Secret is not made here: writeAgentFile makes it with the token, in one write (the pod mounts it optionally).
    */
   async create(spec: ContainerSpec, options: { replacing?: string } = {}): Promise<ObservedContainer> {
     if (options.replacing) await this.remove(options.replacing);
@@ -263,10 +297,9 @@ export class KubernetesRuntime implements Runtime {
     }
     const body = statefulSetFor(spec, { instance: this.instance, storageClass: this.storageClass, dataVolumeSize: this.dataVolumeSize });
     try {
-      // The handover Secret first, empty: the pod cannot start without it, and writeAgentFile fills it.
-      await this.upsertHandover(spec.agent, {}, false);
       const created = await this.apps.createNamespacedStatefulSet({ namespace: this.ns, body, fieldManager: FIELD_MANAGER });
       this.remember(created);
+      this.owned.recordWorkload(created);
       const observed = observedFrom(created, undefined);
       if (!observed) throw new RuntimeError("create", spec.agent, "failed", "the created StatefulSet lacks its labels");
       return observed;
@@ -275,40 +308,71 @@ export class KubernetesRuntime implements Runtime {
     }
   }
 
-  /** Records the generation Ruriko's write produced (metadata writes do not change it): any other is an edit. */
-  private async markGeneration(sts: V1StatefulSet): Promise<V1StatefulSet> {
-    const patch = { metadata: { annotations: { [ANNOTATIONS.generation]: String(sts.metadata?.generation ?? 0) } } };
-    return this.apps.patchNamespacedStatefulSet({ name: sts.metadata!.name!, namespace: this.ns, body: patch, fieldManager: FIELD_MANAGER }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
-  }
-
   private remember(sts: V1StatefulSet): void {
     if (sts.metadata?.uid && sts.metadata.name) this.names.set(sts.metadata.uid, sts.metadata.name);
   }
 
-  /** The owned StatefulSet with this uid (the port's container id). */
-  private async workloadById(containerId: string): Promise<V1StatefulSet | undefined> {
+  /**
+   * The owned StatefulSet with this uid (the port's container id): from the watch once it has listed (it holds
+   * Ruriko's own writes too), else read. `fresh`: read in any case (a conditional write was refused).
+   */
+  private async workloadById(containerId: string, fresh = false): Promise<V1StatefulSet | undefined> {
     const name = this.names.get(containerId);
-    if (!name) return (await this.workloads()).find((s) => s.metadata?.uid === containerId);
-    try {
-      const sts = await this.apps.readNamespacedStatefulSet({ name, namespace: this.ns });
-      if (sts.metadata?.uid === containerId && sts.metadata.labels?.[LABELS.instance] === this.instance) return sts;
-    } catch (error) {
-      if (codeOf(error) !== 404) throw error;
+    if (this.owned.synced && !fresh) {
+      const held = name === undefined ? undefined : this.owned.workloads.get(name);
+      return held?.metadata?.uid === containerId ? held : undefined;
     }
+    if (name === undefined) return (await this.workloadsAndPods())[0].find((s) => s.metadata?.uid === containerId);
+    const sts = await this.readWorkload(name);
+    if (sts?.metadata?.uid === containerId && sts.metadata.labels?.[LABELS.instance] === this.instance) return sts;
     this.names.delete(containerId);
     return undefined;
   }
 
-  private async upsertHandover(agent: string, files: Record<string, Buffer>, replace: boolean): Promise<void> {
+  /** One StatefulSet from the API server, into the watch's store (undefined: none of that name). */
+  private async readWorkload(name: string): Promise<V1StatefulSet | undefined> {
+    const seen = this.owned.workloads.get(name);
+    try {
+      const sts = await this.apps.readNamespacedStatefulSet({ name, namespace: this.ns });
+      this.owned.recordWorkload(sts);
+      return sts;
+    } catch (error) {
+      if (codeOf(error) !== 404) throw error;
+      this.owned.forgetWorkload(name, seen);
+      return undefined;
+    }
+  }
+
+  private async readPod(name: string): Promise<void> {
+    const seen = this.owned.pods.get(name);
+    try {
+      this.owned.recordPod(await this.core.readNamespacedPod({ name, namespace: this.ns }));
+    } catch (error) {
+      if (codeOf(error) !== 404) throw error;
+      this.owned.forgetPod(name, seen);
+    }
+  }
+
+  /** One write: a replace where this process made the Secret before, else a create (a replace if it exists). */
+  private async writeHandover(agent: string, files: Record<string, Buffer>): Promise<void> {
     const body = handoverSecretFor(this.instance, agent, files);
     const name = body.metadata!.name!;
+    const replace = () => this.core.replaceNamespacedSecret({ name, namespace: this.ns, body, fieldManager: FIELD_MANAGER });
+    if (this.handovers.has(name)) {
+      try {
+        await replace();
+        return;
+      } catch (error) {
+        if (codeOf(error) !== 404) throw error;
+      }
+    }
     try {
       await this.core.createNamespacedSecret({ namespace: this.ns, body, fieldManager: FIELD_MANAGER });
     } catch (error) {
       if (codeOf(error) !== 409) throw error;
-      if (!replace) return;
-      await this.core.replaceNamespacedSecret({ name, namespace: this.ns, body, fieldManager: FIELD_MANAGER });
+      await replace();
     }
+    this.handovers.add(name);
   }
 
   /**
@@ -320,51 +384,67 @@ export class KubernetesRuntime implements Runtime {
    */
   async writeAgentFile(containerId: string, name: string, content: Buffer): Promise<void> {
     if (!isHandoverFileName(name)) throw new RuntimeError("write agent file", undefined, "failed", `not a file name for the data volume: ${JSON.stringify(name)}`);
+    const release = this.owned.use();
     try {
       const sts = await this.workloadById(containerId);
       if (!sts) throw new RuntimeError("write agent file", undefined, "failed", `no workload ${containerId}`);
       const agent = sts.metadata!.labels![LABELS.agent]!;
-      await this.upsertHandover(agent, { [name]: content }, true);
+      await this.writeHandover(agent, { [name]: content });
       if ((sts.spec?.replicas ?? 0) > 0) {
         const pod = podName(sts.metadata!.name!);
-        await this.core.deleteNamespacedPod({ name: pod, namespace: this.ns, gracePeriodSeconds: 5 }).catch((error: unknown) => {
+        try {
+          // Held as being deleted at once: the wait below must not take the old pod, still running, for the new one.
+          this.owned.recordPod(await this.core.deleteNamespacedPod({ name: pod, namespace: this.ns, gracePeriodSeconds: 5 }));
+        } catch (error) {
           if (codeOf(error) !== 404) throw error;
-        });
+        }
         // The pod's running state is Ruriko's doing: not announced as a restart, and waited for as a start is.
         await this.waitForRunning(sts, agent);
       }
     } catch (error) {
       // The API server's message names the object only; the content never goes into an error.
       throw this.fail("write agent file", undefined, error);
+    } finally {
+      release();
     }
   }
 
   /**
    * Sets the replica count and, in the same write, the generation it will produce (a spec change adds one):
-   * there is never a moment when Ruriko's own write looks like someone else's edit. The resourceVersion makes the
-   * write conditional on the object read, so that predicted generation holds.
+   * there is never a moment when Ruriko's own write looks like someone else's edit. The write is conditional on
+   * the generation read (a JSON Patch test), so that predicted generation holds; the status the cluster keeps
+   * writing does not change the generation, so it does not make the write fail.
    */
   private async scale(containerId: string, replicas: number, action: string): Promise<V1StatefulSet | undefined> {
     for (let attempt = 0; ; attempt++) {
-      const sts = await this.workloadById(containerId);
+      const sts = await this.workloadById(containerId, attempt > 0);
       if (!sts) return undefined;
       if ((sts.spec?.replicas ?? 1) === replicas) return sts;
-      const annotations = { [ANNOTATIONS.generation]: String((sts.metadata?.generation ?? 0) + 1), ...(replicas > 0 ? { [ANNOTATIONS.started]: "true" } : {}) };
+      const generation = sts.metadata?.generation ?? 0;
+      const patch = [
+        { op: "test", path: "/metadata/generation", value: generation },
+        { op: "replace", path: "/spec/replicas", value: replicas },
+        { op: "add", path: `/metadata/annotations/${pointer(ANNOTATIONS.generation)}`, value: String(generation + 1) },
+        ...(replicas > 0 ? [{ op: "add", path: `/metadata/annotations/${pointer(ANNOTATIONS.started)}`, value: "true" }] : []),
+      ];
       try {
         const patched = await this.apps.patchNamespacedStatefulSet(
-          { name: sts.metadata!.name!, namespace: this.ns, body: { metadata: { resourceVersion: sts.metadata?.resourceVersion, annotations }, spec: { replicas } }, fieldManager: FIELD_MANAGER },
-          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+          { name: sts.metadata!.name!, namespace: this.ns, body: patch, fieldManager: FIELD_MANAGER },
+          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
         );
+        this.owned.recordWorkload(patched);
         this.log?.debug({ workload: sts.metadata?.name, replicas }, action);
-        return patched.metadata?.annotations?.[ANNOTATIONS.generation] === String(patched.metadata?.generation) ? patched : this.markGeneration(patched);
+        return patched;
       } catch (error) {
-        if (codeOf(error) !== 409 || attempt >= 3) throw error;
+        // 422: the test failed (the spec changed since it was read); read it again and retry.
+        if ((codeOf(error) !== 422 && codeOf(error) !== 409) || attempt >= 3) throw error;
       }
     }
   }
 
   async start(containerId: string): Promise<void> {
     let agent: string | undefined;
+    const release = this.owned.use();
     try {
       const sts = await this.workloadById(containerId);
       if (!sts) throw new RuntimeError("start", undefined, "failed", `no workload ${containerId}`);
@@ -378,6 +458,8 @@ export class KubernetesRuntime implements Runtime {
       }
     } catch (error) {
       throw this.fail("start", agent, error);
+    } finally {
+      release();
     }
   }
 
@@ -386,86 +468,83 @@ export class KubernetesRuntime implements Runtime {
    * (image missing, crash loop) fails the start with the kubelet's reason once the timeout is up.
    */
   private async waitForRunning(sts: V1StatefulSet, agent: string | undefined): Promise<void> {
-    const name = podName(sts.metadata!.name!);
-    const deadline = Date.now() + this.startTimeoutMs;
-    let reason = "no pod yet";
-    this.starting.add(sts.metadata!.name!);
+    const workload = sts.metadata!.name!;
+    const uid = sts.metadata!.uid!;
+    const pod = podName(workload);
+    this.starting.add(workload);
     try {
-      while (Date.now() < deadline) {
-        let pod: V1Pod | undefined;
-        try {
-          pod = await this.core.readNamespacedPod({ name, namespace: this.ns });
-        } catch (error) {
-          if (codeOf(error) !== 404) throw error;
-        }
-        const owner = pod?.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet")?.uid;
-        if (pod && owner === sts.metadata?.uid && !pod.metadata?.deletionTimestamp) {
-          const status = pod.status?.containerStatuses?.find((c) => c.name === "gitai");
-          if (status?.state?.running) return;
-          const waiting = status?.state?.waiting ?? pod.status?.initContainerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
-          reason = waiting?.reason ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}` : (pod.status?.phase ?? "pending");
-          if (waiting?.reason === "ErrImageNeverPull" || waiting?.reason === "InvalidImageName") {
-            throw new RuntimeError("start", agent, "image-missing", `the pod cannot get its image (${reason})`);
-          }
-        }
-        await sleep(200);
-      }
+      await this.owned.waits.until({
+        keys: [podKey(pod)],
+        check: () => {
+          const progress = podStart(this.owned.pods.get(pod), uid);
+          if (progress.state === "running") return { state: "done" };
+          if (progress.state === "cannot") return { state: "failed", error: new RuntimeError("start", agent, "image-missing", `the pod cannot get its image (${progress.reason})`) };
+          return { state: "waiting", reason: progress.reason };
+        },
+        reread: () => this.readPod(pod),
+        timeoutMs: this.startTimeoutMs,
+        timedOut: (reason) => new RuntimeError("start", agent, "failed", `the pod did not run within ${Math.round(this.startTimeoutMs / 1000)} s (${reason})`),
+      });
     } finally {
-      this.starting.delete(sts.metadata!.name!);
+      this.starting.delete(workload);
     }
-    throw new RuntimeError("start", agent, "failed", `the pod did not run within ${Math.round(this.startTimeoutMs / 1000)} s (${reason})`);
   }
 
   async stop(containerId: string, timeoutSeconds = 10): Promise<void> {
+    const release = this.owned.use();
     try {
       const sts = await this.scale(containerId, 0, "stop");
       if (sts) await this.waitForPodGone(sts, (timeoutSeconds + 30) * 1000);
     } catch (error) {
       throw this.fail("stop", undefined, error);
+    } finally {
+      release();
     }
   }
 
-  private async waitForPodGone(sts: V1StatefulSet, timeoutMs: number): Promise<void> {
+  private waitForPodGone(sts: V1StatefulSet, timeoutMs: number): Promise<void> {
     const name = podName(sts.metadata!.name!);
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      try {
-        const pod = await this.core.readNamespacedPod({ name, namespace: this.ns });
-        if (pod.metadata?.ownerReferences?.every((r) => r.uid !== sts.metadata?.uid)) return;
-      } catch (error) {
-        if (codeOf(error) === 404) return;
-        throw error;
-      }
-      await sleep(200);
-    }
-    throw new RuntimeError("stop", sts.metadata?.labels?.[LABELS.agent], "failed", `pod ${name} still there after ${Math.round(timeoutMs / 1000)} s`);
+    const uid = sts.metadata!.uid!;
+    return this.owned.waits.until({
+      keys: [podKey(name)],
+      check: () => (podGone(this.owned.pods.get(name), uid) ? { state: "done" } : { state: "waiting", reason: "still there" }),
+      reread: () => this.readPod(name),
+      timeoutMs,
+      timedOut: () => new RuntimeError("stop", sts.metadata?.labels?.[LABELS.agent], "failed", `pod ${name} still there after ${Math.round(timeoutMs / 1000)} s`),
+    });
   }
 
   /** Deletes the workload and waits until it and its pod are gone (foreground deletion); its data claim stays. */
   async remove(containerId: string): Promise<void> {
+    const release = this.owned.use();
     try {
       const sts = await this.workloadById(containerId);
       if (!sts) return;
       const name = sts.metadata!.name!;
+      const pod = podName(name);
       await this.apps
         .deleteNamespacedStatefulSet({ name, namespace: this.ns, propagationPolicy: "Foreground", body: { preconditions: { uid: containerId }, propagationPolicy: "Foreground" } })
         .catch((error: unknown) => {
           if (codeOf(error) !== 404 && codeOf(error) !== 409) throw error;
         });
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline) {
-        try {
-          const current = await this.apps.readNamespacedStatefulSet({ name, namespace: this.ns });
-          if (current.metadata?.uid !== containerId) break;
-        } catch (error) {
-          if (codeOf(error) === 404) break;
-          throw error;
-        }
-        await sleep(200);
-      }
-      await this.waitForPodGone(sts, 60_000);
+      const timeoutMs = 60_000;
+      await this.owned.waits.until({
+        keys: [workloadKey(name), podKey(pod)],
+        check: () => {
+          if (!workloadGone(this.owned.workloads.get(name), containerId)) return { state: "waiting", reason: `StatefulSet ${name} still there` };
+          if (!podGone(this.owned.pods.get(pod), containerId)) return { state: "waiting", reason: `pod ${pod} still there` };
+          return { state: "done" };
+        },
+        reread: async () => {
+          await Promise.all([this.readWorkload(name), this.readPod(pod)]);
+        },
+        timeoutMs,
+        timedOut: (reason) => new RuntimeError("remove", sts.metadata?.labels?.[LABELS.agent], "failed", `${reason} after ${timeoutMs / 1000} s`),
+      });
     } catch (error) {
       throw this.fail("remove", undefined, error);
+    } finally {
+      release();
     }
   }
 
@@ -473,6 +552,7 @@ export class KubernetesRuntime implements Runtime {
   async removeAgentVolume(agent: string): Promise<void> {
     const workload = workloadName(this.instance, agent);
     const owned = (labels: Record<string, string> | undefined) => labels?.[LABELS.instance] === this.instance && labels[LABELS.agent] === agent;
+    this.handovers.delete(handoverSecretName(workload));
     try {
       for (const [read, del, name] of [
         [(n: string) => this.core.readNamespacedPersistentVolumeClaim({ name: n, namespace: this.ns }), (n: string) => this.core.deleteNamespacedPersistentVolumeClaim({ name: n, namespace: this.ns }), dataClaimName(workload)],
@@ -492,92 +572,46 @@ export class KubernetesRuntime implements Runtime {
   }
 
   /**
-   * Lifecycle events by watching (informers: a list, then a watch from its resourceVersion, relisted when it
-   * expires) the owned StatefulSets and pods. Mapped to Docker's events: a workload deleted → destroy; one edited
-   * by someone else → destroy (the container Ruriko made is no more); the Gitai container stopping → die (oom
-   * when OOM-killed); its pod deleted while running → die; its pod running again without a start of Ruriko's
-   * (the cluster replaced or restarted it) → restart, so the new process is configured.
+   * Lifecycle events from the shared watch of the owned StatefulSets and pods, mapped to Docker's events: a
+   * workload deleted → destroy; one edited by someone else → destroy (the container Ruriko made is no more); the
+   * Gitai container stopping → die (oom when OOM-killed); its pod deleted while running → die; its pod running
+   * again without a start of Ruriko's (the cluster replaced or restarted it) → restart, so the new process is
+   * configured.
    */
   subscribe(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): EventSubscription {
-    const selector = ownerSelector(this.instance);
-    const ns = this.ns;
-    let closed = false;
-    const pods = new Map<string, V1Pod>();
-    const informers: Array<k8s.Informer<V1Pod> | k8s.Informer<V1StatefulSet>> = [];
-
-    const podInformer = k8s.makeInformer<V1Pod>(this.kc, `/api/v1/namespaces/${ns}/pods`, () => this.core.listNamespacedPod({ namespace: ns, labelSelector: selector }), selector);
-    const stsInformer = k8s.makeInformer<V1StatefulSet>(
-      this.kc,
-      `/apis/apps/v1/namespaces/${ns}/statefulsets`,
-      () => this.apps.listNamespacedStatefulSet({ namespace: ns, labelSelector: selector }),
-      selector,
-    );
-    const ownerOf = (pod: V1Pod) => pod.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet");
+    const release = this.owned.use();
     const emitPod = (before: V1Pod | undefined, after: V1Pod | undefined) => {
       const pod = after ?? before!;
       const agent = pod.metadata?.labels?.[LABELS.agent];
-      const owner = ownerOf(pod);
+      const owner = pod.metadata?.ownerReferences?.find((r) => r.kind === "StatefulSet");
       if (!agent || !owner) return;
       const transition = podTransition(before, after);
       if (!transition) return;
       const action: RuntimeEvent["action"] = transition === "start" && !this.starting.has(owner.name) ? "restart" : transition;
-      const status = (after ?? before)?.status?.containerStatuses?.find((c) => c.name === "gitai");
+      const status = pod.status?.containerStatuses?.find((c) => c.name === "gitai");
       const exitCode = (status?.state?.terminated ?? status?.lastState?.terminated)?.exitCode;
       onEvent({ agent, containerId: owner.uid, action, ...(exitCode !== undefined && action !== "start" ? { exitCode } : {}) });
     };
-    podInformer.on("add", (pod) => {
-      const uid = pod.metadata?.uid ?? "";
-      const before = pods.get(uid);
-      pods.set(uid, pod);
-      emitPod(before, pod);
-    });
-    podInformer.on("update", (pod) => {
-      const uid = pod.metadata?.uid ?? "";
-      const before = pods.get(uid);
-      pods.set(uid, pod);
-      emitPod(before, pod);
-    });
-    podInformer.on("delete", (pod) => {
-      const uid = pod.metadata?.uid ?? "";
-      const before = pods.get(uid) ?? pod;
-      pods.delete(uid);
-      if (this.access === "port-forward") this.dropForwards(new Set(pods.keys()));
-      emitPod(before, undefined);
-    });
-    const emitWorkload = (sts: V1StatefulSet, action: RuntimeEvent["action"]) => {
+    const emitWorkload = (sts: V1StatefulSet) => {
       const agent = sts.metadata?.labels?.[LABELS.agent];
-      if (agent && sts.metadata?.uid) onEvent({ agent, containerId: sts.metadata.uid, action });
+      if (agent && sts.metadata?.uid) onEvent({ agent, containerId: sts.metadata.uid, action: "destroy" });
     };
-    stsInformer.on("update", (sts) => {
-      const recorded = sts.metadata?.annotations?.[ANNOTATIONS.generation];
-      if (recorded !== undefined && recorded !== String(sts.metadata?.generation)) emitWorkload(sts, "destroy");
+    const unlisten = this.owned.listen({
+      pod: ({ before, after }) => {
+        if (!after && this.access === "port-forward") this.dropForwards(new Set([...this.owned.pods.values()].map((p) => p.metadata?.uid ?? "")));
+        emitPod(before, after);
+      },
+      workload: ({ before, after }) => {
+        if (!after) return emitWorkload(before!);
+        const recorded = after.metadata?.annotations?.[ANNOTATIONS.generation];
+        if (before && recorded !== undefined && recorded !== String(after.metadata?.generation)) emitWorkload(after);
+      },
+      ...(onReconnect ? { reconnect: onReconnect } : {}),
     });
-    stsInformer.on("delete", (sts) => emitWorkload(sts, "destroy"));
-
-    for (const informer of [podInformer, stsInformer]) {
-      informers.push(informer);
-      let attempt = 0;
-      let connected = false;
-      informer.on("connect", () => {
-        if (connected && attempt > 0) onReconnect?.();
-        connected = true;
-        attempt = 0;
-      });
-      informer.on("error", (error: unknown) => {
-        if (closed) return;
-        attempt++;
-        const delay = backoffDelay(attempt, WATCH_RECONNECT);
-        this.log?.warn({ attempt, retryInMs: delay, err: apiMessage(error) }, "Kubernetes watch lost; reconnecting");
-        setTimeout(() => {
-          if (!closed) informer.start().catch(() => {});
-        }, delay).unref();
-      });
-      informer.start().catch(() => {});
-    }
     return {
       close: () => {
-        closed = true;
-        for (const informer of informers) void informer.stop();
+        unlisten();
+        release();
         for (const f of this.forwards.values()) f.server.close();
         this.forwards.clear();
       },

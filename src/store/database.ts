@@ -122,7 +122,14 @@ export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
  * transactions (their COMMIT too). The one place every read and write of a process passes, so no
  * store has to remember to check.
  */
+/** Distinct SQL texts kept prepared (the stores have about a hundred); the oldest goes past it. */
+const STATEMENT_CACHE = 256;
+
 function guarded(db: Db, health: StorageHealth): Db {
+  // Stores prepare their statement at every call: compiling SQL was a tenth of serve's busy time under load
+  // (docs/performance.md), and each one holds SQLite memory outside the JS heap until it is collected. Kept by
+  // their SQL instead; no store binds, plucks or iterates, the modes a shared statement would carry along.
+  const statements = new Map<string, object>();
   const watch = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -165,7 +172,16 @@ function guarded(db: Db, health: StorageHealth): Db {
       const value = Reflect.get(target, prop, target) as unknown;
       if (typeof value !== "function") return value;
       const method = value as (...args: unknown[]) => unknown;
-      if (prop === "prepare") return (...args: unknown[]) => statement(watch(() => method.apply(target, args)) as object);
+      if (prop === "prepare") {
+        return (source: string) => {
+          const cached = statements.get(source);
+          if (cached) return cached;
+          const prepared = statement(watch(() => method.call(target, source)) as object);
+          statements.set(source, prepared);
+          if (statements.size > STATEMENT_CACHE) statements.delete(statements.keys().next().value!);
+          return prepared;
+        };
+      }
       if (prop === "transaction") return (fn: (...args: unknown[]) => unknown) => transaction(method.call(target, fn) as (...args: unknown[]) => unknown);
       // A backup's failure may be its target's (another disk), not this database's.
       if (prop === "backup") return method.bind(target);

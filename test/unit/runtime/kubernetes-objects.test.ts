@@ -11,8 +11,11 @@ import {
   handoverSecretFor,
   isEdited,
   observedFrom,
+  podGone,
+  podStart,
   podTransition,
   resourceLimits,
+  workloadGone,
   statefulSetFor,
   workloadName,
 } from "../../../src/runtime/kubernetes-objects.ts";
@@ -78,7 +81,10 @@ describe("statefulSetFor", () => {
   test("the handover Secret is mounted into the init container only, never into Gitai's", () => {
     assert.ok(!gitai.volumeMounts!.some((m) => m.name === "handover"));
     assert.ok(pod.initContainers![0]!.volumeMounts!.some((m) => m.name === "handover" && m.readOnly));
+    // An init container's requests count for the whole pod: small, so that the node's CPU is not reserved by it.
+    assert.deepEqual(pod.initContainers![0]!.resources!.requests, { memory: "16Mi", cpu: "10m" });
     assert.equal(pod.volumes!.find((v) => v.name === "handover")!.secret!.secretName, "ruriko-i1-newsbot-handover");
+    assert.equal(pod.volumes!.find((v) => v.name === "handover")!.secret!.optional, true, "made with the token, after the workload");
   });
 
   test("no limit: no resources", () => {
@@ -111,7 +117,7 @@ function workload(over: { replicas?: number; generation?: number; recorded?: str
   return sts;
 }
 
-function pod(state: "running" | "waiting" | "terminated", over: { restartCount?: number; reason?: string; exitCode?: number; image?: string; deleting?: boolean } = {}): V1Pod {
+function pod(state: "running" | "waiting" | "terminated", over: { restartCount?: number; reason?: string; exitCode?: number; image?: string; deleting?: boolean; owner?: string } = {}): V1Pod {
   const s =
     state === "running"
       ? { running: { startedAt: new Date("2026-01-01T00:00:00Z") } }
@@ -119,7 +125,12 @@ function pod(state: "running" | "waiting" | "terminated", over: { restartCount?:
         ? { waiting: { reason: "CrashLoopBackOff" } }
         : { terminated: { exitCode: over.exitCode ?? 1, reason: over.reason ?? "Error", finishedAt: new Date("2026-01-01T00:01:00Z") } };
   return {
-    metadata: { name: "ruriko-i1-newsbot-0", uid: "pod-1", ...(over.deleting ? { deletionTimestamp: new Date() } : {}) },
+    metadata: {
+      name: "ruriko-i1-newsbot-0",
+      uid: "pod-1",
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: "ruriko-i1-newsbot", uid: over.owner ?? "uid-1" }],
+      ...(over.deleting ? { deletionTimestamp: new Date() } : {}),
+    },
     spec: { containers: [{ name: "gitai", image: over.image ?? spec.image }] },
     status: {
       podIP: "10.89.0.7",
@@ -179,4 +190,43 @@ test("pod transitions map to Docker's events", () => {
   assert.equal(podTransition(pod("running"), undefined), "die");
   assert.equal(podTransition(pod("waiting", { restartCount: 1 }), pod("running", { restartCount: 1 })), "start");
   assert.equal(podTransition(pod("running"), pod("running")), undefined);
+});
+
+describe("the waits' judgements", () => {
+  const waiting = (reason: string, message?: string): V1Pod => {
+    const p = pod("waiting");
+    p.status!.containerStatuses![0]!.state = { waiting: { reason, ...(message ? { message } : {}) } };
+    return p;
+  };
+
+  test("a start is done when Gitai runs in a pod of this workload that is not being deleted", () => {
+    assert.deepEqual(podStart(pod("running"), "uid-1"), { state: "running" });
+    assert.deepEqual(podStart(undefined, "uid-1"), { state: "pending", reason: "no pod yet" });
+    assert.equal(podStart(pod("running", { owner: "uid-0" }), "uid-1").state, "pending", "the old workload's pod, before the new one's");
+    assert.equal(podStart(pod("running", { deleting: true }), "uid-1").state, "pending", "the pod a token handover deleted");
+  });
+
+  test("the kubelet's reason is kept; a missing image under Never, or a malformed one, is hopeless", () => {
+    assert.deepEqual(podStart(waiting("ContainerCreating"), "uid-1"), { state: "pending", reason: "ContainerCreating" });
+    assert.deepEqual(podStart(waiting("ErrImageNeverPull", "not present"), "uid-1"), { state: "cannot", reason: "ErrImageNeverPull: not present" });
+    assert.equal(podStart(waiting("InvalidImageName"), "uid-1").state, "cannot");
+    assert.equal(podStart(waiting("ImagePullBackOff"), "uid-1").state, "pending", "a pull may still succeed");
+    const init = pod("waiting");
+    init.status!.containerStatuses = [];
+    init.status!.initContainerStatuses = [{ name: "handover", image: "", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "PodInitializing" } } }];
+    assert.deepEqual(podStart(init, "uid-1"), { state: "pending", reason: "PodInitializing" });
+  });
+
+  test("a pod is gone for a workload when there is none, or it belongs to another one", () => {
+    assert.equal(podGone(undefined, "uid-1"), true);
+    assert.equal(podGone(pod("running"), "uid-1"), false);
+    assert.equal(podGone(pod("running", { deleting: true }), "uid-1"), false, "terminating is not gone");
+    assert.equal(podGone(pod("running", { owner: "uid-2" }), "uid-1"), true);
+  });
+
+  test("a workload is gone when none of its name is held, or a newer one (another uid) is", () => {
+    assert.equal(workloadGone(undefined, "uid-1"), true);
+    assert.equal(workloadGone(workload(), "uid-1"), false);
+    assert.equal(workloadGone(workload(), "uid-0"), true);
+  });
 });
