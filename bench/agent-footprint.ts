@@ -63,14 +63,14 @@ function memoryOf(pid: number): Memory {
 }
 
 /** A container's processes as host PIDs (docker top answers from the host's view), with their command lines. */
-async function processesOf(docker: Docker, containerId: string): Promise<Array<{ pid: number; args: string }>> {
+export async function processesOf(docker: Docker, containerId: string): Promise<Array<{ pid: number; args: string }>> {
   const top = await docker.getContainer(containerId).top({ ps_args: "-eo pid,args" });
   const pid = top.Titles.indexOf("PID");
   const args = top.Titles.findIndex((t: string) => t === "COMMAND" || t === "ARGS");
   return (top.Processes as string[][]).map((p) => ({ pid: Number(p[pid]), args: p.slice(args).join(" ") }));
 }
 
-function onlyPid(processes: Array<{ pid: number; args: string }>, marker: string): number {
+export function onlyPid(processes: Array<{ pid: number; args: string }>, marker: string): number {
   const found = processes.filter((p) => p.args.includes(marker));
   if (found.length !== 1) throw new Error(`expected one process running ${marker}, found ${JSON.stringify(processes)}`);
   return found[0]!.pid;

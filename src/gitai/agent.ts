@@ -96,6 +96,13 @@ export class GitaiAgent {
   private readonly gateways: CronGateways;
   private model: { key: string; client: ModelClient | undefined; status: ModelStatus } = { key: "", client: undefined, status: { state: "not configured", provider: null, model: null, lastError: null } };
   private conversation: { key: string; part: Conversation } | undefined;
+  /**
+   * Model spend not recorded yet. Recording writes the month's total to the data volume and flushes it to disk,
+   * which blocks the process for a millisecond or more (tens when the disk is busy): done right after the model
+   * answers, it would hold the reply back. So it runs once the reply is on its way (setImmediate), and anything
+   * that reads the spend — the budget check before a model call, /status — records what is pending first.
+   */
+  private readonly unrecordedSpend: Array<() => void> = [];
   /** configure() calls run one after the other: a push during one is applied by the next. */
   private configuring: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -135,6 +142,7 @@ export class GitaiAgent {
   }
 
   status(): AgentRuntimeStatus {
+    this.recordSpend();
     return {
       conversation: this.conversation?.part.status() ?? { state: "not configured" },
       model: { ...this.model.status },
@@ -149,6 +157,7 @@ export class GitaiAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.configuring;
+    this.recordSpend();
     this.gateways.stop();
     this.approvals.stop();
     await this.conversation?.part.stop();
@@ -321,10 +330,12 @@ export class GitaiAgent {
         tools: offeredTools(this.mcp.tools(), capabilities),
         maxSteps: spec?.limits?.maxTurnSteps ?? DEFAULT_STEPS,
         complete: async (messages, tools) => {
+          this.recordSpend();
           const request = this.limits.admitRequest();
           if (!request.ok) throw new LimitReached(request);
           const reply = await client.complete(messages, tools);
-          if (reply.usage) this.limits.recordUsage(reply.usage);
+          const usage = reply.usage;
+          if (usage) this.recordSpendSoon(() => this.limits.recordUsage(usage));
           cut = reply.finishReason === "length";
           return reply;
         },
@@ -362,6 +373,15 @@ export class GitaiAgent {
     } finally {
       turn.release();
     }
+  }
+
+  private recordSpendSoon(record: () => void): void {
+    this.unrecordedSpend.push(record);
+    if (this.unrecordedSpend.length === 1) setImmediate(() => this.recordSpend());
+  }
+
+  private recordSpend(): void {
+    for (const record of this.unrecordedSpend.splice(0)) record();
   }
 
   /**

@@ -39,6 +39,8 @@ export type ScriptedReply =
   | { toolCalls: ScriptedToolCall[] }
   | { status: number; error?: { message: string; type?: string; code?: string }; headers?: Record<string, string> }
   | { delayMs: number; then: ScriptedReply }
+  /** Held until `until` settles (a test opens the gate once it has seen what happens while the model "thinks"). */
+  | { until: Promise<unknown>; then: ScriptedReply }
   | ((request: RecordedRequest) => ScriptedReply);
 
 export interface ModelStandin {
@@ -160,6 +162,14 @@ export async function startModelStandin(options: { port?: number } = {}): Promis
     if ("delayMs" in reply) {
       const slept = await sleep(reply.delayMs, true, { signal: closing.signal }).catch(() => false);
       return slept ? answer(res, request, reply.then) : undefined;
+    }
+    if ("until" in reply) {
+      const released = await new Promise<boolean>((resolve) => {
+        if (closing.signal.aborted) return resolve(false);
+        closing.signal.addEventListener("abort", () => resolve(false), { once: true });
+        reply.until.finally(() => resolve(true)).catch(() => undefined);
+      });
+      return released ? answer(res, request, reply.then) : undefined;
     }
     if ("status" in reply) {
       const type = reply.error?.type ?? (reply.status >= 500 ? "server_error" : "invalid_request_error");

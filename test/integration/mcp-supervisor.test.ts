@@ -30,8 +30,8 @@ describe("MCP supervisor (real servers over stdio)", () => {
       assert.ok(!keys.includes("GITAI_TEST_PARENT_ONLY") && !keys.includes("RURIKO_MATRIX_ACCESS_TOKEN"), keys.join(","));
       assert.ok(keys.every((k) => ["TZ", "API_KEY", "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"].includes(k)), `only the SDK's few defaults besides its own: ${keys.join(",")}`);
       assert.deepEqual(await supervisor.call("env", "env_value", { name: "API_KEY" }), { ok: true, text: "sk-mapped" });
-      assert.deepEqual(state("env"), { name: "env", state: "running", tools: 3, restarts: 0, lastError: null });
-      assert.deepEqual(supervisor.tools().map((t) => `${t.server}/${t.name}`).sort(), ["env/env_names", "env/env_value", "env/pid"]);
+      assert.deepEqual(state("env"), { name: "env", state: "running", tools: 4, restarts: 0, lastError: null });
+      assert.deepEqual(supervisor.tools().map((t) => `${t.server}/${t.name}`).sort(), ["env/env_names", "env/env_value", "env/pid", "env/sleep"]);
     } finally {
       delete process.env.GITAI_TEST_PARENT_ONLY;
       delete process.env.RURIKO_MATRIX_ACCESS_TOKEN;
@@ -69,6 +69,21 @@ describe("MCP supervisor (real servers over stdio)", () => {
     // The secret arrives (Gitai builds the spec again with it): the server starts.
     await supervisor.apply([spec({ name: "waiting", env: { SEARCH_KEY: "k-arrived" } })]);
     await waitFor(() => state("waiting")?.state === "running", "started once its secret arrived", 30_000);
+  });
+
+  test("a call that outlasts the call timeout fails with why; the server stays up and answers the next call", async () => {
+    // Its own supervisor: a short call timeout, far longer than a call to a local process takes, far shorter than the sleep.
+    const quick = new McpSupervisor({ logger, startTimeoutMs: 20_000, callTimeoutMs: 3_000 });
+    try {
+      await quick.apply([spec({ name: "slow" })]);
+      await waitFor(() => quick.states()[0]?.state === "running", "running", 30_000);
+      const pid = await quick.call("slow", "pid", {});
+      assert.deepEqual(await quick.call("slow", "sleep", { ms: 600_000 }), { ok: false, error: "sleep did not answer within 3 s (the call timeout)" });
+      assert.deepEqual(quick.states(), [{ name: "slow", state: "running", tools: 4, restarts: 0, lastError: null }]);
+      assert.deepEqual(await quick.call("slow", "pid", {}), pid, "the same process answers the next call");
+    } finally {
+      await quick.stop();
+    }
   });
 
   test("the shipped HTTP tool reads a loopback page; results are cut at the size cap; the real fetch server lists its tools", async () => {

@@ -3,7 +3,7 @@
  * (`trust.allowedRooms` and `trust.adminRoom`). A message reaches the model only when its room is served and its
  * sender is in `trust.allowedSenders`; everything else is counted and never answered. Answers are replies to the
  * message that asked, in the asking room, within `messaging.maxMessagesPerMinute` (beforeSend), with a typing
- * notice while the agent works. One turn at a time per room, in order.
+ * notice while a turn takes longer than a moment. One turn at a time per room, in order.
  *
  * The Gosuto's approval room, when it has one, is joined too but never served: its events go to the tool approvals
  * (votes on the agent's requests), never to the model. So are the rooms of `messaging.allowedTargets` that are not
@@ -66,6 +66,7 @@ export interface ConversationOptions {
 
 const RETRY = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
 const RETRY_JOIN_MS = 30_000;
+const TYPING_AFTER_MS = 1000;
 const TYPING_REFRESH_MS = 20_000;
 
 export class Conversation {
@@ -267,18 +268,10 @@ export class Conversation {
 
   private async serve(chat: IncomingChat): Promise<void> {
     if (this.stopped) return;
-    // The typing notice is not waited for: the asker's answer should not wait on it. It lasts 30 s, so it is said
-    // again while a long turn (slow model, slow tools) goes on, and withdrawn once the answer is out.
-    const typing = (on: boolean) => void this.client.typing(chat.room, on).catch(() => {});
-    typing(true);
-    const keepTyping = setInterval(() => typing(true), TYPING_REFRESH_MS);
-    let answer: string | undefined;
+    const typing = this.typingNotice(chat.room);
     try {
-      answer = await this.o.answer(chat);
-    } finally {
-      clearInterval(keepTyping);
-    }
-    try {
+      // Said no more once the answer is ready, even while it waits for a slot under the message cap.
+      const answer = await this.o.answer(chat).finally(() => typing.stopRefreshing());
       if (this.stopped) return;
       if (!answer) return this.o.onIgnored("unanswered", chat);
       const at = await this.o.beforeSend(chat);
@@ -287,8 +280,33 @@ export class Conversation {
       await this.client.send(chat.room, { msgtype: "m.text", body: answer, "m.relates_to": { "m.in_reply_to": { event_id: chat.eventId } } });
       this.o.onAnswered();
     } finally {
-      typing(false);
+      typing.withdraw();
     }
+  }
+
+  /**
+   * "Typing…" while a turn goes on, once it has taken TYPING_AFTER_MS: an answer quicker than that needs no notice,
+   * and every notice wakes the sync of every member of the room at the homeserver, which then has that to do just
+   * as the answer is on its way. Never waited for: the answer does not wait on it. A notice lasts 30 s, so it is
+   * said again while a long turn (slow model, slow tools) goes on, and withdrawn once the answer is out.
+   */
+  private typingNotice(room: string): { stopRefreshing(): void; withdraw(): void } {
+    const say = (typing: boolean) => void this.client.typing(room, typing).catch(() => {});
+    let said = false;
+    let timer: NodeJS.Timeout | undefined;
+    const sayAgain = () => {
+      said = true;
+      say(true);
+      timer = setTimeout(sayAgain, TYPING_REFRESH_MS);
+    };
+    timer = setTimeout(sayAgain, TYPING_AFTER_MS);
+    return {
+      stopRefreshing: () => clearTimeout(timer),
+      withdraw: () => {
+        clearTimeout(timer);
+        if (said) say(false);
+      },
+    };
   }
 
   private set(state: ConversationState, lastError: string | null): void {

@@ -10,6 +10,7 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { digestOf } from "../../api/digest.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { RURIKO_VERSION } from "../../version.ts";
@@ -148,6 +149,8 @@ class ServerRunner {
       const text = textOf(result.content, this.o.maxResultBytes);
       return result.isError ? { ok: false, error: text || "the tool reported an error" } : { ok: true, text };
     } catch (error) {
+      // The SDK has told the server the call is cancelled; the server stays up for the next call.
+      if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) return { ok: false, error: `${tool} did not answer within ${this.o.callTimeoutMs / 1000} s (the call timeout)` };
       return { ok: false, error: describe(error, this.spec.command) };
     }
   }
