@@ -3,11 +3,11 @@
  * `RURIKO_…=` lines, ready for an env file; what was done goes to stderr. The access token goes to `--token-file`
  * (mode 0600, replaced in one rename), or to stdout with a warning.
  */
-import writeFileAtomic from "write-file-atomic";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { bootstrapMatrix, BootstrapError, isUserId, parseBootstrapUser, SynapseBootstrapHomeserver, type BootstrapHomeserver, type Session } from "../matrix/bootstrap.ts";
 import { secretFromEnv, type Env } from "./environment.ts";
+import { writeFileAtomicSync } from "../store/atomic-write.ts";
 
 export interface BootstrapOptions {
   matrixHomeserver: string;
@@ -45,7 +45,7 @@ function heldToken(opts: BootstrapOptions, env: Env): { value: string; origin: s
 /** Readable by its owner only from the first byte, and never half-written. */
 function writeTokenFile(file: string, token: string): void {
   mkdirSync(dirname(file), { recursive: true });
-  writeFileAtomic.sync(file, `${token}\n`, { mode: 0o600 });
+  writeFileAtomicSync(file, `${token}\n`, { mode: 0o600 });
 }
 
 /** Exit code: 0 when everything is in place (changed now or already), 1 otherwise. */

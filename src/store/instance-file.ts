@@ -4,9 +4,9 @@
  * id, it was lost or replaced, and starting over would make a second instance beside the first one's
  * containers, forgetting every secret, approval and audit row. openState (state.ts) refuses that.
  */
-import writeFileAtomic from "write-file-atomic";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomicSync } from "./atomic-write.ts";
 
 export const INSTANCE_FILE = "instance-id";
 
@@ -25,7 +25,7 @@ export function readInstanceFile(stateDir: string): string | undefined {
 /** Records the id (atomically: a crash leaves the old file or the new one). */
 export function writeInstanceFile(stateDir: string, id: string): void {
   if (readInstanceFile(stateDir) === id) return;
-  writeFileAtomic.sync(join(stateDir, INSTANCE_FILE), `${id}\n`, { mode: 0o644 });
+  writeFileAtomicSync(join(stateDir, INSTANCE_FILE), `${id}\n`, { mode: 0o644 });
 }
 
 export type DbFileState = "missing" | "empty" | "present";

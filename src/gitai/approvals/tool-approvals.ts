@@ -17,7 +17,6 @@
  * (`validForSeconds`) are kept in memory only: the data volume is writable by the agent's own tool servers, and
  * nothing they write may ever grant a call.
  */
-import writeFileAtomic from "write-file-atomic";
 import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { digestOf } from "../../api/digest.ts";
@@ -27,6 +26,7 @@ import { messageOf, reactionOf, type RawEvent } from "../../matrix/incoming-even
 import type { Logger } from "../../observability/logger.ts";
 import type { EventJournal } from "../events/journal.ts";
 import { decidedPost, notice, outcomeText, requestPost, shownArguments, type PostContent, type ToolApprovalRequest, type ToolApprovalStatus } from "./request-post.ts";
+import { writeFileAtomicSync } from "../../store/atomic-write.ts";
 
 export interface ApprovalSettings {
   room: string;
@@ -277,7 +277,7 @@ export class ToolApprovals {
         rmSync(this.o.file, { force: true });
         return;
       }
-      writeFileAtomic.sync(this.o.file, JSON.stringify({ pending: records }));
+      writeFileAtomicSync(this.o.file, JSON.stringify({ pending: records }));
     } catch (error) {
       this.o.logger.error({ err: (error as Error).message }, "could not write the pending tool approvals to the data volume");
     }

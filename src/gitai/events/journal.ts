@@ -12,12 +12,12 @@
  * The file is the agent's own claim, like everything the agent reports: its tool servers share the volume. Ruriko
  * validates what it collects and files it under the agent's name, not as its own observation.
  */
-import writeFileAtomic from "write-file-atomic";
 import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import type { AcpEvent, AcpEvents } from "../../api/generated/types.ts";
 import { isAcpBody } from "../../acp/protocol.ts";
 import { newTraceId } from "../../observability/logger.ts";
+import { writeFileAtomicSync } from "../../store/atomic-write.ts";
 
 export type EventInput = Omit<AcpEvent, "seq" | "at" | "traceId"> & { traceId?: string };
 
@@ -177,7 +177,7 @@ export class EventJournal {
     this.held = events;
     try {
       mkdirSync(dirname(this.file), { recursive: true });
-      writeFileAtomic.sync(this.file, lines(events));
+      writeFileAtomicSync(this.file, lines(events));
       this.dirty = false;
     } catch (err) {
       this.failed(err as Error);

@@ -1,7 +1,7 @@
-import writeFileAtomic from "write-file-atomic";
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "../../observability/logger.ts";
+import { writeFileAtomicSync } from "../../store/atomic-write.ts";
 
 /** What the agent spent on its model in one calendar month (UTC); the shape of the file in its data volume. */
 export interface MonthSpend {
@@ -48,7 +48,7 @@ export class SpendLedger {
     try {
       // Flushed, then renamed over the old file: a crash leaves the old total or the new one, never half of either.
       mkdirSync(dirname(this.file), { recursive: true });
-      writeFileAtomic.sync(this.file, `${JSON.stringify(this.spend)}\n`, { mode: 0o600 });
+      writeFileAtomicSync(this.file, `${JSON.stringify(this.spend)}\n`, { mode: 0o600 });
     } catch (err) {
       this.log?.warn({ err, file: this.file }, "the month's model spend could not be saved; it is kept in memory");
     }
