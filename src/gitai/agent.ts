@@ -336,6 +336,7 @@ export class GitaiAgent {
           const reply = await client.complete(messages, tools);
           const usage = reply.usage;
           if (usage) this.recordSpendSoon(() => this.limits.recordUsage(usage));
+          else this.recordSpendSoon(() => this.limits.recordUnreported({ sent: { messages, tools }, received: reply }));
           cut = reply.finishReason === "length";
           return reply;
         },
@@ -439,7 +440,7 @@ function explainApproval(outcome: ApprovalOutcome): { approved: true } | { appro
     case "approved":
       return { approved: true };
     case "denied":
-      return { approved: false, why: `a human (${outcome.by}) denied this call${outcome.reason ? `: ${outcome.reason}` : ""} (approval ${outcome.id})` };
+      return { approved: false, why: `a human (${outcome.by}) denied this call (approval ${outcome.id})` };
     case "expired":
       return { approved: false, why: `nobody decided on this call in time; approval ${outcome.id} expired` };
     case "unavailable":

@@ -35,7 +35,8 @@ export interface ScriptedToolCall {
 }
 
 export type ScriptedReply =
-  | { text: string }
+  /** `withoutUsage`: as some OpenAI-compatible servers answer, with no `usage` in the completion. */
+  | { text: string; withoutUsage?: boolean }
   | { toolCalls: ScriptedToolCall[] }
   | { status: number; error?: { message: string; type?: string; code?: string }; headers?: Record<string, string> }
   | { delayMs: number; then: ScriptedReply }
@@ -129,7 +130,7 @@ export async function startModelStandin(options: { port?: number } = {}): Promis
     res.writeHead(status, { ...headers, "content-type": "application/json" }).end(JSON.stringify(body));
   };
 
-  const completion = (request: RecordedRequest, reply: { text: string } | { toolCalls: ScriptedToolCall[] }): object => {
+  const completion = (request: RecordedRequest, reply: { text: string; withoutUsage?: boolean } | { toolCalls: ScriptedToolCall[] }): object => {
     const model = typeof request.body.model === "string" ? request.body.model : MODELS[0];
     const toolCalls = "toolCalls" in reply
       ? reply.toolCalls.map((c) => ({ id: c.id ?? `call_${nextCallId++}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
@@ -152,7 +153,7 @@ export async function startModelStandin(options: { port?: number } = {}): Promis
         finish_reason: toolCalls ? "tool_calls" : cut ? "length" : "stop",
         logprobs: null,
       }],
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      ...("withoutUsage" in reply && reply.withoutUsage ? {} : { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } }),
       system_fingerprint: null,
     };
   };

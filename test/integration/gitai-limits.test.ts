@@ -157,6 +157,18 @@ ${spec}`;
     await stopAll();
   });
 
+  test("maxMonthlyCostUSD: a reply without usage is priced at an upper bound, never free, and /status says so", async () => {
+    // A dollar per prompt token: the estimate of the first request alone (a token per byte sent) crosses the budget.
+    const a = await agent("  limits: {maxMonthlyCostUSD: 0.01}\n", { pricing: "{inputPerMTok: 1000000, outputPerMTok: 0}" });
+    model.script({ text: "no usage here", withoutUsage: true });
+    assert.equal(await firstReply(await ask("what does this cost?")), "no usage here");
+    await waitFor(async () => ((await a.status()).limits?.find((l) => l.name === "maxMonthlyCostUSD")?.estimated ?? 0) === 1, "the estimate in /status", 10_000);
+    const budget = (await a.status()).limits?.find((l) => l.name === "maxMonthlyCostUSD");
+    assert.ok((budget?.used ?? 0) > 0.01, `an estimated request is charged (used ${budget?.used})`);
+    assert.match(await firstReply(await ask("and now?")), /^The monthly budget was reached/);
+    await stopAll();
+  });
+
   test("maxTokensPerRequest: a cut answer says so; messaging.maxMessagesPerMinute: the next answer waits, and the asker is told when", async () => {
     const a = await agent("  limits: {maxTokensPerRequest: 5}\n  messaging: {maxMessagesPerMinute: 1}\n");
     model.script({ text: "This answer is much longer than five tokens allow." });

@@ -651,6 +651,10 @@ resetsAt?: (string | null)
  * When the limit last refused something; null if never.
  */
 reachedAt?: (string | null)
+/**
+ * maxMonthlyCostUSD only: this month's requests whose reply carried no token usage, priced at an upper bound.
+ */
+estimated?: number
 }
 export interface AcpPendingApproval {
 id: string

@@ -52,8 +52,8 @@ export interface ApprovalAsk {
 
 export type ApprovalOutcome =
   | { decision: "approved"; by: string; id: string }
-  /** `reason` is no longer set — an approver's words stay in the approval room — but agent.ts still reads it. */
-  | { decision: "denied"; by: string; id: string; reason?: string }
+  /** An approver's words stay in the approval room: nothing said there reaches the model. */
+  | { decision: "denied"; by: string; id: string }
   | { decision: "expired"; id: string }
   /** The request could not be made (approvals off, no Matrix, the room refused): the call does not run. */
   | { decision: "unavailable"; reason: string };

@@ -205,7 +205,7 @@ export class AgentLimits {
     return states;
   }
 
-  private usage(name: LimitName, cap: number, now: number): { used: number; resetsAt: string | null } {
+  private usage(name: LimitName, cap: number, now: number): { used: number; resetsAt: string | null; estimated?: number } {
     switch (name) {
       case "maxRequestsPerMinute":
         return windowState(this.requests, now, cap);
@@ -215,9 +215,11 @@ export class AgentLimits {
         return windowState(this.messages, now, cap);
       case "maxConcurrentRequests":
         return { used: this.running, resetsAt: null };
-      case "maxMonthlyCostUSD":
+      case "maxMonthlyCostUSD": {
+        const { usd, estimated } = this.ledger.current();
         // Micro-dollars: enough for any price, and free of float dust like 0.30000000000000004.
-        return { used: Math.round(this.ledger.current().usd * 1e6) / 1e6, resetsAt: iso(nextMonthStart(now)) };
+        return { used: Math.round(usd * 1e6) / 1e6, resetsAt: iso(nextMonthStart(now)), ...(estimated > 0 ? { estimated } : {}) };
+      }
       case "maxTokensPerRequest":
         return { used: this.lastCompletionTokens, resetsAt: null };
     }

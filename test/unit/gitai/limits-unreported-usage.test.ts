@@ -46,6 +46,8 @@ describe("a reply without usage under a budget", () => {
     assert.ok(bytes(sent) > JSON.stringify(sent).length);
     assert.equal(spent(limits), (bytes(sent) + 800) / 1e6);
     assert.deepEqual(saved(file), { month: "2026-11", usd: (bytes(sent) + 800) / 1e6, requests: 1, estimated: 1 });
+    // /status says how many of the month's requests were priced at the bound.
+    assert.equal(limits.status().find((s) => s.name === "maxMonthlyCostUSD")?.estimated, 1);
   });
 
   test("without a token cap: a completion token per byte of the reply", () => {
