@@ -81,7 +81,11 @@ export interface AgentReconcilerOptions {
   agentNetwork?: AgentNetworkMode;
   /** How long a started agent may take to answer ACP before that is an error. */
   agentStartGraceMs?: number;
-  /** How long one reconcile waits for a starting agent to answer before handing back its worker. */
+  /**
+   * How long one reconcile waits for a starting agent to answer before handing back its worker (default 1 s:
+   * Gitai answers 150–200 ms after its start; past that a requeue asks again, and a fleet starting at once does
+   * not hold every worker on agents that are slow to boot).
+   */
   agentBootWaitMs?: number;
   /** True when a newer trigger arrived for the agent: stop waiting, it runs again. */
   hasNewerTrigger?: (agent: string) => boolean;
@@ -263,7 +267,7 @@ export class AgentReconciler {
       const applied = containersChanged || config.length > 0 ? this.o.stores.appliedConfig.get(world.agent) : world.applied;
       // Wait for boot only for a container this reconcile started: one that merely looks running may be dying.
       const startedHere = outcome.executed.some((a) => a.type === "create" || a.type === "recreate" || a.type === "start");
-      const synced = await this.sync.sync({ manifest: desired.manifest, observed: container, applied, bindings: desired.bindings, bootWaitMs: startedHere ? (this.o.agentBootWaitMs ?? 3000) : 0, traceId, log });
+      const synced = await this.sync.sync({ manifest: desired.manifest, observed: container, applied, bindings: desired.bindings, bootWaitMs: startedHere ? (this.o.agentBootWaitMs ?? 1000) : 0, traceId, log });
       if (synced.report) outcome.agentReport = synced.report;
       if (synced.refused) outcome.refused = synced.refused;
       if (synced.matrixProblem) outcome.matrixProblem = synced.matrixProblem;
