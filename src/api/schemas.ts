@@ -29,11 +29,26 @@ export interface KindValidator {
   errors?: SchemaError[] | null;
 }
 
-let ajv: Ajv2020 | undefined;
-const detailedValidators = new Map<Kind, ValidateFunction>();
-let fastAjv: Ajv2020 | undefined;
-const fastValidators = new Map<Kind, ValidateFunction>();
+/** A registry of every kind's schema, made on its first use, and the validators compiled from it by kind. */
+interface Compiled {
+  make: () => Ajv2020;
+  registry?: Ajv2020;
+  byKind: Map<Kind, ValidateFunction>;
+}
+const detailed: Compiled = { make: () => schemaRegistry(), byKind: new Map() };
+const fast: Compiled = { make: () => fastSchemaRegistry(), byKind: new Map() };
 const validators = new Map<Kind, KindValidator>();
+
+function compiledFor(compiled: Compiled, kind: Kind): ValidateFunction {
+  let validate = compiled.byKind.get(kind);
+  if (!validate) {
+    compiled.registry ??= compiled.make();
+    validate = compiled.registry.getSchema(SCHEMA_BY_KIND[kind].$id);
+    if (!validate) throw new Error(`schema ${SCHEMA_BY_KIND[kind].$id} for ${kind} did not compile`);
+    compiled.byKind.set(kind, validate);
+  }
+  return validate;
+}
 
 /**
  * A kind's validator. It validates with the fast validator; its `errors`, read after a failure, come from the
@@ -60,9 +75,9 @@ function fastThenDetailed(kind: Kind): KindValidator {
       if (!failed) return null;
       if (failed.errors === undefined) {
         // The defaults the fast validator filled in are the ones this one would: the errors are the same.
-        const detailed = detailedValidatorFor(kind);
-        detailed(failed.value);
-        failed.errors = detailed.errors ?? null;
+        const explain = detailedValidatorFor(kind);
+        explain(failed.value);
+        failed.errors = explain.errors ?? null;
       }
       return failed.errors;
     },
@@ -71,14 +86,7 @@ function fastThenDetailed(kind: Kind): KindValidator {
 
 /** Every error, with its schema and custom message (ajv-errors); for documents that failed the fast validator. */
 export function detailedValidatorFor(kind: Kind): KindValidator {
-  let validate = detailedValidators.get(kind);
-  if (!validate) {
-    ajv ??= schemaRegistry();
-    validate = ajv.getSchema(SCHEMA_BY_KIND[kind].$id);
-    if (!validate) throw new Error(`schema ${SCHEMA_BY_KIND[kind].$id} for ${kind} did not compile`);
-    detailedValidators.set(kind, validate);
-  }
-  return validate;
+  return compiledFor(detailed, kind);
 }
 
 /**
@@ -86,14 +94,7 @@ export function detailedValidatorFor(kind: Kind): KindValidator {
  * the first problem and says nothing about it (test/unit/api/schemas.test.ts compares the two).
  */
 export function fastValidatorFor(kind: Kind): KindValidator {
-  let validate = fastValidators.get(kind);
-  if (!validate) {
-    fastAjv ??= fastSchemaRegistry();
-    validate = fastAjv.getSchema(SCHEMA_BY_KIND[kind].$id);
-    if (!validate) throw new Error(`schema ${SCHEMA_BY_KIND[kind].$id} for ${kind} did not compile`);
-    fastValidators.set(kind, validate);
-  }
-  return validate;
+  return compiledFor(fast, kind);
 }
 
 /**

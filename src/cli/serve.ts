@@ -100,9 +100,13 @@ export async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, 
 /** The engine agents run on, whose runtime serve then uses whole. */
 interface ServeEngine extends AgentEngine {
   open(instance: string): { runtime: Runtime; where: string };
+  /** What only this engine checks once it answers (Docker: the named agent network). */
+  checkAnswering?(): Promise<void>;
 }
 
-async function engineFor(opts: ServeRunOptions, docker: Docker, log: Logger): Promise<ServeEngine> {
+/** Each engine's client is loaded only when it is the one chosen. */
+async function engineFor(opts: ServeRunOptions, agentNetwork: AgentNetworkMode, logger: Logger): Promise<ServeEngine> {
+  const log = logger.child({ component: "runtime" });
   if (opts.runtime === "kubernetes") {
     // Only here: with --runtime docker the Kubernetes client is never loaded.
     const { kubernetesRuntime } = await import("./kubernetes-wiring.ts");
@@ -114,6 +118,7 @@ async function engineFor(opts: ServeRunOptions, docker: Docker, log: Logger): Pr
       },
     };
   }
+  const docker = await openDockerClient();
   return {
     name: "the Docker engine",
     open: (instance) => ({
@@ -121,6 +126,7 @@ async function engineFor(opts: ServeRunOptions, docker: Docker, log: Logger): Pr
       where: "on this Docker host",
     }),
     readFacts: (containerId) => readContainerFacts(docker, containerId),
+    checkAnswering: () => checkNamedNetwork(docker, agentNetwork, logger),
   };
 }
 
@@ -138,8 +144,7 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
   const agentNetwork = opts.agentNetwork ?? DEFAULT_AGENT_NETWORK;
   const agentHomeserver = opts.matrixHomeserver ? agentHomeserverOf(agentNetwork, opts) : undefined;
   const logger: Logger = createLogger({ level: opts.logLevel });
-  const docker = await openDockerClient();
-  const engine = await engineFor(opts, docker, logger.child({ component: "runtime" }));
+  const engine = await engineFor(opts, agentNetwork, logger);
   // The first storage failure is final: /healthz fails from that moment, and the process stops (below).
   const storage = new StorageHealth(join(opts.stateDir, STATE_DB_FILE));
   const state = await openServeState({ stateDir: opts.stateDir, adoptOrphans: opts.adoptOrphans ?? false, engine, health: storage });
@@ -166,7 +171,7 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     const adopted = await adoptIfPending(state, engine, runtime, logger);
     if (opts.adoptOrphans && !adopted) logger.info({ instance: state.instance }, "--adopt-orphans: nothing to adopt, the state database knows its instance");
     if (!(await runtime.ping())) logger.warn(`${engine.name} does not answer${onKubernetes ? ` (or its namespace is not readable)` : ""}; reconciles will retry with backoff until it does`);
-    else if (!onKubernetes) await checkNamedNetwork(docker, agentNetwork, logger);
+    else await engine.checkAnswering?.();
   } catch (error) {
     state.close();
     throw error;

@@ -4,6 +4,7 @@ import { loadAll } from "js-yaml";
 import { isMap, isPair, isSeq, parseAllDocuments, stringify, type Node } from "yaml";
 import { positionOfOffset, scanStructure, tooFewIndicatorsToExceed } from "../../../src/api/budget.ts";
 import { billionLaughs, compactNesting, MIB } from "../../helpers/hostile-tree.ts";
+import { seededRandom } from "../../helpers/seeded-random.ts";
 
 /** The deepest collection of a parsed document, keys included (the root collection is 1). */
 function realDepth(text: string): number {
@@ -34,15 +35,6 @@ function parsesCleanly(text: string): boolean {
   return parseAllDocuments(text).every((d) => d.errors.length === 0);
 }
 
-/** A small deterministic PRNG (mulberry32), so that a failure can be replayed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("scanStructure", () => {
   test("finds the nesting of the costly shapes within the first bytes", () => {
@@ -94,7 +86,7 @@ describe("scanStructure", () => {
   });
 
   test("never counts deeper than the parser finds, over generated documents", () => {
-    const rand = random(13);
+    const rand = seededRandom(13);
     const pick = <T>(items: readonly T[]) => items[Math.floor(rand() * items.length)]!;
     const chars = "ab -:#[]{},?|>&*!'\"\n\\%@`";
     const word = () => Array.from({ length: 1 + Math.floor(rand() * 8) }, () => (rand() < 0.6 ? "abcxyz"[Math.floor(rand() * 6)] : pick([...chars]))).join("");
@@ -126,7 +118,7 @@ describe("scanStructure", () => {
   });
 
   test("never counts deeper than the parser finds, over token soup the parser accepts", () => {
-    const rand = random(5);
+    const rand = seededRandom(5);
     const tokens = ["[", "]", "{", "}", ", ", ": ", ":", "- ", "? ", "\n", "\n  ", "\n    ", "a", "b c", "'q'", '"d"', "# c\n", "|\n", ">-\n", "&x ", "*x", "!t ", "---\n", "'", '"', "#", "\\"];
     let checked = 0;
     for (let i = 0; i < 50_000; i++) {
@@ -159,7 +151,7 @@ describe("scanStructure", () => {
 
 describe("tooFewIndicatorsToExceed", () => {
   test("never lets a text past that the scan would have refused, over token soup and small limits", () => {
-    const rand = random(21);
+    const rand = seededRandom(21);
     const tokens = ["[", "]", "{", "}", ", ", ": ", "- ", "-", "? ", "?", "\n", "\n  ", "a", "'q'", '"d"', "# c\n", "|\n", "---\n", "---", "--- a\n", "...\n", "-\t", "- -"];
     let passed = 0;
     for (let i = 0; i < 50_000; i++) {

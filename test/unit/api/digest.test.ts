@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import { canonicalJson, digestOf, sha256 } from "../../../src/api/digest.ts";
+import { seededRandom } from "../../helpers/seeded-random.ts";
 
 /** Canonical JSON as first written: sorted entries, joined. */
 function reference(value: unknown): string {
@@ -18,15 +19,6 @@ function reference(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${reference(v)}`).join(",")}}`;
 }
 
-/** A small deterministic PRNG (mulberry32), so that a failure can be replayed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STRINGS = ["", "a", "Z", "é", "日本", "🙂", "\u2028", "\ud800", "x\udc00", 'q"uote', "back\\slash", "\n\t\u0001", "\u007f", "10", "9", "__proto__", "toJSON", "a b", "~"];
 const LEAVES = [null, undefined, true, false, 0, -0, 1.5, -3, 1e21, 1e-7, NaN, Infinity, () => 1, Symbol("s")];
@@ -47,7 +39,7 @@ function randomValue(next: () => number, depth = 0): unknown {
 
 describe("digests", () => {
   test("canonical JSON and digests are what they were, for random values", () => {
-    const next = random(99);
+    const next = seededRandom(99);
     for (let i = 0; i < 20_000; i++) {
       const value = randomValue(next);
       const expected = reference(value);

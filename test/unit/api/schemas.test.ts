@@ -11,15 +11,8 @@ import { CORE_SCHEMA, loadAll } from "js-yaml";
 import { isKind, KINDS } from "../../../src/api/kinds.ts";
 import { detailedValidatorFor, fastValidatorFor, validatorFor } from "../../../src/api/schemas.ts";
 import { agentYaml, GOSUTO_NEWSBOT } from "../../helpers/manifest-tree.ts";
+import { seededRandom } from "../../helpers/seeded-random.ts";
 
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The manifests in the repository: examples, templates, and the YAML the tests hold. */
 function repositoryDocuments(): Array<Record<string, unknown>> {
@@ -94,7 +87,7 @@ describe("the fast validator", () => {
   });
 
   test("and on random mutations of them", () => {
-    const next = random(7);
+    const next = seededRandom(7);
     let valid = 0;
     for (let i = 0; i < 20_000; i++) {
       const document = mutate(documents[Math.floor(next() * documents.length)]!, next);
