@@ -37,7 +37,7 @@ export async function runPlan(opts: { manifests: string; stateDir: string; outpu
         return 2;
       }
       observed = await runtime.list();
-      imageMoves = await imageMovesFor(runtime, snapshot, observed);
+      imageMoves = await imageMovesFor(runtime, snapshot, observed, (agent) => state.inventory.get(agent));
     }
     const report = planFromState(snapshot, observed, state, imageMoves);
     if (opts.output === "json") console.log(JSON.stringify(report, null, 2));

@@ -127,7 +127,7 @@ export class AgentReconciler {
       tokens: vault.tokens,
       transaction: (fn) => stores.transaction(fn),
       now,
-      ensureImage: (agent, spec, traceId, reuseLocal) => this.images.ensure(agent, spec, traceId, reuseLocal),
+      ensureImage: (agent, spec, traceId) => this.images.ensure(agent, spec, traceId),
       onExecuted: (a, traceId, approval) => this.o.onChange?.({ agent: a.agent, traceId, what: "container", action: a.type, reason: a.reason, drift: a.drift, ...(approval ? { approval: approval.id } : {}) }),
     });
     this.sync = new AgentSync({
@@ -195,8 +195,8 @@ export class AgentReconciler {
     if (!desired) this.chosenHostPorts.delete(agent);
     else if (this.o.agentNetwork === "host") desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: "host", port: await this.hostPortFor(agent, entry) }) };
     else if (isNamedNetwork(this.o.agentNetwork)) desired = { ...desired, spec: containerSpecFor(desired.manifest, snapshot.revision, { network: this.o.agentNetwork }) };
-    // Only for a running agent whose spec is unchanged (else no engine call): has its image's tag moved?
-    const image = await this.images.observe(agent, desired?.spec, currentContainer(observed, entry?.containerId), traceId);
+    // Has the tag of the image it is approved to run moved? (One image inspect; none before its first container.)
+    const image = await this.images.observe(agent, desired?.spec, currentContainer(observed, entry?.containerId), entry, traceId);
     return { agent, observed, applied: appliedConfig.get(agent), ...(entry ? { inventory: entry } : {}), desired, ...(image ? { image } : {}) };
   }
 
@@ -224,9 +224,10 @@ export class AgentReconciler {
     throw new ReconcileError(agent, "observe", `no free 127.0.0.1 port in ${HOST_PORT_RANGE.first}–${last} for its host-networked container`);
   }
 
+  /** The verdicts of the plan's changes, then of its deferred ones (gated too, so that their requests stay). */
   private gate(plan: AgentPlan, world: World, revision: string, traceId: string): Promise<Verdict[]> {
     const driftMode = world.desired?.manifest.spec.drift ?? "heal";
-    return this.o.gatekeeper.decide({ agent: plan.agent }, plan.changes.map((c) => proposalOf(c, driftMode)), { revision, traceId });
+    return this.o.gatekeeper.decide({ agent: plan.agent }, [...plan.changes, ...plan.deferred].map((c) => proposalOf(c, driftMode)), { revision, traceId });
   }
 
   private async act(world: World, plan: AgentPlan, verdicts: readonly Verdict[], revision: string, traceId: string, log: Logger): Promise<AgentOutcome> {
@@ -256,7 +257,12 @@ export class AgentReconciler {
     const config = runnable.filter((r): r is { change: ConfigChange; approval?: ApprovalRequest } => !isContainerAction(r.change));
     if (config.length > 0) this.recordApplied(world.agent, config, revision, traceId);
     outcome.executed.push(...config.map((r) => r.change));
-    outcome.converged = runnable.length === plan.changes.length && outcome.waiting.length === 0;
+    // A deferred change runs in a later pass; one parked says so in the status now.
+    for (const v of verdicts.slice(plan.changes.length)) {
+      if (v.verdict === "park") outcome.parked.push(v.request!);
+      else if (v.verdict === "block") outcome.blocked.push(v.request);
+    }
+    outcome.converged = runnable.length === plan.changes.length && plan.deferred.length === 0 && outcome.waiting.length === 0;
 
     const container: ObservedContainer | undefined = containersChanged
       ? currentContainer((await this.o.runtime.list(world.agent)).filter((c) => c.agent === world.agent), this.o.stores.inventory.get(world.agent)?.containerId)

@@ -32,10 +32,21 @@ export interface ChangeBase {
   source: string | null;
 }
 
+/**
+ * What a new container is made from. `imageId`: exactly this image (the engine's id), whatever the spec's reference
+ * names by then: the image the agent is approved to run, or the one an approved move goes to (image-move.ts).
+ * Absent: the reference as its pull policy makes it present (a new agent, a new reference: gated as such).
+ */
+interface NewContainer {
+  spec: ContainerSpec;
+  start: boolean;
+  imageId?: string;
+}
+
 /** A change to the agent's container. */
 export type Action =
-  | (ChangeBase & { type: "create"; spec: ContainerSpec; start: boolean })
-  | (ChangeBase & { type: "recreate"; containerId: string; spec: ContainerSpec; start: boolean })
+  | (ChangeBase & NewContainer & { type: "create" })
+  | (ChangeBase & NewContainer & { type: "recreate"; containerId: string })
   | (ChangeBase & { type: "start"; containerId: string })
   | (ChangeBase & { type: "stop"; containerId: string })
   | (ChangeBase & { type: "remove"; containerId: string | null });

@@ -6,7 +6,7 @@
  */
 import { ACP_TOKEN_FILE } from "../acp/protocol.ts";
 import type { Logger } from "../observability/logger.ts";
-import { RuntimeError, type ContainerSpec, type ObservedContainer, type Runtime } from "../runtime/runtime.ts";
+import { RuntimeError, type ContainerSpec, type ObservedContainer, type ResolvedImage, type Runtime } from "../runtime/runtime.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
 import type { AppliedConfigStore } from "../store/applied-config-store.ts";
@@ -14,7 +14,6 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Action } from "./changes.ts";
-import { isImageMove } from "./image-move.ts";
 
 /** A failed action, with the agent and the action that failed. */
 export class ReconcileError extends Error {
@@ -38,8 +37,8 @@ export interface ContainerExecutorOptions {
   /** Writes to several stores land together or not at all. */
   transaction: <T>(fn: () => T) => T;
   now: () => Date;
-  /** Makes the spec's image present per its pull policy (ImageObserver.ensure); `reuseLocal`: a moved tag's recreate. */
-  ensureImage: (agent: string, spec: ContainerSpec, traceId: string, reuseLocal: boolean) => Promise<void>;
+  /** Makes the spec's image present per its pull policy and returns it (ImageObserver.ensure). */
+  ensureImage: (agent: string, spec: ContainerSpec, traceId: string) => Promise<ResolvedImage | undefined>;
   /** Called in the transaction that appends the action's audit entry: what it writes lands with the entry. */
   onExecuted?: (action: Action, traceId: string, approval?: ApprovalRequest) => void;
 }
@@ -106,7 +105,7 @@ export class ContainerExecutor {
       switch (action.type) {
         case "create":
         case "recreate":
-          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId, claim, isImageMove(action)));
+          Object.assign(payload, await this.createContainer(action.agent, action.spec, action.type === "recreate" ? action.containerId : null, action.start, traceId, claim, action.imageId));
           break;
         case "start":
           payload.containerId = action.containerId;
@@ -118,10 +117,11 @@ export class ContainerExecutor {
             // A container the engine will not start again is replaced, with the same spec and the same data
             // volume: after an engine restart containerd may still hold its old task ("task … already exists"),
             // or its host port may have been taken meanwhile. Retrying the start would fail forever.
-            const spec = inventory.get(action.agent)?.spec;
-            if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || !spec) throw error;
+            const entry = inventory.get(action.agent);
+            if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || !entry) throw error;
             log.warn({ containerId: action.containerId, err: error.message }, `start ${action.agent}: the engine will not start this container; replacing it`);
-            Object.assign(payload, { replaced: action.containerId, startError: error.message }, await this.createContainer(action.agent, spec, action.containerId, true, traceId, () => {}));
+            const replaced = await this.createContainer(action.agent, entry.spec, action.containerId, true, traceId, () => {}, entry.imageId ?? undefined);
+            Object.assign(payload, { replaced: action.containerId, startError: error.message }, replaced);
           }
           break;
         case "stop":
@@ -187,22 +187,22 @@ export class ContainerExecutor {
    * starts it if asked, and hands it its ACP token. Every step is recorded in the inventory before the next, so a
    * crash in between is read correctly: the planner takes the recorded container as the agent's and removes others.
    */
-  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void, imageMove = false): Promise<Record<string, unknown>> {
+  private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void, imageId?: string): Promise<Record<string, unknown>> {
     const { runtime, inventory } = this.o;
     if (!this.prepared) {
       await runtime.prepare();
       this.prepared = true;
     }
     // Before anything is removed: an image that cannot be had (missing, a failed pull) leaves the running agent as it was.
-    await this.o.ensureImage(agent, spec, traceId, imageMove);
+    const image: { id: string | null; byId?: boolean } = imageId ? await this.approvedImage(agent, spec, imageId, traceId) : { id: (await this.o.ensureImage(agent, spec, traceId))?.id ?? null };
     claim();
     // Forget the old id first: a crash from here until the new id is recorded reads as an interrupted change.
-    inventory.record(agent, { containerId: null, spec, stopped: !start });
+    inventory.record(agent, { containerId: null, spec, imageId: image.id, stopped: !start });
     // The new container is created beside the old one (which moves aside and keeps running meanwhile), so a
     // replace costs the old one's downtime only from its stop to the new one's start.
     let created: ObservedContainer;
     try {
-      created = await runtime.create(spec, replacing ? { replacing } : {});
+      created = await runtime.create(spec, { ...(replacing ? { replacing } : {}), ...(image.byId && image.id ? { image: image.id } : {}) });
     } catch (error) {
       // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
       if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
@@ -210,7 +210,7 @@ export class ContainerExecutor {
       if (!existing) throw error;
       created = existing;
     }
-    inventory.record(agent, { containerId: created.id, spec, stopped: !start });
+    inventory.record(agent, { containerId: created.id, spec, imageId: image.id, stopped: !start });
     const handOverFirst = handOverBeforeStart(runtime);
     if (handOverFirst) await this.handOverToken(agent, created.id, traceId);
     // The old container lets go of the data volume before the new one starts on it (SIGKILL, as removal did).
@@ -221,6 +221,20 @@ export class ContainerExecutor {
     // (gitai/acp/control-token.ts), and the first request is Ruriko's, made after this. Nothing else runs in the
     // container before Ruriko has configured it.
     await Promise.all([handOverFirst ? undefined : this.handOverToken(agent, created.id, traceId), replacing ? runtime.remove(replacing) : undefined]);
-    return { containerId: created.id, specDigest: spec.specDigest, image: spec.image, revision: spec.revision };
+    return { containerId: created.id, specDigest: spec.specDigest, image: spec.image, ...(image.id ? { imageId: image.id } : {}), revision: spec.revision };
+  }
+
+  /**
+   * Exactly the image `imageId`, for a container made without a gated image change (or after one was approved):
+   * from the spec's reference while it names that image (what `docker ps` then shows), else from the id itself.
+   * Never pulled past: a pull is made only when neither is on the engine, and must bring back that very image.
+   * When it cannot be had, nothing is made: the planner sees the image gone and plans the move as a change.
+   */
+  private async approvedImage(agent: string, spec: ContainerSpec, imageId: string, traceId: string): Promise<{ id: string; byId: boolean }> {
+    const named = await this.o.runtime.resolveImage(spec.image);
+    if (named?.id === imageId) return { id: imageId, byId: false };
+    if (await this.o.runtime.resolveImage(imageId)) return { id: imageId, byId: true };
+    if (!named && (await this.o.ensureImage(agent, spec, traceId))?.id === imageId) return { id: imageId, byId: false };
+    throw new ReconcileError(agent, "create", `the image ${agent} is approved to run (${imageId.slice(0, 19)}) is no longer on this host, and ${spec.image} names another image now: that change is planned, and waits for approval where the policy asks for it`);
   }
 }

@@ -161,7 +161,7 @@ export async function adoptEngineState(deps: AdoptionDeps, mode: AdoptionMode, i
     skipped,
   };
   deps.transaction(() => {
-    for (const { container, spec } of specs) deps.inventory.record(container.agent, { containerId: container.id, spec, stopped: container.state !== "running" && container.state !== "restarting" });
+    for (const { container, spec } of specs) deps.inventory.record(container.agent, { containerId: container.id, spec, imageId: container.imageId ?? null, stopped: container.state !== "running" && container.state !== "restarting" });
     for (const agent of plan.forget) deps.inventory.forget(agent);
     deps.meta.delete(ADOPT_META);
     deps.audit.append({ traceId, actor: "controller", action: mode === "lost" ? "state.adopted" : "state.restored", target: `instance/${instance}`, payload: { ...report }, result: "ok" });

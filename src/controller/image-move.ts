@@ -7,9 +7,14 @@
  * Example: `127.0.0.1:5000/agent:v1` ran as image id sha256:b27e…, a pull now resolves it to sha256:7eb2… →
  * recreate "image 127.0.0.1:5000/agent:v1 moved: digest sha256:a2bab3d3791c → sha256:5f0c2e4d1a9b", from
  * `image:sha256:b27e…` to `image:sha256:7eb2…` (what an approval is bound to).
+ *
+ * Until that change is approved, every container Ruriko makes for the agent (a heal after the container was
+ * removed, another field's change) is made from the image it was approved to run, not from what the tag names
+ * now: otherwise removing the container would walk the new image past the gate. Only when that image is gone
+ * from the engine does the move become part of such a change (and is gated with it).
  */
 import type { ObservedContainer } from "../runtime/runtime.ts";
-import type { Action } from "./changes.ts";
+import type { InventoryEntry } from "../store/inventory-store.ts";
 
 /** An image as the plan names it: the engine's id, and its registry digest in the reference's repository when known. */
 export interface ImageIdentity {
@@ -21,8 +26,11 @@ export interface ImageIdentity {
 export interface ImageObservation {
   /** The reference, as the manifest gives it. */
   reference: string;
-  /** The image the running container was created from. */
-  running: ImageIdentity;
+  /** The image the agent is approved to run (approvedImage): the one its container was created from. */
+  running: ImageIdentity & {
+    /** Still on the engine, so a container can be made from it again (a heal) while the move waits. */
+    present: boolean;
+  };
   /** The image the reference resolves to now. */
   resolved: ImageIdentity;
 }
@@ -31,9 +39,19 @@ export interface ImageObservation {
 export const IMAGE_DIGEST_PREFIX = "image:";
 export const imageDigestOf = (image: ImageIdentity): string => `${IMAGE_DIGEST_PREFIX}${image.id}`;
 
-/** The move, when the observation is about this very container and reference and the image really differs. */
-export function movedImage(observation: ImageObservation | undefined, current: Pick<ObservedContainer, "imageId">, image: string): ImageObservation | undefined {
-  if (!observation || observation.reference !== image || current.imageId !== observation.running.id) return undefined;
+/**
+ * The image the agent is approved to run, while its spec names `image`: the one Ruriko last created its container
+ * from (the inventory), else the one its container runs (rows older than that record). Undefined where nothing
+ * was made yet, the engine cannot tell, or the reference changed (a new reference is a change of its own).
+ */
+export function approvedImage(image: string, current: Pick<ObservedContainer, "imageId"> | undefined, inventory: Pick<InventoryEntry, "spec" | "imageId"> | undefined): string | undefined {
+  if (!inventory || inventory.spec.image !== image) return undefined;
+  return inventory.imageId ?? current?.imageId;
+}
+
+/** The move, when the observation is about this very approved image and reference and the image really differs. */
+export function movedImage(observation: ImageObservation | undefined, approved: string | undefined, image: string): ImageObservation | undefined {
+  if (!observation || !approved || observation.reference !== image || approved !== observation.running.id) return undefined;
   return observation.resolved.id !== observation.running.id ? observation : undefined;
 }
 
@@ -46,5 +64,3 @@ export function describeImageMove(move: ImageObservation): string {
   return `image ${move.reference} moved: ${kind} ${short(from)} → ${short(to)}`;
 }
 
-/** A recreate that follows a moved tag: its image is the one just resolved, so it is created without pulling again. */
-export const isImageMove = (action: Action): boolean => action.type === "recreate" && action.toDigest.startsWith(IMAGE_DIGEST_PREFIX);

@@ -12,9 +12,10 @@ import type { AgentManifest } from "../api/generated/types.ts";
 import { objectsOfKind, type Snapshot } from "../api/snapshot.ts";
 import { withTrace, type Logger } from "../observability/logger.ts";
 import { digestIn, isPinned, parseImageReference } from "../runtime/image-reference.ts";
-import { RuntimeError, type ContainerSpec, type ImagePullPolicy, type ObservedContainer, type RegistryCredentialLookup, type Runtime } from "../runtime/runtime.ts";
+import { RuntimeError, type ContainerSpec, type ImagePullPolicy, type ObservedContainer, type RegistryCredentialLookup, type ResolvedImage, type Runtime } from "../runtime/runtime.ts";
+import type { InventoryEntry } from "../store/inventory-store.ts";
 import { BackoffTracker } from "../time/backoff.ts";
-import type { ImageObservation } from "./image-move.ts";
+import { approvedImage, type ImageObservation } from "./image-move.ts";
 import { currentContainer } from "./planner.ts";
 
 export interface ImageObserverOptions {
@@ -41,31 +42,36 @@ export class ImageObserver {
   }
 
   /**
-   * Before a container is created from the spec, and before anything is removed: the image present per the
-   * spec's policy. `reuseLocal`: a moved tag's recreate, whose image the observe step has just resolved here
-   * (and which is what an approval was given for): it is not pulled again.
+   * Before a container is created from the spec's reference, and before anything is removed: the image present
+   * per the spec's policy; returns it (undefined where the engine cannot tell).
    */
-  ensure(agent: string, spec: ContainerSpec, traceId: string, reuseLocal = false): Promise<void> {
-    return this.ensureImage(agent, spec.image, reuseLocal ? "IfNotPresent" : (spec.imagePullPolicy ?? "IfNotPresent"), traceId);
+  ensure(agent: string, spec: ContainerSpec, traceId: string): Promise<ResolvedImage | undefined> {
+    return this.ensureImage(agent, spec.image, spec.imagePullPolicy ?? "IfNotPresent", traceId);
   }
 
   /**
-   * What the agent's reference resolves to now, when it resolves to another image than its running container's
-   * own; undefined when it does not, or when it cannot matter: no container yet, a spec change planned anyway
-   * (a new container follows whatever the image), or a reference pinned by digest (it cannot move).
+   * What the agent's reference resolves to now, when that is another image than the one the agent is approved
+   * to run (image-move.ts approvedImage); undefined when it is not, or cannot matter: no container made yet, or a
+   * reference pinned by digest (it cannot move). With the container gone, the reference checked is the applied
+   * spec's: a heal puts that back.
    */
-  async observe(agent: string, spec: ContainerSpec | undefined, current: ObservedContainer | undefined, traceId: string): Promise<ImageObservation | undefined> {
-    if (!spec || !current?.imageId || current.specDigest !== spec.specDigest || isPinned(spec.image)) return undefined;
-    if (spec.imagePullPolicy === "Always") await this.recheck(agent, spec.image, traceId);
-    return imageMoveOf(this.o.runtime, spec.image, current.imageId);
+  async observe(agent: string, spec: ContainerSpec | undefined, current: ObservedContainer | undefined, inventory: InventoryEntry | undefined, traceId: string): Promise<ImageObservation | undefined> {
+    if (!spec) return undefined;
+    const image = !current && inventory ? inventory.spec.image : spec.image;
+    const approved = approvedImage(image, current, inventory);
+    if (!approved || isPinned(image)) return undefined;
+    if (spec.imagePullPolicy === "Always" && image === spec.image) await this.recheck(agent, image, traceId);
+    return imageMoveOf(this.o.runtime, image, approved);
   }
 
-  private async ensureImage(agent: string, image: string, policy: ImagePullPolicy, traceId: string): Promise<void> {
+  private async ensureImage(agent: string, image: string, policy: ImagePullPolicy, traceId: string): Promise<ResolvedImage | undefined> {
     const log = withTrace(this.o.logger, traceId).child({ agent });
-    await this.o.runtime.ensureImage({ agent, image, policy, credentials: this.o.credentials, log });
-    if (policy !== "Always") return;
-    this.checkedAt.set(image, this.o.now());
-    this.recheckFailures.succeeded(image);
+    const resolved = await this.o.runtime.ensureImage({ agent, image, policy, credentials: this.o.credentials, log });
+    if (policy === "Always") {
+      this.checkedAt.set(image, this.o.now());
+      this.recheckFailures.succeeded(image);
+    }
+    return resolved;
   }
 
   /** `Always` while running: pulls again once the resync interval has passed since the last pull of the reference. */
@@ -86,7 +92,7 @@ export class ImageObserver {
 
 /**
  * What `image` resolves to on the engine now, when that is another image than `runningId`: one image inspect,
- * and a second (of the running image, for its registry digest) only when it moved. No pull.
+ * and a second (of the running image: still there? its registry digest) only when it moved. No pull.
  */
 export async function imageMoveOf(runtime: Pick<Runtime, "resolveImage">, image: string, runningId: string): Promise<ImageObservation | undefined> {
   const resolved = await runtime.resolveImage(image);
@@ -97,7 +103,7 @@ export async function imageMoveOf(runtime: Pick<Runtime, "resolveImage">, image:
   const [runningDigest, resolvedDigest] = [digestOf(running?.repoDigests), digestOf(resolved.repoDigests)];
   return {
     reference: image,
-    running: { id: runningId, ...(runningDigest ? { digest: runningDigest } : {}) },
+    running: { id: runningId, present: running !== undefined, ...(runningDigest ? { digest: runningDigest } : {}) },
     resolved: { id: resolved.id, ...(resolvedDigest ? { digest: resolvedDigest } : {}) },
   };
 }
@@ -107,16 +113,19 @@ export async function imageMoveOf(runtime: Pick<Runtime, "resolveImage">, image:
  * now (no pull: a plan changes nothing). One inspect per distinct reference and running image, however many
  * agents share them.
  */
-export async function imageMovesFor(runtime: Pick<Runtime, "resolveImage">, snapshot: Snapshot, observed: readonly ObservedContainer[]): Promise<Map<string, ImageObservation>> {
+export async function imageMovesFor(runtime: Pick<Runtime, "resolveImage">, snapshot: Snapshot, observed: readonly ObservedContainer[], inventory: (agent: string) => InventoryEntry | undefined): Promise<Map<string, ImageObservation>> {
   const byAgent = Map.groupBy(observed, (c) => c.agent);
   const memo = new Map<string, Promise<ImageObservation | undefined>>();
   const moves = new Map<string, ImageObservation>();
   for (const { name, object } of objectsOfKind(snapshot, "Agent")) {
-    const image = (object as AgentManifest).spec.image;
-    const current = currentContainer(byAgent.get(name) ?? []);
-    if (!current?.imageId || isPinned(image)) continue;
-    const key = `${image}\0${current.imageId}`;
-    if (!memo.has(key)) memo.set(key, imageMoveOf(runtime, image, current.imageId));
+    const entry = inventory(name);
+    const current = currentContainer(byAgent.get(name) ?? [], entry?.containerId);
+    // As ImageObserver.observe: with the container gone, a heal puts back the applied spec's reference.
+    const image = !current && entry ? entry.spec.image : (object as AgentManifest).spec.image;
+    const approved = approvedImage(image, current, entry);
+    if (!approved || isPinned(image)) continue;
+    const key = `${image}\0${approved}`;
+    if (!memo.has(key)) memo.set(key, imageMoveOf(runtime, image, approved));
     const move = await memo.get(key);
     if (move) moves.set(name, move);
   }

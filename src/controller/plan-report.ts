@@ -81,10 +81,13 @@ export function buildPlan(input: PlanInputs): PlanReport {
     const image = input.imageMoves?.get(agent);
     const plan = planAgent({ agent, observed: observedOf.get(agent) ?? [], ...(inventory ? { inventory } : {}), applied: input.applied(agent), desired, ...(image ? { image } : {}) });
     report.reported.push(...plan.reported);
-    const proposals = plan.changes.map((c) => proposalOf(c, desired?.manifest.spec.drift ?? "heal"));
+    // Deferred changes come after this pass's, as serve makes them: listed in their place, said to wait.
+    const changes = [...plan.changes, ...plan.deferred];
+    const proposals = changes.map((c) => proposalOf(c, desired?.manifest.spec.drift ?? "heal"));
     input.preview(proposals).forEach((verdict, i) => {
-      const change = plan.changes[i]!;
-      report.items.push(item(agent, change.type, change.reason, change.drift, proposals[i]!, verdict));
+      const change = changes[i]!;
+      const reason = i < plan.changes.length ? change.reason : `${change.reason} (next, once the change above is made)`;
+      report.items.push(item(agent, change.type, reason, change.drift, proposals[i]!, verdict));
     });
   }
   if (input.policiesInForce) {

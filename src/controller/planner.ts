@@ -11,14 +11,14 @@
  */
 import { changedFields } from "../api/field-changes.ts";
 import { FIELDS_BY_KIND } from "../api/policy-rules.ts";
-import type { ObservedContainer } from "../runtime/runtime.ts";
+import type { ContainerSpec, ObservedContainer } from "../runtime/runtime.ts";
 import type { AppliedConfig } from "../store/applied-config-store.ts";
 import type { InventoryEntry } from "../store/inventory-store.ts";
 import type { DesiredAgent } from "./agent-config.ts";
 import { ABSENT, type Action, type ActionWithout, type Change } from "./changes.ts";
 import { planConfig } from "./config-planner.ts";
 import { describeSpecChange } from "./container-spec.ts";
-import { describeImageMove, imageDigestOf, movedImage, type ImageObservation } from "./image-move.ts";
+import { approvedImage, describeImageMove, imageDigestOf, movedImage, type ImageObservation } from "./image-move.ts";
 
 export interface DriftFinding {
   agent: string;
@@ -35,13 +35,22 @@ export interface AgentPlanInput {
   inventory?: InventoryEntry;
   /** What Ruriko applied inside the agent. */
   applied?: AppliedConfig;
-  /** The agent's image reference resolves to another image than its running container's: a moved tag (image-move.ts). */
+  /**
+   * The agent's image reference resolves to another image than the one it is approved to run: a moved tag
+   * (image-move.ts). Observed for the applied spec's reference when the container is gone, else the desired one's.
+   */
   image?: ImageObservation;
 }
 
 export interface AgentPlan {
   agent: string;
   changes: Change[];
+  /**
+   * Changes known now that wait behind this pass's container action and are never run in it: a moved tag behind
+   * a heal, a start or another field's change. They are gated all the same, so a request made for one is kept
+   * (not superseded and asked again) while the container is healed under it.
+   */
+  deferred: Change[];
   /** Drift left alone because the agent's drift mode is `report`. */
   reported: DriftFinding[];
 }
@@ -56,9 +65,43 @@ const byAge = (observed: readonly ObservedContainer[], recorded?: string | null)
 /** The container that is the agent's (the one recorded, else the newest), if any. */
 export const currentContainer = (observed: readonly ObservedContainer[], recorded?: string | null): ObservedContainer | undefined => byAge(observed, recorded)[0];
 
+/**
+ * What a container made again for `spec` (a heal, another field's change) is made from: the image the agent is
+ * approved to run, so that a tag that moved meanwhile does not slip in past its own gated change. When that image
+ * is gone from the engine, the move comes with this change (`move`), and the change is gated as an image change.
+ */
+function imageFor(spec: ContainerSpec, input: AgentPlanInput, current: ObservedContainer | undefined): { imageId?: string; move?: ImageObservation } {
+  const approved = approvedImage(spec.image, current, input.inventory);
+  if (!approved) return {};
+  const move = movedImage(input.image, approved, spec.image);
+  return move && !move.running.present ? { imageId: move.resolved.id, move } : { imageId: approved };
+}
+
+type NewContainerAction = Extract<ActionWithout<"agent" | "kind" | "object" | "source">, { type: "create" | "recreate" }>;
+
+/**
+ * A change that makes a container, with the image it is made from. Carrying a moved tag (its approved image is
+ * gone), it is a change of the `image` field too: no longer a drift repair (those go without approval), bound to
+ * the image it goes to, and said so.
+ */
+function withImage(action: NewContainerAction, image: { imageId?: string; move?: ImageObservation }): NewContainerAction {
+  if (!image.imageId) return action;
+  if (!image.move) return { ...action, imageId: image.imageId };
+  return {
+    ...action,
+    imageId: image.imageId,
+    reason: `${action.reason}; ${describeImageMove(image.move)} (the image it ran is no longer on this host)`,
+    operation: "update",
+    fields: [...new Set([...action.fields, "image"])],
+    drift: false,
+    fromDigest: `${action.fromDigest}+${imageDigestOf(image.move.running)}`,
+    toDigest: `${action.toDigest}+${imageDigestOf(image.move.resolved)}`,
+  };
+}
+
 export function planAgent(input: AgentPlanInput): AgentPlan {
   const { agent, desired, inventory } = input;
-  const plan: AgentPlan = { agent, changes: [], reported: [] };
+  const plan: AgentPlan = { agent, changes: [], deferred: [], reported: [] };
   const [current, ...extra] = byAge(input.observed, inventory?.containerId);
 
   if (!desired) {
@@ -85,11 +128,25 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
   const { manifest, spec } = desired;
   const wantRunning = manifest.spec.state !== "Stopped";
   const driftMode = manifest.spec.drift ?? "heal";
+  const withSource = (action: ActionWithout<"agent" | "kind" | "object" | "source">): Change =>
+    ({ ...action, agent, kind: "Agent", object: agent, source: action.drift ? null : (desired.source ?? null) }) as Action;
   const push = (action: ActionWithout<"agent" | "kind" | "object" | "source">) => {
     if (action.drift && driftMode === "report") plan.reported.push({ agent, message: action.reason });
-    else plan.changes.push({ ...action, agent, kind: "Agent", object: agent, source: action.drift ? null : (desired.source ?? null) } as Action);
+    else plan.changes.push(withSource(action));
   };
   const applied = inventory?.specDigest;
+  // The tag of the image the agent is approved to run has moved: a change of its own (moveOf), after any other.
+  const moved = movedImage(input.image, approvedImage(spec.image, current, inventory), spec.image);
+  const deferMove = () => {
+    if (moved) plan.deferred.push(withSource(moveOf(moved, current?.id ?? "", spec, wantRunning)));
+  };
+  /** A container made for `spec`, unless it is only reported (drift: report): from the image the agent may run. */
+  const pushNew = (action: NewContainerAction) => {
+    if (action.drift && driftMode === "report") return push(action);
+    const image = imageFor(action.spec, input, current);
+    push(withImage(action, image));
+    if (!image.move) deferMove();
+  };
   // Leftovers go first: one may still hold the data volume the agent's container is about to start on.
   for (const c of extra) plan.changes.push(removeExtra(agent, c));
 
@@ -97,7 +154,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     // The container is gone while the manifests ask for something else than was applied: put back what was
     // applied. The change to the manifests' spec is planned (and gated) once it runs again, never slipped in here.
     const vanished = inventory.containerId != null;
-    push({
+    pushNew({
       type: "create",
       spec: inventory.spec,
       start: !inventory.stopped,
@@ -110,7 +167,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     });
   } else if (!current) {
     const vanished = inventory?.containerId != null;
-    push({
+    pushNew({
       type: "create",
       spec,
       start: wantRunning,
@@ -126,7 +183,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
     if (changedByUs || applied !== spec.specDigest) {
       // A manifest change: what was applied differs from what is asked for now.
       const change = inventory ? describeSpecChange(inventory.spec, spec) : { fields: ["container"], text: "container configuration changed" };
-      push({
+      pushNew({
         type: "recreate",
         containerId: current.id,
         spec,
@@ -139,7 +196,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         toDigest: spec.specDigest,
       });
     } else {
-      push({
+      pushNew({
         type: "recreate",
         containerId: current.id,
         spec,
@@ -153,7 +210,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
       });
     }
   } else if (inventory?.containerId && inventory.containerId !== current.id) {
-    push({
+    pushNew({
       type: "recreate",
       containerId: current.id,
       spec,
@@ -179,6 +236,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         fromDigest: `${current.specDigest}#stopped`,
         toDigest: `${spec.specDigest}#running`,
       });
+      deferMove();
     } else if (wantRunning && !running) {
       const crashed = current.state === "exited" || current.state === "dead";
       const why = current.oomKilled
@@ -198,6 +256,7 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         fromDigest: `${current.specDigest}#${current.state}`,
         toDigest: `${spec.specDigest}#running`,
       });
+      deferMove();
     } else if (!wantRunning && running) {
       push({
         type: "stop",
@@ -209,27 +268,31 @@ export function planAgent(input: AgentPlanInput): AgentPlan {
         fromDigest: `${current.specDigest}#running`,
         toDigest: `${spec.specDigest}#stopped`,
       });
+      deferMove();
     } else {
       // The tag moved (pushed and pulled again, or rebuilt here): a change of what the `image` field means, gated as one.
-      const moved = movedImage(input.image, current, spec.image);
-      if (moved) {
-        push({
-          type: "recreate",
-          containerId: current.id,
-          spec,
-          start: wantRunning,
-          reason: describeImageMove(moved),
-          operation: "update",
-          fields: ["image"],
-          drift: false,
-          fromDigest: imageDigestOf(moved.running),
-          toDigest: imageDigestOf(moved.resolved),
-        });
-      }
+      if (moved) push(moveOf(moved, current.id, spec, wantRunning));
     }
   }
   plan.changes.push(...planConfig(agent, desired, input.applied ?? { gosuto: null, matrixUserId: null, grants: [] }));
   return plan;
+}
+
+/** The recreate a moved tag asks for: made from exactly the image the approval names, whatever the tag names by then. */
+function moveOf(moved: ImageObservation, containerId: string, spec: ContainerSpec, start: boolean): ActionWithout<"agent" | "kind" | "object" | "source"> {
+  return {
+    type: "recreate",
+    containerId,
+    spec,
+    start,
+    imageId: moved.resolved.id,
+    reason: describeImageMove(moved),
+    operation: "update",
+    fields: ["image"],
+    drift: false,
+    fromDigest: imageDigestOf(moved.running),
+    toDigest: imageDigestOf(moved.resolved),
+  };
 }
 
 function removeExtra(agent: string, c: ObservedContainer): Action {

@@ -27,7 +27,7 @@ export function querySourcesFor(deps: { state: StateStores; snapshot: () => Snap
       const snapshot = deps.snapshot();
       if (!snapshot) throw new Error("no revision is in force yet");
       const observed = await runtime.list();
-      return planFromState(snapshot, observed, state, await imageMovesFor(runtime, snapshot, observed));
+      return planFromState(snapshot, observed, state, await imageMovesFor(runtime, snapshot, observed, (agent) => state.inventory.get(agent)));
     },
     pendingApprovals: () => state.approvals.list({ status: "pending" }),
     audit: (limit) => state.audit.tail(limit),

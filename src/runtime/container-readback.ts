@@ -5,7 +5,7 @@
  * against the spec digest in its label.
  */
 import type Docker from "dockerode";
-import { RuntimeError } from "./runtime.ts";
+import { LABELS, RuntimeError } from "./runtime.ts";
 
 export interface ContainerFacts {
   id: string;
@@ -53,7 +53,8 @@ export async function readContainerFacts(docker: Docker, containerId: string): P
   }
   return {
     id: info.Id,
-    image: info.Config.Image,
+    // Made from an image id (its tag had moved): the reference is in a label.
+    image: info.Config.Labels?.[LABELS.image] ?? info.Config.Image,
     env: envRecord(info.Config.Env),
     imageEnv,
     memoryBytes: info.HostConfig.Memory ?? 0,

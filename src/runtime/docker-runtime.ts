@@ -107,13 +107,15 @@ export interface CreateContext {
   labels: Record<string, string>;
   /** The instance's bridge network (bridge mode). */
   bridgeNetwork: string;
+  /** An image id to create from instead of the spec's reference (Runtime.create's `image`). */
+  image?: string;
 }
 
 /** The engine's create request for a spec: hardened the same in every network mode. Pure, for the unit tests. */
 export function containerCreateOptions(spec: ContainerSpec, ctx: CreateContext): Docker.ContainerCreateOptions {
   return {
     name: ctx.name,
-    Image: spec.image,
+    Image: ctx.image ?? spec.image,
     Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `RURIKO_AGENT=${spec.agent}`],
     User: APP_USER,
     ...networkConfig(spec, ctx.labels),
@@ -227,7 +229,7 @@ export class DockerRuntime implements Runtime {
         id: info.Id,
         name: (info.Names?.[0] ?? "").replace(/^\//, ""),
         agent,
-        image: info.Image,
+        image: labels[LABELS.image] ?? info.Image,
         state: info.State as ContainerState,
         exitCode: 0,
         oomKilled: false,
@@ -269,8 +271,11 @@ export class DockerRuntime implements Runtime {
   }
 
   /** One inspect when the policy lets a present image be used (the converge path's only image call); a pull otherwise. */
-  async ensureImage(request: ImageRequest): Promise<void> {
-    if (request.policy !== "Always" && (await this.imageExists(request.image))) return;
+  async ensureImage(request: ImageRequest): Promise<ResolvedImage | undefined> {
+    if (request.policy !== "Always") {
+      const present = await this.resolveImage(request.image);
+      if (present) return present;
+    }
     if (request.policy === "Never") {
       throw new RuntimeError("create", request.agent, "image-missing", `image ${request.image} is not present on this host and its imagePullPolicy is Never: load it onto the host (docker load, docker pull), or let Ruriko pull it (imagePullPolicy: IfNotPresent)`);
     }
@@ -279,6 +284,7 @@ export class DockerRuntime implements Runtime {
     } catch (error) {
       throw this.fail("pull", request.agent, error);
     }
+    return this.resolveImage(request.image);
   }
 
   async resolveImage(image: string): Promise<ResolvedImage | undefined> {
@@ -291,14 +297,14 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async create(spec: ContainerSpec, options: { replacing?: string } = {}): Promise<ObservedContainer> {
-    const labels = { ...this.ownerLabels(spec.agent), [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision };
+  async create(spec: ContainerSpec, options: { replacing?: string; image?: string } = {}): Promise<ObservedContainer> {
+    const labels = { ...this.ownerLabels(spec.agent), [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision, ...(options.image ? { [LABELS.image]: spec.image } : {}) };
     const volume = this.volumeName(spec.agent);
     try {
       // The container being replaced moves aside, so the new one is created while it still runs.
       if (options.replacing) await this.moveAside(options.replacing);
       // The volume is created with the container, labelled (Mounts[].VolumeOptions), in the one create call.
-      const container = await this.docker.createContainer(containerCreateOptions(spec, { name: this.containerName(spec.agent), volume, volumeLabels: this.ownerLabels(spec.agent), labels, bridgeNetwork: this.network }));
+      const container = await this.docker.createContainer(containerCreateOptions(spec, { name: this.containerName(spec.agent), volume, volumeLabels: this.ownerLabels(spec.agent), labels, bridgeNetwork: this.network, ...(options.image ? { image: options.image } : {}) }));
       return {
         id: container.id,
         name: this.containerName(spec.agent),

@@ -277,7 +277,9 @@ export class KubernetesRuntime implements Runtime {
   }
 
   /** The kubelet pulls as the pod's imagePullPolicy says (the spec's, in the template): nothing to do before. */
-  async ensureImage(_request: ImageRequest): Promise<void> {}
+  async ensureImage(_request: ImageRequest): Promise<ResolvedImage | undefined> {
+    return undefined;
+  }
 
   /** The cluster has no API for what a tag resolves to on its nodes: moved tags are not observed here. */
   async resolveImage(_image: string): Promise<ResolvedImage | undefined> {

@@ -13,6 +13,8 @@ export const LABELS = {
   revision: "ruriko.dev/revision",
   /** The 127.0.0.1 port a host-networked agent serves ACP on: no port binding shows it. */
   controlPort: "ruriko.dev/control-port",
+  /** The image reference of the spec, where the container was made from the image's id (a tag that has moved since). */
+  image: "ruriko.dev/image",
 } as const;
 
 export const MANAGED_BY = "ruriko";
@@ -172,9 +174,10 @@ export interface Runtime {
    * Makes the image present as the policy says, before a container is created from it: IfNotPresent pulls only
    * when the reference is not on the engine, Always pulls, Never only checks. Throws ImagePullError (a classified
    * reason) when a pull fails, RuntimeError "image-missing" when Never finds nothing. An engine that pulls as it
-   * starts containers (the kubelet honours imagePullPolicy itself) may do nothing here.
+   * starts containers (the kubelet honours imagePullPolicy itself) may do nothing here. Returns the image the
+   * reference now names, or undefined where the engine cannot tell.
    */
-  ensureImage(request: ImageRequest): Promise<void>;
+  ensureImage(request: ImageRequest): Promise<ResolvedImage | undefined>;
   /**
    * The image a reference (or an image id) resolves to on the engine now, without pulling; undefined when it is
    * not there (or the engine cannot tell). How a moved tag is seen: compared with ObservedContainer.imageId.
@@ -184,8 +187,10 @@ export interface Runtime {
    * Creates (does not start) the agent's container with the hardened defaults; returns it as observed.
    * `replacing`: the agent's current container, which the new one will replace. It keeps running (the caller
    * stops and removes it), but gives up whatever the new one needs to be created beside it (its name).
+   * `image`: an image id (ResolvedImage.id) to create it from instead of the spec's reference: the image the agent
+   * is approved to run when its tag names another image now. Given only by an engine's own resolveImage answers.
    */
-  create(spec: ContainerSpec, options?: { replacing?: string }): Promise<ObservedContainer>;
+  create(spec: ContainerSpec, options?: { replacing?: string; image?: string }): Promise<ObservedContainer>;
   start(containerId: string): Promise<void>;
   /**
    * Writes a file into the agent's data volume (mounted at /data), readable only by the agent's user.

@@ -7,6 +7,11 @@ export interface InventoryEntry {
   containerId: string | null;
   specDigest: string;
   spec: ContainerSpec;
+  /**
+   * The engine's id of the image the container was created from (`sha256:…`): what the agent is approved to run
+   * while its spec names the same reference. Null where the engine cannot tell (Kubernetes) or for rows older than it.
+   */
+  imageId: string | null;
   /** Ruriko stopped it (state: Stopped applied); a container exited otherwise crashed. */
   stopped: boolean;
   revision: string;
@@ -19,6 +24,7 @@ interface Row {
   container_id: string | null;
   spec_digest: string;
   spec: string;
+  image_id: string | null;
   stopped: number;
   revision: string;
   created_at: string;
@@ -30,6 +36,7 @@ const fromRow = (r: Row): InventoryEntry => ({
   containerId: r.container_id,
   specDigest: r.spec_digest,
   spec: JSON.parse(r.spec) as ContainerSpec,
+  imageId: r.image_id,
   stopped: r.stopped === 1,
   revision: r.revision,
   createdAt: r.created_at,
@@ -52,15 +59,15 @@ export class InventoryStore {
   }
 
   /** Recorded before the container is created, so a crash in between leaves an entry to reconcile from. */
-  record(agent: string, entry: { containerId: string | null; spec: ContainerSpec; stopped: boolean }): void {
+  record(agent: string, entry: { containerId: string | null; spec: ContainerSpec; imageId: string | null; stopped: boolean }): void {
     const now = new Date().toISOString();
     this.db
       .prepare(
-        `INSERT INTO inventory (agent, container_id, spec_digest, spec, stopped, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO inventory (agent, container_id, spec_digest, spec, image_id, stopped, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (agent) DO UPDATE SET container_id = excluded.container_id, spec_digest = excluded.spec_digest,
-           spec = excluded.spec, stopped = excluded.stopped, revision = excluded.revision, updated_at = excluded.updated_at`,
+           spec = excluded.spec, image_id = excluded.image_id, stopped = excluded.stopped, revision = excluded.revision, updated_at = excluded.updated_at`,
       )
-      .run(agent, entry.containerId, entry.spec.specDigest, JSON.stringify(entry.spec), entry.stopped ? 1 : 0, entry.spec.revision, now, now);
+      .run(agent, entry.containerId, entry.spec.specDigest, JSON.stringify(entry.spec), entry.imageId, entry.stopped ? 1 : 0, entry.spec.revision, now, now);
   }
 
   /** Ruriko started or stopped the agent's container. */

@@ -371,4 +371,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX outbox_merged ON outbox (merged_into) WHERE merged_into IS NOT NULL;
     `,
   },
+  {
+    version: 11,
+    name: "inventory-image-id",
+    sql: `
+      -- The engine's id of the image the agent's container was created from (sha256:…): the image it is approved to
+      -- run. A container made again for the same reference (a heal, another field's change) is made from it, so a
+      -- tag that moved meanwhile never slips in without its own, gated, change. NULL where the engine cannot tell.
+      ALTER TABLE inventory ADD COLUMN image_id TEXT;
+    `,
+  },
 ];

@@ -190,10 +190,30 @@ describe("images from registries (real loopback registries, real Docker)", () =>
     assert.equal(await imageIdOf(h, "mover"), baseId, "still the first image while the change waits");
     // `ruriko plan` says the same, from what the engine resolves the tag to (it never pulls).
     const observed = await h.runtime.list();
-    const plan = planFromState(h.controller.snapshot!, observed, h.state, await imageMovesFor(h.runtime, h.controller.snapshot!, observed));
+    const plan = planFromState(h.controller.snapshot!, observed, h.state, await imageMovesFor(h.runtime, h.controller.snapshot!, observed, (a) => h.state.inventory.get(a)));
     const item = plan.items.find((i) => i.agent === "mover")!;
     assert.deepEqual([item.action, item.verdict, item.fields, item.request?.id], ["recreate", "park", ["image"], request!.id]);
     assert.match(renderPlanText(plan), new RegExp(`recreate +mover: image \\S+:moving moved: digest ${short(fromDigest)} → ${short(toDigest)}\n +needs approval: yes`));
+
+    // The gate is not walked around by removing the container (an innocent `docker container prune`): the heal
+    // makes it again from the image it was approved to run, not from what the tag names now.
+    const [parkedContainer] = await h.containersOf("mover");
+    await h.docker.getContainer(parkedContainer!.Id).remove({ force: true });
+    await waitFor(async () => (await h.containersOf("mover")).some((c) => c.Id !== parkedContainer!.Id && c.State === "running"), "the removed container made again");
+    const [healed] = await h.containersOf("mover");
+    assert.equal(healed!.ImageID, baseId, "healed on the approved image");
+    assert.equal(healed!.Labels["ruriko.dev/image"], ref, "made from the image's id, the reference kept in a label");
+    assert.equal((await h.runtime.list("mover"))[0]!.image, ref, "Ruriko still sees the manifest's reference");
+    await h.waitForStatus("mover", isAwaitingApproval, "AwaitingApproval again, for the same move");
+    assert.deepEqual(h.state.approvals.list({ agent: "mover", status: "pending" }).map((r) => r.id), [request!.id], "the same request still waits");
+
+    // Nor by a change of another field, which no rule parks: the new container runs the approved image too.
+    await offer("mover", `${gosuto("mover")}---\n${agent("mover", ref, "Always").replace("memory: 128Mi", "memory: 160Mi")}`);
+    await waitFor(async () => (await h.containersOf("mover")).some((c) => c.Id !== healed!.Id && c.State === "running"), "the memory change applied");
+    const [resized] = await h.containersOf("mover");
+    assert.equal((await h.docker.getContainer(resized!.Id).inspect()).HostConfig.Memory, 160 * 1024 * 1024);
+    assert.equal(resized!.ImageID, baseId, "the memory change did not bring the moved image with it");
+    assert.deepEqual(h.state.approvals.list({ agent: "mover", status: "pending" }).map((r) => r.id), [request!.id], "the move still waits, under the same request");
 
     assert.equal(approvalsDecide(h.stateDir, request!.id, "approve", {}), 0);
     await h.waitForStatus("mover", (s) => isReady(s), "Ready again");

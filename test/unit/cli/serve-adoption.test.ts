@@ -51,7 +51,7 @@ function stateWith(rows: Record<string, string>, adopt?: "lost" | "restored"): S
   dirs.push(dir);
   const state = openState(dir);
   opened.push(state);
-  for (const [agent, containerId] of Object.entries(rows)) state.inventory.record(agent, { containerId, spec: spec(agent), stopped: false });
+  for (const [agent, containerId] of Object.entries(rows)) state.inventory.record(agent, { containerId, spec: spec(agent), imageId: null, stopped: false });
   if (adopt) state.meta.set(ADOPT_META, adopt);
   return state;
 }

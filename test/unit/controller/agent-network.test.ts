@@ -131,7 +131,7 @@ describe("container spec for network:NAME", () => {
     const bridge = containerSpecFor(m, "r1");
     assert.deepEqual(describeSpecChange(bridge, named), { fields: ["network"], text: "agent network bridge → network:ruriko-agents" });
     assert.deepEqual(describeSpecChange(named, containerSpecFor(m, "r1", { network: "network:other" })), { fields: ["network"], text: "agent network network:ruriko-agents → network:other" });
-    const entry: InventoryEntry = { agent: "newsbot", containerId: "c1", specDigest: bridge.specDigest, spec: bridge, stopped: false, revision: "r1", createdAt: "", updatedAt: "" };
+    const entry: InventoryEntry = { agent: "newsbot", containerId: "c1", specDigest: bridge.specDigest, spec: bridge, imageId: null, stopped: false, revision: "r1", createdAt: "", updatedAt: "" };
     const container = { id: "c1", name: "ruriko-x-newsbot", agent: "newsbot", image: "ruriko/gitai:0.1", state: "running" as const, exitCode: 0, oomKilled: false, revision: "r1", specDigest: bridge.specDigest };
     const plan = planAgent({ agent: "newsbot", desired: { manifest: m, spec: named }, observed: [container], inventory: entry });
     assert.deepEqual(plan.changes.map((c) => [c.type, c.reason]), [["recreate", "agent network bridge → network:ruriko-agents"]]);

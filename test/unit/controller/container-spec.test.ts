@@ -60,7 +60,7 @@ describe("container spec: agent network", () => {
 
   test("the planner recreates on a mode switch, naming it, and not when the applied port is kept", () => {
     const m = agent();
-    const entry = (spec: ReturnType<typeof containerSpecFor>): InventoryEntry => ({ agent: "newsbot", containerId: "c1", specDigest: spec.specDigest, spec, stopped: false, revision: "r1", createdAt: "", updatedAt: "" });
+    const entry = (spec: ReturnType<typeof containerSpecFor>): InventoryEntry => ({ agent: "newsbot", containerId: "c1", specDigest: spec.specDigest, spec, imageId: null, stopped: false, revision: "r1", createdAt: "", updatedAt: "" });
     const container = (specDigest: string) => ({ id: "c1", name: "ruriko-x-newsbot", agent: "newsbot", image: "ruriko/gitai:0.1", state: "running" as const, exitCode: 0, oomKilled: false, revision: "r1", specDigest });
     const bridge = containerSpecFor(m, "r1");
     const host = containerSpecFor(m, "r2", { network: "host", port: 24001 });

@@ -67,6 +67,7 @@ const entry = (agent: string, containerId: string | null): InventoryEntry => ({
   containerId,
   specDigest: "sha256:x",
   spec: {} as ContainerSpec,
+  imageId: null,
   stopped: false,
   revision: "r1",
   createdAt: "t",

@@ -20,7 +20,7 @@ function container(over: Partial<ObservedContainer> & { specDigest: string }): O
 
 function inventoryOf(manifest: AgentManifest, containerId: string | null = "c1"): InventoryEntry {
   const spec = containerSpecFor(manifest, "r1");
-  return { agent: manifest.metadata.name, containerId, specDigest: spec.specDigest, spec, stopped: false, revision: "r1", createdAt: "", updatedAt: "" };
+  return { agent: manifest.metadata.name, containerId, specDigest: spec.specDigest, spec, imageId: null, stopped: false, revision: "r1", createdAt: "", updatedAt: "" };
 }
 
 function plan(input: Omit<AgentPlanInput, "agent">) {
