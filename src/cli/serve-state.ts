@@ -6,7 +6,6 @@
  */
 import { adoptEngineState, isAdoptionMode, type AdoptionReport } from "../controller/engine-adoption.ts";
 import { newTraceId, type Logger } from "../observability/logger.ts";
-import type { ContainerFacts } from "../runtime/container-readback.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { LostStateError } from "../store/instance-file.ts";
 import { ADOPT_META } from "../store/meta-store.ts";
@@ -21,10 +20,11 @@ export interface AgentEngine {
    * The runtime of an instance, and where its containers are in words ("on this Docker host"). Made on demand:
    * a lost database's instance is known only from the state directory, before the state is open.
    */
-  open(instance: string): { runtime: Pick<Runtime, "list" | "ping">; where: string };
-  /** Reads a container's configuration back, for adoption (engine-adoption.ts); absent where it cannot. */
-  readFacts?: (containerId: string) => Promise<ContainerFacts>;
+  open(instance: string): { runtime: AdoptingRuntime; where: string };
 }
+
+/** What adoption asks of a runtime: to list what the instance holds and, where it can, read each back. */
+type AdoptingRuntime = Pick<Runtime, "list" | "ping" | "readBack">;
 
 /** Opens the state for serve; a lost database is refused with what its instance left on the engine. */
 export async function openServeState(opts: { stateDir: string; adoptOrphans: boolean; engine: AgentEngine; health: StorageHealth }): Promise<StateStores> {
@@ -36,23 +36,31 @@ export async function openServeState(opts: { stateDir: string; adoptOrphans: boo
     });
   } catch (error) {
     if (!(error instanceof LostStateError)) throw error;
+    const held = await engineHolding(opts.engine, error.instance);
     // Without a read-back the containers cannot be adopted: the message then offers only a restore.
-    throw new LostStateError(error.stateDir, opts.health.file, error.instance, error.found, ` ${await describeContainers(opts.engine, error.instance)}.`, opts.engine.readFacts !== undefined);
+    throw new LostStateError(error.stateDir, opts.health.file, error.instance, error.found, ` ${held.text}.`, held.readsBack);
   }
 }
 
 /** "Containers of instance X on this Docker host: …", in words, listed through the engine's runtime. */
 export async function describeContainers(engine: AgentEngine, instance: string): Promise<string> {
+  return (await engineHolding(engine, instance)).text;
+}
+
+/** What the engine holds of an instance, in words, and whether its runtime can read those containers back. */
+async function engineHolding(engine: AgentEngine, instance: string): Promise<{ text: string; readsBack: boolean }> {
   let where = "";
+  let readsBack = false;
   try {
     const opened = engine.open(instance);
     where = ` ${opened.where}`;
+    readsBack = opened.runtime.readBack !== undefined;
     const list = await opened.runtime.list();
-    if (list.length === 0) return `No container of instance ${instance} is${where}`;
+    if (list.length === 0) return { text: `No container of instance ${instance} is${where}`, readsBack };
     const names = list.map((c) => `${c.name} (agent ${c.agent}, ${c.state}, ${c.image})`).sort();
-    return `Containers of instance ${instance}${where}: ${names.join(", ")}`;
+    return { text: `Containers of instance ${instance}${where}: ${names.join(", ")}`, readsBack };
   } catch (error) {
-    return `Whether containers of instance ${instance} run${where} is unknown: ${engine.name} did not answer (${(error as Error).message})`;
+    return { text: `Whether containers of instance ${instance} run${where} is unknown: ${engine.name} did not answer (${(error as Error).message})`, readsBack };
   }
 }
 
@@ -60,14 +68,14 @@ export async function describeContainers(engine: AgentEngine, instance: string):
  * Reads the engine into the inventory when the database asks for it, before anything plans. The engine must
  * answer: planning without it would treat every container of the instance as unknown.
  */
-export async function adoptIfPending(state: StateStores, engine: Pick<AgentEngine, "name" | "readFacts">, runtime: Pick<Runtime, "list" | "ping">, logger: Logger): Promise<AdoptionReport | undefined> {
+export async function adoptIfPending(state: StateStores, engine: Pick<AgentEngine, "name">, runtime: AdoptingRuntime, logger: Logger): Promise<AdoptionReport | undefined> {
   const mode = state.meta.get(ADOPT_META);
   if (!isAdoptionMode(mode)) return undefined;
   if (!(await runtime.ping())) {
     throw new Error(`the state database of instance ${state.instance} must first take over what the engine shows (${mode === "lost" ? "--adopt-orphans" : "a restored backup"}), but ${engine.name} does not answer; start again once it does`);
   }
   const report = await adoptEngineState(
-    { list: () => runtime.list(), ...(engine.readFacts ? { readFacts: engine.readFacts } : {}), inventory: state.inventory, meta: state.meta, audit: state.audit, transaction: state.transaction },
+    { list: () => runtime.list(), ...(runtime.readBack ? { readFacts: (id: string) => runtime.readBack!(id) } : {}), inventory: state.inventory, meta: state.meta, audit: state.audit, transaction: state.transaction },
     mode,
     state.instance,
     newTraceId(),

@@ -9,7 +9,6 @@ import { buildStatusReport } from "../controller/status-report.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { ControllerMetrics } from "../observability/metrics.ts";
 import { startHttpServer } from "../observability/http-server.ts";
-import { readContainerFacts } from "../runtime/container-readback.ts";
 import { openDockerClient } from "../runtime/docker-client.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import type { AgentNetworkMode, Runtime } from "../runtime/runtime.ts";
@@ -125,7 +124,6 @@ async function engineFor(opts: ServeRunOptions, agentNetwork: AgentNetworkMode, 
       runtime: new DockerRuntime({ docker, instance, log, ...(opts.imagePullTimeoutSeconds !== undefined ? { imagePullTimeoutMs: opts.imagePullTimeoutSeconds * 1000 } : {}) }),
       where: "on this Docker host",
     }),
-    readFacts: (containerId) => readContainerFacts(docker, containerId),
     checkAnswering: () => checkNamedNetwork(docker, agentNetwork, logger),
   };
 }
@@ -137,7 +135,6 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
   if (onKubernetes && opts.agentNetwork && opts.agentNetwork !== DEFAULT_AGENT_NETWORK) {
     throw new Error(`--agent-network ${opts.agentNetwork} is a Docker mode: on Kubernetes agents are pods, reached as --kube-acp-access says`);
   }
-  if (onKubernetes && opts.adoptOrphans) throw new Error("--adopt-orphans reads a Docker engine's containers: it is not available with --runtime kubernetes yet");
   // Read before anything starts: a secret set twice or a file that cannot be read stops serve here, by name.
   const secrets = serveSecretsFromEnv(process.env);
   const keyEnv = masterKeyEnv(process.env, opts.masterKeySource);

@@ -15,13 +15,12 @@
  *   gone is dropped (the agent was removed after the backup): nothing is applied twice, nothing removed comes back.
  * Adoption needs every container it takes over read back exactly; otherwise it refuses, naming the container
  * (after a restore, such a container is left to the planner, which treats it as changed behind Ruriko's back).
- * What the engine holds is listed through the Runtime port, so this runs on every engine; reading a container's
- * configuration back is Docker's alone for now (AdoptionDeps.readFacts): elsewhere every container that would
- * need it counts as unreadable.
+ * What the engine holds is listed and read back through the Runtime port (Runtime.readBack: a Docker container's
+ * configuration, a Kubernetes StatefulSet's pod template), so this runs on every engine; one without a read-back
+ * counts every container that would need it as unreadable.
  */
 import { digestOf } from "../api/digest.ts";
-import type { ContainerFacts } from "../runtime/container-readback.ts";
-import { LABELS, type ContainerSpec, type ObservedContainer } from "../runtime/runtime.ts";
+import { LABELS, type ContainerFacts, type ContainerSpec, type ObservedContainer } from "../runtime/runtime.ts";
 import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryEntry, InventoryStore } from "../store/inventory-store.ts";
 import { ADOPT_META, type MetaStore } from "../store/meta-store.ts";
@@ -110,8 +109,8 @@ export interface AdoptionDeps {
   /** The engine's containers of this instance (Runtime.list). */
   list: () => Promise<ObservedContainer[]>;
   /**
-   * What the engine shows of a container's configuration, from which its spec is read back. Absent where that
-   * cannot be done yet (Kubernetes): an adoption that needs no read-back still completes (after a restore: every
+   * What the engine shows of a container's configuration, from which its spec is read back (Runtime.readBack).
+   * Absent where that cannot be done: an adoption that needs no read-back still completes (after a restore: every
    * container is the one the backup recorded, or gone), and a container that would need one is unreadable.
    */
   readFacts?: (containerId: string) => Promise<ContainerFacts>;
@@ -150,8 +149,8 @@ export async function adoptEngineState(deps: AdoptionDeps, mode: AdoptionMode, i
     const named = skipped.map((s) => `${s.container} (agent ${s.agent})`).join(", ");
     throw new AdoptionError(
       deps.readFacts
-        ? `cannot adopt ${named} of instance ${instance}: the configuration the engine shows does not give the spec digest in its label, so what Ruriko applied to it is unknown. Remove it (docker rm -f) and start again to let Ruriko create it anew, or restore a backup (docs/operations.md#adopting-a-lost-instance)`
-        : `cannot adopt ${named} of instance ${instance}: Ruriko cannot read back from this engine the configuration that made them (it can from Docker only), so what it applied to them is unknown. Restore a backup, or remove them and start again to let Ruriko create them anew (docs/operations.md#restore-and-adoption-on-kubernetes)`,
+        ? `cannot adopt ${named} of instance ${instance}: the configuration the engine shows does not give the spec digest in its label, so what Ruriko applied to it is unknown. Remove it (docker rm -f; kubectl delete statefulset, which keeps its data volume) and start again to let Ruriko create it anew, or restore a backup (docs/operations.md#adopting-a-lost-instance)`
+        : `cannot adopt ${named} of instance ${instance}: Ruriko cannot read back from this engine the configuration that made them, so what it applied to them is unknown. Restore a backup, or remove them and start again to let Ruriko create them anew (docs/operations.md#restore-and-adoption-on-kubernetes)`,
     );
   }
   const report: AdoptionReport = {

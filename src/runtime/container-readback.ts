@@ -5,24 +5,8 @@
  * against the spec digest in its label.
  */
 import type Docker from "dockerode";
-import { LABELS, RuntimeError } from "./runtime.ts";
+import { LABELS, RuntimeError, type ContainerFacts } from "./runtime.ts";
 
-export interface ContainerFacts {
-  id: string;
-  /** The image reference the container was created with (Config.Image), as a spec names it. */
-  image: string;
-  /** The container's environment, KEY → value, including what its image sets. */
-  env: Record<string, string>;
-  /** What the image itself sets (empty when the image is gone). */
-  imageEnv: Record<string, string>;
-  /** HostConfig values; 0 or null when unset. */
-  memoryBytes: number;
-  nanoCpus: number;
-  pidsLimit: number | null;
-  networkMode: string;
-  exposedPorts: string[];
-  labels: Record<string, string>;
-}
 
 function envRecord(entries: readonly string[] | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};

@@ -6,11 +6,13 @@
 import type Docker from "dockerode";
 import { pack } from "tar-stream";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
+import { readContainerFacts } from "./container-readback.ts";
 import { DockerImagePuller } from "./docker-image-pull.ts";
 import {
   LABELS,
   MANAGED_BY,
   RuntimeError,
+  type ContainerFacts,
   type ContainerSpec,
   type ContainerState,
   type EventSubscription,
@@ -327,6 +329,10 @@ export class DockerRuntime implements Runtime {
       }
       throw this.fail("create", spec.agent, error);
     }
+  }
+
+  readBack(containerId: string): Promise<ContainerFacts> {
+    return readContainerFacts(this.docker, containerId);
   }
 
   /** Renames a container out of the agent's name (`…-replaced-<id>`); one already gone is not an error. */

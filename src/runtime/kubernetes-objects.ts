@@ -28,6 +28,8 @@ export const ANNOTATIONS = {
   generation: "ruriko.dev/generation",
   /** Set once the workload was first scaled up: tells "created" from "exited" when it has 0 replicas. */
   started: "ruriko.dev/started",
+  /** The spec's pids limit, which no pod field holds: what a read-back needs beside the template (kubernetes-readback.ts). */
+  pidsLimit: "ruriko.dev/pids-limit",
 } as const;
 
 /** StatefulSet names must leave room for the pod's controller-revision-hash label (name + 11 characters ≤ 63). */
@@ -119,7 +121,7 @@ export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1State
     apiVersion: "apps/v1",
     kind: "StatefulSet",
     // A new object's generation is 1: recorded in the same write, so it is never mistaken for an edit.
-    metadata: { name, labels, annotations: { ...about, [ANNOTATIONS.generation]: "1" } },
+    metadata: { name, labels, annotations: { ...about, [ANNOTATIONS.generation]: "1", [ANNOTATIONS.pidsLimit]: String(spec.pidsLimit) } },
     spec: {
       replicas: 0,
       serviceName: name,

@@ -15,6 +15,7 @@ import { createServer, type Server } from "node:net";
 import type { Clock } from "../time/clock.ts";
 import { sharedConnections } from "./kubernetes-connections.ts";
 import { OwnedObjects, podKey, workloadKey } from "./kubernetes-informers.ts";
+import { workloadFacts } from "./kubernetes-readback.ts";
 import {
   ACP_CONTAINER_PORT,
   ANNOTATIONS,
@@ -37,6 +38,7 @@ import {
 import {
   LABELS,
   RuntimeError,
+  type ContainerFacts,
   type ContainerSpec,
   type EventSubscription,
   type ImageRequest,
@@ -284,6 +286,20 @@ export class KubernetesRuntime implements Runtime {
   /** The cluster has no API for what a tag resolves to on its nodes: moved tags are not observed here. */
   async resolveImage(_image: string): Promise<ResolvedImage | undefined> {
     return undefined;
+  }
+
+  /** The workload's pod template, as the facts its spec is read back from (kubernetes-readback.ts): one list. */
+  async readBack(containerId: string): Promise<ContainerFacts> {
+    let sets: V1StatefulSet[];
+    try {
+      sets = (await this.apps.listNamespacedStatefulSet({ namespace: this.ns, labelSelector: ownerSelector(this.instance) })).items;
+    } catch (error) {
+      throw this.fail("read back", undefined, error);
+    }
+    const sts = sets.find((s) => s.metadata?.uid === containerId);
+    const facts = sts && workloadFacts(sts);
+    if (!facts) throw new RuntimeError("read back", sts?.metadata?.labels?.[LABELS.agent], "failed", sts ? `StatefulSet ${sts.metadata?.name} has no readable Gitai container` : `no StatefulSet ${containerId} of instance ${this.instance}`);
+    return facts;
   }
 
   /**

@@ -140,6 +140,27 @@ export interface ObservedContainer {
 }
 
 /**
+ * What the engine shows of a container's configuration, as the facts a ContainerSpec was turned into: what a
+ * spec is read back from (Runtime.readBack; Docker: container-readback.ts, Kubernetes: kubernetes-readback.ts).
+ */
+export interface ContainerFacts {
+  id: string;
+  /** The image reference the container was created with, as a spec names it. */
+  image: string;
+  /** The container's environment, KEY → value, including what its image sets. */
+  env: Record<string, string>;
+  /** What the image itself sets (empty when the image is gone). */
+  imageEnv: Record<string, string>;
+  /** HostConfig values; 0 or null when unset. */
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number | null;
+  networkMode: string;
+  exposedPorts: string[];
+  labels: Record<string, string>;
+}
+
+/**
  * Docker's container events, plus `restart`: the engine started the agent again on its own (Kubernetes keeping
  * a pod alive, or replacing a deleted one), so the new process needs its configuration again. Docker never
  * restarts a container by itself (restart policy "no"): there Ruriko's start after a `die` does it.
@@ -200,6 +221,11 @@ export interface Runtime {
   writeAgentFile(containerId: string, name: string, content: Buffer): Promise<void>;
   /** Graceful stop: SIGTERM, then SIGKILL after `timeoutSeconds`. A stopped container is not an error. */
   stop(containerId: string, timeoutSeconds?: number): Promise<void>;
+  /**
+   * What the engine shows of a container's configuration, from which the spec that made it is read back when a
+   * lost state database takes over what the engine runs (controller/engine-adoption.ts). Absent where it cannot.
+   */
+  readBack?(containerId: string): Promise<ContainerFacts>;
   /** Force-removes the container. A missing container is not an error. */
   remove(containerId: string): Promise<void>;
   /** Removes the agent's named data volume (only when the agent itself is pruned). */

@@ -68,15 +68,15 @@ export class LostStateError extends Error {
   readonly found: DbFileState | "no-id";
   /**
    * `detail`: what the engine shows of the instance; `adoptable`: whether `--adopt-orphans` can take it over there
-   * (it reads a Docker engine's containers back; a Kubernetes cluster's workloads it cannot).
+   * (the engine's runtime reads its containers back: Runtime.readBack).
    */
   constructor(stateDir: string, dbFile: string, instance: string, found: DbFileState | "no-id", detail = "", adoptable = true) {
     super(
       `state directory ${stateDir} belongs to Ruriko instance ${instance} (${join(stateDir, INSTANCE_FILE)}), but its database ${dbFile} ${describeDb[found]}. ` +
         `Starting over would run a second instance beside the containers of ${instance} and forget its secrets, approvals and audit log, so Ruriko refuses.${detail} ` +
         (adoptable
-          ? `Restore a backup (ruriko restore FILE), or take over what instance ${instance} left on this Docker host with \`ruriko serve --adopt-orphans\` (docs/operations.md#adopting-a-lost-instance). `
-          : `Restore a backup (ruriko restore FILE): what instance ${instance} left on this engine cannot be adopted (--adopt-orphans reads a Docker engine's containers only). `) +
+          ? `Restore a backup (ruriko restore FILE), or take over what instance ${instance} left on the engine with \`ruriko serve --adopt-orphans\` (docs/operations.md#adopting-a-lost-instance). `
+          : `Restore a backup (ruriko restore FILE): what instance ${instance} left on this engine cannot be adopted (its containers cannot be read back). `) +
         `To start a new installation here instead, remove ${join(stateDir, INSTANCE_FILE)}.`,
     );
     this.name = "LostStateError";

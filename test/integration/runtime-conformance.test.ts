@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -25,8 +25,10 @@ import type { AcpStatus } from "../../src/api/generated/types.ts";
 import { loadSnapshotFromDirectory } from "../../src/api/load.ts";
 import { approvalsDecide } from "../../src/cli/approvals.ts";
 import { acpAddressOf } from "../../src/controller/agent-network.ts";
+import { adoptEngineState } from "../../src/controller/engine-adoption.ts";
 import { KubernetesRuntime } from "../../src/runtime/kubernetes-runtime.ts";
 import { LABELS, MANAGED_BY } from "../../src/runtime/runtime.ts";
+import { openState } from "../../src/store/state.ts";
 import { ensureAgentImage, isAwaitingApproval, isReady, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
 
@@ -371,6 +373,24 @@ for (const engine of engines) {
       assert.ok(!env.includes("EDITED_BEHIND_BACK"), "the edit is undone");
       const healed = h.state.audit.tail(40).find((e) => e.action === "agent.recreate" && e.target === "Agent/alpha" && e.payload.drift === true);
       assert.match(String(healed?.payload.reason), /behind Ruriko's back/);
+    });
+
+    test("a lost state database: each agent's workload is read back as the spec that made it (serve --adopt-orphans)", async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), "ruriko-adopt-"));
+      const fresh = openState(stateDir);
+      try {
+        const readBack = h.runtime.readBack?.bind(h.runtime);
+        assert.ok(readBack, `${engine.name} reads its containers back`);
+        const report = await adoptEngineState({ list: () => h.runtime.list(), readFacts: readBack, inventory: fresh.inventory, meta: fresh.meta, audit: fresh.audit, transaction: fresh.transaction }, "lost", h.instance, "conformance");
+        assert.deepEqual(report.adopted.map((a) => a.agent).sort(), ["alpha", "beta"]);
+        for (const name of ["alpha", "beta"]) {
+          const [recorded, adopted] = [h.state.inventory.get(name)!, fresh.inventory.get(name)!];
+          assert.deepEqual([adopted.containerId, adopted.specDigest, adopted.spec.image, adopted.spec.env], [recorded.containerId, recorded.specDigest, recorded.spec.image, recorded.spec.env], `${name} adopted as Ruriko applied it`);
+        }
+      } finally {
+        fresh.close();
+        rmSync(stateDir, { recursive: true, force: true });
+      }
     });
 
     test("removal waits for approval; pruning takes only what Ruriko owns", async () => {

@@ -1,8 +1,8 @@
 /**
  * serve's start on either engine: a restored backup (or --adopt-orphans) is taken over through the Runtime port,
- * whether or not the engine lets Ruriko read a container's configuration back (Docker does, Kubernetes does not
- * yet); and a lost database is refused naming what the chosen engine holds. Real SQLite state; the engine is a
- * list of what it would show.
+ * whether or not the engine's runtime can read a container's configuration back (Runtime.readBack; both real
+ * runtimes can, the adoption of what they read back is tested in runtime-conformance.test.ts); and a lost database
+ * is refused naming what the chosen engine holds. Real SQLite state; the engine is a list of what it would show.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, truncateSync } from "node:fs";
@@ -34,9 +34,9 @@ const workload = (agent: string, id: string): ObservedContainer => ({
   specDigest: spec(agent).specDigest,
   revision: "r1",
 });
-/** An engine showing `containers`, as the Kubernetes runtime lists them: no read-back. */
-const kubernetes = (containers: ObservedContainer[], answers = true) => ({
-  engine: { name: "the Kubernetes API server" } satisfies Pick<AgentEngine, "name" | "readFacts">,
+/** An engine showing `containers` that cannot read them back (Runtime.readBack absent). */
+const withoutReadBack = (containers: ObservedContainer[], answers = true) => ({
+  engine: { name: "the Kubernetes API server" } satisfies Pick<AgentEngine, "name">,
   runtime: { ping: async () => answers, list: async () => containers },
 });
 
@@ -56,10 +56,10 @@ function stateWith(rows: Record<string, string>, adopt?: "lost" | "restored"): S
   return state;
 }
 
-describe("adoption through the Runtime port, without a read-back (Kubernetes)", () => {
+describe("adoption through the Runtime port, on an engine without a read-back", () => {
   test("a restored backup: what it recorded is kept, what is gone is dropped, what was made after it is left to the planner; the flag is cleared", async () => {
     const state = stateWith({ kept: "uid-kept", gone: "uid-gone", remade: "uid-old" }, "restored");
-    const { engine, runtime } = kubernetes([workload("kept", "uid-kept"), workload("remade", "uid-new")]);
+    const { engine, runtime } = withoutReadBack([workload("kept", "uid-kept"), workload("remade", "uid-new")]);
     const report = await adoptIfPending(state, engine, runtime, silent);
     assert.deepEqual(report, { mode: "restored", adopted: [], forgotten: ["gone"], skipped: [{ agent: "remade", container: "ruriko-abc-remade" }] });
     assert.deepEqual(
@@ -78,7 +78,7 @@ describe("adoption through the Runtime port, without a read-back (Kubernetes)", 
 
   test("a lost database: a container that cannot be read back refuses the adoption, by name, and the flag stays for the next start", async () => {
     const state = stateWith({}, "lost");
-    const { engine, runtime } = kubernetes([workload("newsbot", "uid-1")]);
+    const { engine, runtime } = withoutReadBack([workload("newsbot", "uid-1")]);
     await assert.rejects(adoptIfPending(state, engine, runtime, silent), (error: Error) => {
       assert.ok(error instanceof AdoptionError);
       assert.match(error.message, /cannot adopt ruriko-abc-newsbot \(agent newsbot\) of instance \w+: Ruriko cannot read back from this engine/);
@@ -90,14 +90,14 @@ describe("adoption through the Runtime port, without a read-back (Kubernetes)", 
 
   test("a lost database with nothing on the engine needs no read-back: done", async () => {
     const state = stateWith({}, "lost");
-    const { engine, runtime } = kubernetes([]);
+    const { engine, runtime } = withoutReadBack([]);
     assert.deepEqual(await adoptIfPending(state, engine, runtime, silent), { mode: "lost", adopted: [], forgotten: [], skipped: [] });
     assert.equal(state.meta.get(ADOPT_META), undefined);
   });
 
   test("an engine that does not answer: serve does not start, the engine is named, the flag stays", async () => {
     const state = stateWith({ kept: "uid-kept" }, "restored");
-    const { engine, runtime } = kubernetes([workload("kept", "uid-kept")], false);
+    const { engine, runtime } = withoutReadBack([workload("kept", "uid-kept")], false);
     await assert.rejects(adoptIfPending(state, engine, runtime, silent), /a restored backup\), but the Kubernetes API server does not answer; start again once it does/);
     assert.equal(state.meta.get(ADOPT_META), "restored");
   });
@@ -134,11 +134,21 @@ describe("a lost database is refused naming what the chosen engine holds", () =>
     const health = new StorageHealth(join(dir, STATE_DB_FILE));
     await assert.rejects(openServeState({ stateDir: dir, adoptOrphans: false, engine, health }), (error: Error) => {
       assert.match(error.message, new RegExp(`Containers of instance ${instance} in namespace agents of the Kubernetes cluster https://k8s.example:6443: ruriko-abc-newsbot \\(agent newsbot, running, ruriko/gitai:0.1\\)\\.`));
-      assert.match(error.message, /Restore a backup \(ruriko restore FILE\): what instance \S+ left on this engine cannot be adopted \(--adopt-orphans reads a Docker engine's containers only\)\./);
-      assert.doesNotMatch(error.message, /on this Docker host with `ruriko serve --adopt-orphans`/, "no offer the engine cannot keep");
+      assert.match(error.message, /Restore a backup \(ruriko restore FILE\): what instance \S+ left on this engine cannot be adopted \(its containers cannot be read back\)\./);
+      assert.doesNotMatch(error.message, /with `ruriko serve --adopt-orphans`/, "no offer the engine cannot keep");
       return true;
     });
     assert.deepEqual(asked, [instance]);
+  });
+
+  test("an engine whose runtime reads its containers back is offered --adopt-orphans", async () => {
+    const { dir, instance } = lostStateDir();
+    const engine: AgentEngine = {
+      name: "the Kubernetes API server",
+      open: () => ({ runtime: { ping: async () => true, list: async () => [workload("newsbot", "uid-1")], readBack: () => Promise.reject(new Error("not read in a refusal")) }, where: "in namespace agents" }),
+    };
+    const health = new StorageHealth(join(dir, STATE_DB_FILE));
+    await assert.rejects(openServeState({ stateDir: dir, adoptOrphans: false, engine, health }), new RegExp(`take over what instance ${instance} left on the engine with \`ruriko serve --adopt-orphans\``));
   });
 
   test("an engine that cannot be reached (or configured) is named, and the refusal still stands", async () => {

@@ -11,7 +11,7 @@ import { acpAddressOf, agentHomeserverOf, agentSideUrl, isLoopbackHost, namedNet
 import { ACP_PORT, containerSpecFor, describeSpecChange, networkModeOf } from "../../../src/controller/container-spec.ts";
 import { specFromEngine } from "../../../src/controller/engine-adoption.ts";
 import { planAgent } from "../../../src/controller/planner.ts";
-import type { ContainerFacts } from "../../../src/runtime/container-readback.ts";
+import type { ContainerFacts } from "../../../src/runtime/runtime.ts";
 import { containerCreateOptions } from "../../../src/runtime/docker-runtime.ts";
 import { LABELS, type AgentNetworkMode } from "../../../src/runtime/runtime.ts";
 import type { InventoryEntry } from "../../../src/store/inventory-store.ts";

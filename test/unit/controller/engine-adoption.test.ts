@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import type { AgentManifest } from "../../../src/api/generated/types.ts";
 import { containerSpecFor } from "../../../src/controller/container-spec.ts";
 import { planAdoption, specFromEngine } from "../../../src/controller/engine-adoption.ts";
-import type { ContainerFacts } from "../../../src/runtime/container-readback.ts";
+import type { ContainerFacts } from "../../../src/runtime/runtime.ts";
 import { LABELS, type ContainerSpec, type ObservedContainer } from "../../../src/runtime/runtime.ts";
 import type { InventoryEntry } from "../../../src/store/inventory-store.ts";
 
