@@ -17,7 +17,6 @@ import type { AgentManifest } from "../../src/api/generated/types.ts";
 import { checkNamedNetwork } from "../../src/cli/serve.ts";
 import { containerSpecFor } from "../../src/controller/container-spec.ts";
 import { createLogger } from "../../src/observability/logger.ts";
-import { readContainerFacts } from "../../src/runtime/container-readback.ts";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.ts";
 import { ImagePullError, type RuntimeEvent } from "../../src/runtime/runtime.ts";
 import { ensureAgentImage, removeInstanceResources, TEST_AGENT_IMAGE, waitFor } from "../helpers/controller-harness.ts";
@@ -120,8 +119,8 @@ test("the Docker API calls Ruriko makes are exactly those docs/deployment.md lis
     await runtime.start(first.id);
     await waitFor(() => events.some((e) => e.containerId === first.id && e.action === "start"), "the start event through the proxy", 30_000);
     assert.equal((await runtime.list()).length, 1);
-    // The adoption read-back (serve-state.ts on Docker) and serve's named-network check.
-    assert.equal((await readContainerFacts(docker, first.id)).image, TEST_AGENT_IMAGE);
+    // The adoption read-back (Runtime.readBack) and serve's named-network check.
+    assert.equal((await runtime.readBack(first.id)).image, TEST_AGENT_IMAGE);
     await checkNamedNetwork(docker, `network:ruriko-${instance}`, silent);
 
     const second = await runtime.create(spec, { replacing: first.id });
