@@ -71,7 +71,29 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     if (failure) throw new StorageError(path, failure.code, failure.message, { cause: error });
     throw error;
   }
-  return options.health ? guarded(db, options.health) : db;
+  if (options.health) return guarded(db, options.health);
+  return readonly ? db : immediateTransactions(db);
+}
+
+/**
+ * Every transaction begins IMMEDIATE: it takes the write lock at its start, waiting its turn (busy_timeout). A
+ * deferred one that read first and wrote after fails at once with SQLITE_BUSY when another process wrote in
+ * between (waiting cannot help a snapshot that went stale): `ruriko secret set` failed so while serve was creating
+ * agents. (guarded() does the same for serve.)
+ */
+function immediateTransactions(db: Db): Db {
+  return new Proxy(db, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (prop === "transaction") {
+        return (fn: (...args: unknown[]) => unknown) => {
+          const tx = target.transaction(fn);
+          return Object.assign((...args: unknown[]) => tx.immediate(...args), { deferred: tx.deferred, immediate: tx.immediate, exclusive: tx.exclusive });
+        };
+      }
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 /**
@@ -163,7 +185,7 @@ function guarded(db: Db, health: StorageHealth): Db {
   };
   const transaction = (tx: (...args: unknown[]) => unknown) => {
     const wrap = (fn: (...args: unknown[]) => unknown) => (...args: unknown[]) => watch(() => fn(...args));
-    const wrapped = wrap(tx) as ReturnType<Db["transaction"]>;
+    const wrapped = wrap((tx as unknown as Record<string, (...args: unknown[]) => unknown>).immediate!) as ReturnType<Db["transaction"]>;
     for (const mode of ["deferred", "immediate", "exclusive"] as const) Object.defineProperty(wrapped, mode, { value: wrap((tx as unknown as Record<string, (...args: unknown[]) => unknown>)[mode]!) });
     return wrapped;
   };
