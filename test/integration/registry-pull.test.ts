@@ -171,14 +171,16 @@ describe("images from registries (real loopback registries, real Docker)", () =>
     await h.waitForStatus("mover", isReady, "Ready on the first image");
     assert.equal(await imageIdOf(h, "mover"), baseId);
 
-    // Someone pushes another image under the same tag; this host does not have it.
-    const variant = `${repository}:variant`;
+    // Someone pushes another image under the same tag, through the other registry (same storage): the tag moves in
+    // the registry only, and here the reference still names the running image (with its digest) until Ruriko pulls.
+    // (Moving the tag here first would let a reconcile see the move before the push gave the image its digest.)
+    const elsewhere = `${authed.host}/${REPO}`;
+    const variant = `${elsewhere}:moving`;
     made.push(variant);
     const movedId = await buildVariant(h, variant);
-    await h.docker.getImage(variant).tag({ repo: repository, tag: "moving" });
-    const toDigest = (await drain(await h.docker.getImage(ref).push({ tag: "moving", authconfig: {} }))).find((a) => a.Digest)!.Digest as string;
+    const login = { username: USER, password: PASSWORD, serveraddress: authed.host };
+    const toDigest = (await drain(await h.docker.getImage(variant).push({ tag: "moving", authconfig: login }))).find((a) => a.Digest)!.Digest as string;
     assert.notEqual(toDigest, fromDigest);
-    await removeHere(h, ref);
 
     // The next check of the registry (once per resync) sees it; the rule on the image field parks it.
     await waitFor(() => !!h.state.approvals.list({ agent: "mover", status: "pending" }).length, "the moved tag parked for approval", 60_000);
