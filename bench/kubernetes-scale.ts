@@ -7,21 +7,27 @@
  *    kwok's pods never run a process, so the ACP steps (Ready) cannot complete there: what is measured is what
  *    the cluster reports.
  *  (20 agents to Ready on the real kubelet against `kubectl apply` of the same 20 StatefulSets: kubernetes-real.ts.)
- * Ruriko runs as `ruriko serve --runtime kubernetes`, its own process, as an operator runs it.
- * Setup (outside every measurement): kwok nodes (10 × 200 pods), the real node cordoned during the kwok part (so
- * every pod lands on a kwok node), and 1,000 static PersistentVolumes of a class of their own (kwok pods mount
- * nothing, and the local provisioner's volumes are bound to the real node). All of it removed afterwards.
+ * Ruriko runs as `ruriko serve --runtime kubernetes`, its own process, as its Deployment runs it in a cluster: the tsc
+ * build (what the image holds), with the Node flags of the container's command in deploy/kubernetes/ruriko.yaml.
+ * RURIKO_BENCH_KUBE_SERVE=source runs it from the sources instead (`npm start`: Node strips the types of every
+ * module it loads, ~30 MiB more). Serve's CPU time (user + system) is reported beside its memory.
+ * Setup (outside every measurement): earlier runs' namespaces gone (deleting one is minutes of the cluster's work),
+ * kwok nodes (10 × 200 pods), the real node cordoned during the kwok part (so every pod lands on a kwok node), and
+ * 1,000 static PersistentVolumes of a class of their own (kwok pods mount nothing, and the local provisioner's
+ * volumes are bound to the real node). All of it removed afterwards.
  */
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig, Watch, type V1Pod } from "@kubernetes/client-node";
-import { startServe, type ServeProcess } from "../test/helpers/serve-process.ts";
+import { parseAllDocuments } from "yaml";
 import { TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
+import { freePort } from "../test/helpers/synapse.ts";
+import { buildRuriko, ENTRY_POINT_FLAGS } from "./build.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
@@ -32,6 +38,7 @@ const KWOK_NODES = 10;
 const CONCURRENCY = Number(process.env.RURIKO_BENCH_KUBE_CONCURRENCY ?? 64);
 const NEW_IMAGE = "ruriko/gitai:conformance-b";
 const STORAGE_CLASS = "ruriko-bench-static";
+const SERVE_FROM = process.env.RURIKO_BENCH_KUBE_SERVE === "source" ? "source" : "built";
 
 const manifest = (name: string, image: string) =>
   `apiVersion: ruriko.dev/v1alpha1\nkind: Gosuto\nmetadata: {name: ${name}}\nspec: {}\n---\napiVersion: ruriko.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}}\nspec: {image: ${JSON.stringify(image)}, gosuto: ${name}, resources: {memory: 128Mi}}\n`;
@@ -129,9 +136,70 @@ export async function podWatch(admin: KubeConfig, namespace: string) {
   };
 }
 
+/**
+ * Node's flags as Ruriko runs in a cluster: those of the ruriko container's command in deploy/kubernetes/ruriko.yaml,
+ * else (no command there) the image's entry point's.
+ */
+function deployedNodeFlags(): string[] {
+  type Container = { name?: string; command?: string[] };
+  const docs = parseAllDocuments(readFileSync(join(ROOT, "deploy/kubernetes/ruriko.yaml"), "utf8")).map((d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Container[] } } } } | null);
+  const deployment = docs.find((d) => d?.kind === "Deployment");
+  const command = deployment?.spec?.template?.spec?.containers?.find((c) => c.name === "ruriko")?.command;
+  return command ? command.filter((arg) => arg.startsWith("--")) : ENTRY_POINT_FLAGS;
+}
+
+interface Serve {
+  child: ChildProcess;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/**
+ * `ruriko serve` from `entry` (the build's or the sources' CLI) with `flags`, then those of
+ * RURIKO_BENCH_SERVE_NODE_OPTIONS (a profiler, say; on the command line, where V8's flags are allowed); returns
+ * once it answers /healthz.
+ */
+async function startServe(entry: string, nodeFlags: string[], args: string[], stateDir: string): Promise<Serve> {
+  const port = await freePort();
+  const log = openSync(join(stateDir, "serve.log"), "a");
+  const flags = [...nodeFlags, ...(process.env.RURIKO_BENCH_SERVE_NODE_OPTIONS ?? "").split(/\s+/).filter(Boolean)];
+  const child = spawn(process.execPath, [...flags, entry, "serve", "--state-dir", stateDir, "--http", `127.0.0.1:${port}`, ...args], { stdio: ["ignore", log, log] });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null) child.kill(signal);
+    await exited;
+  };
+  for (const deadline = Date.now() + 30_000; ; ) {
+    if (child.exitCode !== null) throw new Error(`ruriko serve exited with ${child.exitCode}; see ${join(stateDir, "serve.log")}`);
+    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) throw new Error("ruriko serve did not answer /healthz within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+}
+
 const peakRssMiB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+/** User and system CPU time of the process so far, in seconds (clock ticks of /proc/<pid>/stat, 100 a second). */
+const cpuSeconds = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+/**
+ * Each run deletes its namespace without waiting: the cluster then spends minutes deleting 1,000 pods, StatefulSets
+ * and claims. A run starts once earlier runs' namespaces are gone, so that it does not share the cluster with that.
+ */
+async function untilEarlierRunsGone(kubeconfig: string): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const left = (await kubectl(kubeconfig, ["get", "namespaces", "-o", "name"])).split("\n").filter((n) => n.startsWith("namespace/ruriko-bench-"));
+    if (left.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`earlier runs' namespaces are still being deleted: ${left.join(", ")}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
 
 export async function cluster(): Promise<string> {
   const { stdout } = await run("bash", [join(ROOT, "scripts/kubernetes/start.sh")], { maxBuffer: 1 << 20 });
@@ -146,11 +214,16 @@ export async function benchKubernetesScale() {
   const work = mkdtempSync(join(tmpdir(), "ruriko-bench-kube-"));
   const names = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(4, "0")}`);
   const nodes = Array.from({ length: KWOK_NODES }, (_, i) => `kwok-${i}`);
-  let serve: ServeProcess | undefined;
+  const nodeFlags = deployedNodeFlags();
+  let built: string | undefined;
+  let serve: Serve | undefined;
   let watch: Awaited<ReturnType<typeof podWatch>> | undefined;
   let proxy: Awaited<ReturnType<typeof countingProxy>> | undefined;
   try {
+    built = SERVE_FROM === "built" ? buildRuriko() : undefined;
+    const entry = built ? join(built, "src/cli/ruriko.js") : join(ROOT, "src/cli/ruriko.ts");
     // --- setup, outside every measurement -------------------------------------------------------------------
+    await untilEarlierRunsGone(kubeconfig);
     await run("bash", [join(ROOT, "scripts/kubernetes/kwok.sh"), "start", kubeconfig]);
     await applyList(kubeconfig, nodes.map((name, i) => ({
       apiVersion: "v1",
@@ -187,9 +260,10 @@ export async function benchKubernetesScale() {
     const runningOn = (image: string) => () => w.pods.size >= AGENTS && [...w.pods.values()].filter((p) => p.phase === "Running" && p.image === image).length >= AGENTS;
     const t0 = performance.now();
     serve = await startServe(
+      entry,
+      nodeFlags,
       ["--runtime", "kubernetes", "--kubeconfig", proxyConfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
-      // The young generation capped as the image's entry point caps it (Dockerfile).
-      { stateDir: join(work, "state"), env: { NODE_OPTIONS: `--max-semi-space-size=4 ${process.env.RURIKO_BENCH_SERVE_NODE_OPTIONS ?? ""}`.trim() } },
+      join(work, "state"),
     );
     const pid = serve.child.pid!;
     let peak = 0;
@@ -198,6 +272,7 @@ export async function benchKubernetesScale() {
     const createMs = performance.now() - t0;
     const createCalls = new Map(proxy.counts);
     const createPeak = Math.max(peak, peakRssMiB(pid));
+    const createCpu = cpuSeconds(pid);
     const settledRss = rssMiB(pid);
 
     // --- an image change rolled to all 1,000 ---------------------------------------------------------------
@@ -209,16 +284,19 @@ export async function benchKubernetesScale() {
     const rollCalls = new Map(proxy.counts);
     clearInterval(sampler);
     const rollPeak = Math.max(peak, peakRssMiB(pid));
+    const rollCpu = cpuSeconds(pid) - createCpu;
     await serve.stop();
     serve = undefined;
 
     const perAgent = (m: Map<string, number>) => Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round((v / AGENTS) * 100) / 100]));
     return {
       agents: AGENTS,
+      serve: SERVE_FROM,
+      nodeFlags,
       kwokNodes: KWOK_NODES,
       concurrency: CONCURRENCY,
-      createToRunning: { ms: Math.round(createMs), apiCallsPerAgent: Math.round((sum(createCalls) / AGENTS) * 100) / 100, byKind: perAgent(createCalls), peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss) },
-      imageRoll: { ms: Math.round(rollMs), apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), peakRssMiB: Math.round(rollPeak) },
+      createToRunning: { ms: Math.round(createMs), apiCallsPerAgent: Math.round((sum(createCalls) / AGENTS) * 100) / 100, byKind: perAgent(createCalls), peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
+      imageRoll: { ms: Math.round(rollMs), apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), peakRssMiB: Math.round(rollPeak), serveCpuS: Math.round(rollCpu * 10) / 10 },
       target: { runningMs: 60_000, rssMiB: 200, met: createMs <= 60_000 && rollPeak <= 200 },
     };
   } finally {
@@ -232,14 +310,15 @@ export async function benchKubernetesScale() {
     await kubectl(kubeconfig, ["uncordon", "localhost"]).catch(() => {});
     await run("bash", [join(ROOT, "scripts/kubernetes/kwok.sh"), "stop"]).catch(() => {});
     rmSync(work, { recursive: true, force: true });
+    if (built) rmSync(built, { recursive: true, force: true });
   }
 }
 
 export function printKubernetesScale(r: Awaited<ReturnType<typeof benchKubernetesScale>>): void {
-  console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}:`);
-  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s, ${r.createToRunning.apiCallsPerAgent} API calls per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after)`);
+  console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}, serve ${r.serve === "built" ? "built" : "from the sources"}, node ${r.nodeFlags.join(" ")}:`);
+  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s, ${r.createToRunning.apiCallsPerAgent} API calls per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.createToRunning.byKind)}`);
-  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s, ${r.imageRoll.apiCallsPerAgent} API calls per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB`);
+  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s, ${r.imageRoll.apiCallsPerAgent} API calls per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB, serve's CPU ${r.imageRoll.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.imageRoll.byKind)}`);
   console.log(`  target ≤ 60 s and ≤ 200 MiB: ${r.target.met ? "met" : "NOT met"}`);
 }

@@ -2,8 +2,9 @@
  * `serve --runtime kubernetes`: the cluster's credentials and namespace, and the runtime on them. Loaded by a
  * dynamic import only when that runtime is chosen, so `--runtime docker` never loads the Kubernetes client.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig as Config } from "@kubernetes/client-node";
 import { readFileSync } from "node:fs";
+import { KubeConfig, untrimmed } from "../runtime/kubernetes-client.ts";
 import { KubernetesRuntime, type KubeAcpAccess } from "../runtime/kubernetes-runtime.ts";
 
 export interface KubernetesServeOptions {
@@ -17,7 +18,7 @@ export interface KubernetesServeOptions {
 const IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /** A given kubeconfig, else the client's default order (KUBECONFIG, ~/.kube/config, in-cluster service account). */
-export function kubeConfigFrom(file: string | undefined): KubeConfig {
+export function kubeConfigFrom(file: string | undefined): Config {
   const kc = new KubeConfig();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
@@ -26,7 +27,7 @@ export function kubeConfigFrom(file: string | undefined): KubeConfig {
 }
 
 /** The option, else the pod's own namespace, else the kubeconfig context's, else `default`. */
-export function namespaceFrom(option: string | undefined, kc: KubeConfig): string {
+export function namespaceFrom(option: string | undefined, kc: Config): string {
   if (option) return option;
   try {
     return readFileSync(IN_CLUSTER_NAMESPACE, "utf8").trim();
@@ -39,6 +40,7 @@ export function namespaceFrom(option: string | undefined, kc: KubeConfig): strin
 export function kubernetesRuntime(opts: KubernetesServeOptions, instance: string, log: ConstructorParameters<typeof KubernetesRuntime>[0]["log"]): { runtime: KubernetesRuntime; namespace: string; server: string } {
   const kc = kubeConfigFrom(opts.kubeconfig);
   const namespace = namespaceFrom(opts.kubeNamespace, kc);
+  if (untrimmed.length > 0) log?.warn({ modules: untrimmed }, "this version of @kubernetes/client-node is loaded whole (its generated modules are not as expected): it works, with ~30 MiB more memory");
   const runtime = new KubernetesRuntime({
     kubeConfig: kc,
     namespace,

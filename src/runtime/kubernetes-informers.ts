@@ -4,10 +4,12 @@
  * lifecycle events (subscribe), the waits of start, stop and remove, and list(). Started by the first use and
  * stopped by the last, so that a command that only lists (`ruriko plan`) opens no watch and leaves nothing running.
  */
+import type * as k8s from "@kubernetes/client-node";
 import type { KubeConfig, KubernetesObject, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
-import * as k8s from "@kubernetes/client-node";
 import { backoffDelay, type BackoffPolicy } from "../time/backoff.ts";
 import { systemClock, type Clock } from "../time/clock.ts";
+import { makeInformer } from "./kubernetes-client.ts";
+import { heldPod, heldWorkload } from "./kubernetes-objects.ts";
 import { ObjectStore, type Change } from "./kubernetes-store.ts";
 import { LABELS } from "./runtime.ts";
 import { Waits } from "./watch-waits.ts";
@@ -44,13 +46,11 @@ export const podKey = (name: string) => `pod/${name}`;
 export const workloadKey = (name: string) => `statefulset/${name}`;
 
 /**
- * managedFields (who set which field, with timestamps) is often the larger part of an object and nothing here reads
- * it: dropped from what is held (the objects are the client's, freshly parsed, shared with no one else).
+ * An object the client's informer passed on (it keeps the same object in its own cache): cut down in place to what
+ * the store holds, so that neither holds more.
  */
-function trimmed<T extends KubernetesObject>(object: T): T {
-  if (object.metadata?.managedFields) delete object.metadata.managedFields;
-  return object;
-}
+const podInPlace = (pod: V1Pod) => Object.assign(pod, heldPod(pod));
+const workloadInPlace = (sts: V1StatefulSet) => Object.assign(sts, heldWorkload(sts));
 
 const agentOf = (object: KubernetesObject) => object.metadata?.labels?.[LABELS.agent];
 
@@ -92,13 +92,16 @@ export class OwnedObjects {
     return () => this.listeners.delete(listener);
   }
 
-  /** A pod Ruriko read or deleted (the answer): held as if watched, so that its next read sees it. */
+  /**
+   * A pod Ruriko read or deleted (the answer): held as if watched, so that its next read sees it. What is held is a
+   * copy: the caller's object stays as the API server returned it.
+   */
   recordPod(pod: V1Pod): void {
-    if (this.running) this.podChanged(this.pods.put(trimmed(pod)));
+    if (this.running) this.podChanged(this.pods.put(heldPod(pod)));
   }
 
   recordWorkload(sts: V1StatefulSet): void {
-    if (this.running) this.workloadChanged(this.workloads.put(trimmed(sts)));
+    if (this.running) this.workloadChanged(this.workloads.put(heldWorkload(sts)));
   }
 
   /** Read as absent by a read that began while `seen` was held. */
@@ -127,26 +130,26 @@ export class OwnedObjects {
     const running: NonNullable<OwnedObjects["running"]> = { informers: [], closed: false };
     this.running = running;
     // The list is applied here, before the informer's own handling of it, so that "listed" means held.
-    const pods = k8s.makeInformer<V1Pod>(
+    const pods = makeInformer<V1Pod>(
       kubeConfig,
       `/api/v1/namespaces/${namespace}/pods`,
       async () => {
         const list = await core.listNamespacedPod({ namespace, labelSelector: selector });
         if (this.running === running) {
-          for (const change of this.pods.replace(list.items.map(trimmed), list.metadata?.resourceVersion)) this.podChanged(change);
+          for (const change of this.pods.replace(list.items.map(podInPlace), list.metadata?.resourceVersion)) this.podChanged(change);
           this.listed.pods = true;
         }
         return list;
       },
       selector,
     );
-    const workloads = k8s.makeInformer<V1StatefulSet>(
+    const workloads = makeInformer<V1StatefulSet>(
       kubeConfig,
       `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
       async () => {
         const list = await apps.listNamespacedStatefulSet({ namespace, labelSelector: selector });
         if (this.running === running) {
-          for (const change of this.workloads.replace(list.items.map(trimmed), list.metadata?.resourceVersion)) this.workloadChanged(change);
+          for (const change of this.workloads.replace(list.items.map(workloadInPlace), list.metadata?.resourceVersion)) this.workloadChanged(change);
           this.listed.workloads = true;
         }
         return list;
@@ -155,8 +158,8 @@ export class OwnedObjects {
     );
     const live = () => this.running === running;
     for (const verb of ["add", "update"] as const) {
-      pods.on(verb, (pod) => live() && this.podChanged(this.pods.put(trimmed(pod))));
-      workloads.on(verb, (sts) => live() && this.workloadChanged(this.workloads.put(trimmed(sts))));
+      pods.on(verb, (pod) => live() && this.podChanged(this.pods.put(podInPlace(pod))));
+      workloads.on(verb, (sts) => live() && this.workloadChanged(this.workloads.put(workloadInPlace(sts))));
     }
     pods.on("delete", (pod) => live() && this.podChanged(this.pods.delete(pod)));
     workloads.on("delete", (sts) => live() && this.workloadChanged(this.workloads.delete(sts)));

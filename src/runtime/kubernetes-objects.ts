@@ -11,7 +11,7 @@
  *
  * "Created, not started" (the port's create) is a StatefulSet with 0 replicas; start is 1, stop is 0.
  */
-import type { V1Pod, V1PersistentVolumeClaim, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
+import type { V1ContainerStatus, V1ObjectMeta, V1Pod, V1PersistentVolumeClaim, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
 import { LABELS, MANAGED_BY, type ContainerSpec, type ContainerState, type ObservedContainer } from "./runtime.ts";
 
@@ -312,6 +312,44 @@ export function podStart(pod: V1Pod | undefined, workloadUid: string): { state: 
   const waiting = status?.state?.waiting ?? pod.status?.initContainerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
   const reason = waiting?.reason ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}` : (pod.status?.phase ?? "pending");
   return { state: waiting?.reason && HOPELESS_WAITING.has(waiting.reason) ? "cannot" : "pending", reason };
+}
+
+/**
+ * What is held of the objects the watch's stores keep for every agent: what the functions above, the waits and
+ * the events read. A pod as the API server sends it is mostly what nothing here reads (the spec's volumes, security
+ * contexts and environment, the status conditions, managedFields): ~6 KiB of heap per pod, ~1 held. A
+ * StatefulSet keeps its spec whole (a workload's facts are read back from its template), without its status and
+ * managedFields. New objects: the caller decides what becomes of the one it was given (kubernetes-informers.ts). A
+ * field read by a new check must be kept here too: the tests compare the judgements of a whole and a held object.
+ */
+function heldMetadata(m: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
+  if (!m) return undefined;
+  const { name, namespace, uid, resourceVersion, generation, labels, annotations, ownerReferences, deletionTimestamp } = m;
+  return { name, namespace, uid, resourceVersion, generation, labels, annotations, ownerReferences, deletionTimestamp };
+}
+
+function heldContainerStatus({ name, image, imageID, ready, restartCount, state, lastState }: V1ContainerStatus): V1ContainerStatus {
+  return { name, image, imageID, ready, restartCount, state, lastState };
+}
+
+export function heldWorkload(sts: V1StatefulSet): V1StatefulSet {
+  return { apiVersion: sts.apiVersion, kind: sts.kind, metadata: heldMetadata(sts.metadata), spec: sts.spec, status: undefined };
+}
+
+export function heldPod(pod: V1Pod): V1Pod {
+  const { spec, status } = pod;
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: heldMetadata(pod.metadata),
+    spec: spec && { containers: spec.containers.map(({ name, image, ports }) => ({ name, image, ports })) },
+    status: status && {
+      phase: status.phase,
+      podIP: status.podIP,
+      containerStatuses: status.containerStatuses?.map(heldContainerStatus),
+      initContainerStatuses: status.initContainerStatuses?.map(heldContainerStatus),
+    },
+  };
 }
 
 /** The workload's pod is gone: none of that name, or one that belongs to another workload. */

@@ -9,10 +9,11 @@
  * name, and the controller would configure an agent that is not up yet. Those waits, list() and the lifecycle events
  * all read one shared watch of the owned objects (kubernetes-informers.ts) instead of asking the API server again.
  */
+import type * as k8s from "@kubernetes/client-node";
 import type { KubeConfig, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
-import * as k8s from "@kubernetes/client-node";
 import { createServer, type Server } from "node:net";
 import type { Clock } from "../time/clock.ts";
+import { AppsV1Api, CoreV1Api, loadPortForward, PatchStrategy, setHeaderOptions } from "./kubernetes-client.ts";
 import { sharedConnections } from "./kubernetes-connections.ts";
 import { OwnedObjects, podKey, workloadKey } from "./kubernetes-informers.ts";
 import { workloadFacts } from "./kubernetes-readback.ts";
@@ -140,8 +141,8 @@ export class KubernetesRuntime implements Runtime {
 
   constructor(o: KubernetesRuntimeOptions) {
     this.kc = sharedConnections(o.kubeConfig);
-    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
-    this.apps = this.kc.makeApiClient(k8s.AppsV1Api);
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.apps = this.kc.makeApiClient(AppsV1Api);
     this.ns = o.namespace;
     this.instance = o.instance;
     this.storageClass = o.storageClass;
@@ -247,7 +248,7 @@ export class KubernetesRuntime implements Runtime {
     const uid = pod.metadata!.uid!;
     const existing = this.forwards.get(uid);
     if (existing) return existing.port;
-    const forward = new k8s.PortForward(this.kc, true);
+    const forward = new (await loadPortForward())(this.kc, true);
     const name = pod.metadata!.name!;
     const server = createServer((socket) => {
       forward.portForward(this.ns, name, [port], socket, null, socket).catch((error: unknown) => {
@@ -448,7 +449,7 @@ export class KubernetesRuntime implements Runtime {
       try {
         const patched = await this.apps.patchNamespacedStatefulSet(
           { name: sts.metadata!.name!, namespace: this.ns, body: patch, fieldManager: FIELD_MANAGER },
-          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
+          setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
         );
         this.owned.recordWorkload(patched);
         this.log?.debug({ workload: sts.metadata?.name, replicas }, action);

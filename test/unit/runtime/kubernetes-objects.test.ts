@@ -9,9 +9,12 @@ import { acpAddressOf } from "../../../src/controller/agent-network.ts";
 import {
   ANNOTATIONS,
   handoverSecretFor,
+  heldPod,
+  heldWorkload,
   isEdited,
   observedFrom,
   podGone,
+  podOwner,
   podStart,
   podTransition,
   resourceLimits,
@@ -229,4 +232,44 @@ describe("the waits' judgements", () => {
     assert.equal(workloadGone(workload(), "uid-1"), false);
     assert.equal(workloadGone(workload(), "uid-0"), true);
   });
+});
+
+test("a held object reads as the whole one: every judgement above, the events' fields, the ACP port, the template", () => {
+  const full = (p: V1Pod): V1Pod => {
+    // What the API server adds that nothing reads: managedFields, the pod spec's volumes, conditions.
+    p.metadata = { ...p.metadata, namespace: "agents", resourceVersion: "7", labels: { [LABELS.agent]: "newsbot" }, managedFields: [{ manager: "kubelet", operation: "Update" }] };
+    p.spec = { ...p.spec!, nodeName: "n1", volumes: [{ name: "tmp", emptyDir: {} }], containers: p.spec!.containers.map((c) => ({ ...c, ports: [{ containerPort: 9000 }], env: [{ name: "TZ", value: "UTC" }] })) };
+    p.status = { ...p.status, phase: "Running", conditions: [{ type: "Ready", status: "True" }], initContainerStatuses: [{ name: "handover", image: "", imageID: "", ready: true, restartCount: 0, state: { terminated: { exitCode: 0 } } }] };
+    return p;
+  };
+  const workloads = [workload(), workload({ replicas: 0 }), workload({ replicas: 0, started: true }), workload({ generation: 3, recorded: "2" })];
+  const pods = [undefined, pod("running"), pod("waiting", { restartCount: 2, reason: "OOMKilled", exitCode: 137 }), pod("terminated", { exitCode: 2 }), pod("running", { deleting: true }), pod("running", { image: "evil:1" }), pod("running", { owner: "uid-0" })].map((p) => p && full(p));
+  const held = <T>(o: T, hold: (o: T) => T): T => {
+    const copy = structuredClone(o);
+    const kept = hold(copy);
+    assert.deepEqual(copy, o, "the object given is left as it is");
+    return kept;
+  };
+  for (const sts of workloads) {
+    const heldSts = held({ ...sts, status: { replicas: 1, availableReplicas: 1 } }, heldWorkload);
+    assert.deepEqual(heldSts.spec, sts.spec, "the spec whole: a workload's facts are read back from its template");
+    assert.equal(heldSts.status, undefined);
+    assert.equal(workloadGone(heldSts, "uid-1"), workloadGone(sts, "uid-1"));
+    const { name, uid, generation, labels, annotations } = sts.metadata!;
+    assert.deepEqual(heldSts.metadata, { ...heldSts.metadata, name, uid, generation, labels, annotations });
+    for (const p of pods) {
+      const heldP = p && held(p, heldPod);
+      assert.deepEqual(observedFrom(heldSts, heldP, { address: "http://x" }), observedFrom(sts, p, { address: "http://x" }));
+      assert.equal(isEdited(heldSts, heldP), isEdited(sts, p));
+      assert.deepEqual(podStart(heldP, "uid-1"), podStart(p, "uid-1"));
+      assert.equal(podGone(heldP, "uid-1"), podGone(p, "uid-1"));
+      assert.equal(podOwner(heldP), podOwner(p));
+      for (const q of pods) assert.equal(podTransition(q && held(q, heldPod), heldP), podTransition(q, p));
+      if (!p || !heldP) continue;
+      assert.deepEqual([heldP.metadata?.labels, heldP.metadata?.ownerReferences, heldP.metadata?.uid, heldP.metadata?.name], [p.metadata?.labels, p.metadata?.ownerReferences, p.metadata?.uid, p.metadata?.name]);
+      assert.deepEqual([heldP.status?.podIP, heldP.spec?.containers[0]?.ports], [p.status?.podIP, p.spec?.containers[0]?.ports]);
+      assert.equal(heldP.metadata?.managedFields, undefined);
+      assert.deepEqual([heldP.spec?.volumes, heldP.spec?.containers[0]?.env, heldP.status?.conditions], [undefined, undefined, undefined]);
+    }
+  }
 });
