@@ -6,6 +6,9 @@
  *    per agent (counted by a proxy between Ruriko and the API server), Ruriko's peak RSS (VmHWM of its process).
  *    kwok's pods never run a process, so the ACP steps (Ready) cannot complete there: what is measured is what
  *    the cluster reports.
+ *  - The baseline, in the same run before Ruriko's part: the same objects written straight to the API server at
+ *    the same concurrency (StatefulSets at 1 replica, no controller), and the image patched into each: what the
+ *    cluster itself takes on these cores. Ruriko's times are also given as ratios to it.
  *  (20 agents to Ready on the real kubelet against `kubectl apply` of the same 20 StatefulSets: kubernetes-real.ts.)
  * Ruriko runs as `ruriko serve --runtime kubernetes`, its own process, as its Deployment runs it in a cluster: the tsc
  * build (what the image holds), with the Node flags of the container's command in deploy/kubernetes/ruriko.yaml.
@@ -23,8 +26,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { KubeConfig, Watch, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, Watch, type V1Pod } from "@kubernetes/client-node";
+import PQueue from "p-queue";
 import { parseAllDocuments } from "yaml";
+import { handoverSecretFor, statefulSetFor } from "../src/runtime/kubernetes-objects.ts";
 import { TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
 import { freePort } from "../test/helpers/synapse.ts";
 import { buildRuriko, ENTRY_POINT_FLAGS } from "./build.ts";
@@ -136,6 +141,53 @@ export async function podWatch(admin: KubeConfig, namespace: string) {
   };
 }
 
+type PodWatch = Awaited<ReturnType<typeof podWatch>>;
+
+/**
+ * Until `count` pods run `image`; returns when (ms after `t0`) a tenth, half and all of them first did: the shape of
+ * the curve tells a writer that holds pods back (a straight line) from a cluster that is slow to start them.
+ */
+async function untilRunning(w: PodWatch, image: string, count: number, t0: number, what: string): Promise<{ ms: number; tenthMs: number; halfMs: number }> {
+  const marks: number[] = [];
+  const running = () => [...w.pods.values()].filter((p) => p.phase === "Running" && p.image === image).length;
+  await w.until(() => {
+    const n = running();
+    while (marks.length < 3 && n >= [Math.ceil(count / 10), Math.ceil(count / 2), count][marks.length]!) marks.push(performance.now() - t0);
+    return n >= count;
+  }, 20 * 60_000, what);
+  return { ms: Math.round(marks[2]!), tenthMs: Math.round(marks[0]!), halfMs: Math.round(marks[1]!) };
+}
+
+/**
+ * The baseline, measured in the same run on the same cluster: the objects Ruriko makes for the agents (each
+ * StatefulSet already at 1 replica, and its handover Secret), written straight to the API server by this process
+ * at Ruriko's concurrency, no controller between; then the same image change as a patch of each StatefulSet's
+ * image (the cluster's own rolling update). What the cluster itself takes to start 1,000 pods on these cores.
+ */
+async function timeDirectWrites(admin: KubeConfig, w: PodWatch, ns: string, names: string[]) {
+  const apps = admin.makeApiClient(AppsV1Api);
+  const core = admin.makeApiClient(CoreV1Api);
+  const instance = "bench-direct";
+  const queue = new PQueue({ concurrency: CONCURRENCY });
+  const spec = (agent: string, image: string) => ({ agent, image, env: {}, memoryBytes: 128 * 1024 * 1024, pidsLimit: 256, specDigest: "bench", revision: "bench" });
+  const t0 = performance.now();
+  await queue.addAll(names.map((agent) => async () => {
+    const sts = statefulSetFor(spec(agent, TEST_AGENT_IMAGE), { instance, storageClass: STORAGE_CLASS, dataVolumeSize: "1Gi" });
+    sts.spec!.replicas = 1;
+    await core.createNamespacedSecret({ namespace: ns, body: handoverSecretFor(instance, agent, { "acp-token": Buffer.from("bench-token") }) });
+    await apps.createNamespacedStatefulSet({ namespace: ns, body: sts });
+  }));
+  const create = await untilRunning(w, TEST_AGENT_IMAGE, names.length, t0, `${names.length} pods Running (direct writes)`);
+  const t1 = performance.now();
+  await queue.addAll(names.map((agent) => async () => {
+    const name = statefulSetFor(spec(agent, NEW_IMAGE), { instance, dataVolumeSize: "1Gi" }).metadata!.name!;
+    const patch = [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: NEW_IMAGE }];
+    await apps.patchNamespacedStatefulSet({ name, namespace: ns, body: patch }, setHeaderOptions("Content-Type", PatchStrategy.JsonPatch));
+  }));
+  const roll = await untilRunning(w, NEW_IMAGE, names.length, t1, `${names.length} pods Running on ${NEW_IMAGE} (direct writes)`);
+  return { create, roll };
+}
+
 /**
  * Node's flags as Ruriko runs in a cluster: those of the ruriko container's command in deploy/kubernetes/ruriko.yaml,
  * else (no command there) the image's entry point's.
@@ -188,15 +240,16 @@ const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /**
- * Each run deletes its namespace without waiting: the cluster then spends minutes deleting 1,000 pods, StatefulSets
- * and claims. A run starts once earlier runs' namespaces are gone, so that it does not share the cluster with that.
+ * Each run deletes its namespaces without waiting: the cluster then spends minutes deleting 1,000 pods, StatefulSets
+ * and claims. A run starts once earlier runs' namespaces are gone, and Ruriko's part once the baseline's is, so that
+ * neither shares the cluster with that.
  */
-async function untilEarlierRunsGone(kubeconfig: string): Promise<void> {
+async function untilNamespacesGone(kubeconfig: string, prefix = "ruriko-bench-"): Promise<void> {
   const deadline = Date.now() + 15 * 60_000;
   for (;;) {
-    const left = (await kubectl(kubeconfig, ["get", "namespaces", "-o", "name"])).split("\n").filter((n) => n.startsWith("namespace/ruriko-bench-"));
+    const left = (await kubectl(kubeconfig, ["get", "namespaces", "-o", "name"])).split("\n").filter((n) => n.startsWith(`namespace/${prefix}`));
     if (left.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`earlier runs' namespaces are still being deleted: ${left.join(", ")}`);
+    if (Date.now() > deadline) throw new Error(`namespaces are still being deleted: ${left.join(", ")}`);
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
@@ -223,7 +276,7 @@ export async function benchKubernetesScale() {
     built = SERVE_FROM === "built" ? buildRuriko() : undefined;
     const entry = built ? join(built, "src/cli/ruriko.js") : join(ROOT, "src/cli/ruriko.ts");
     // --- setup, outside every measurement -------------------------------------------------------------------
-    await untilEarlierRunsGone(kubeconfig);
+    await untilNamespacesGone(kubeconfig);
     await run("bash", [join(ROOT, "scripts/kubernetes/kwok.sh"), "start", kubeconfig]);
     await applyList(kubeconfig, nodes.map((name, i) => ({
       apiVersion: "v1",
@@ -238,13 +291,22 @@ export async function benchKubernetesScale() {
     await kubectl(kubeconfig, ["cordon", "localhost"]);
     await applyList(kubeconfig, [
       { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: STORAGE_CLASS }, provisioner: "kubernetes.io/no-provisioner", volumeBindingMode: "Immediate", reclaimPolicy: "Retain" },
-      ...names.map((_, i) => ({
+      // One per claim of each part (the baseline's, Ruriko's): a released volume is not bound again.
+      ...[...names, ...names].map((_, i) => ({
         apiVersion: "v1",
         kind: "PersistentVolume",
         metadata: { name: `${ns}-${i}`, labels: { "ruriko.dev/bench": ns } },
         spec: { storageClassName: STORAGE_CLASS, capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], persistentVolumeReclaimPolicy: "Retain", hostPath: { path: `/nonexistent/${ns}-${i}` } },
       })),
     ]);
+    // --- the baseline: the same objects written straight to the API server ------------------------------------
+    const directNs = `${ns}-direct`;
+    await kubectl(kubeconfig, ["create", "namespace", directNs]);
+    const directWatch = await podWatch(admin, directNs);
+    const direct = await timeDirectWrites(admin, directWatch, directNs, names).finally(() => directWatch.close());
+    await kubectl(kubeconfig, ["delete", "namespace", directNs, "--wait=false"]);
+    await untilNamespacesGone(kubeconfig, directNs);
+
     await kubectl(kubeconfig, ["create", "namespace", ns]);
     proxy = await countingProxy(admin);
     const proxyConfig = join(work, "proxy.kubeconfig");
@@ -257,7 +319,6 @@ export async function benchKubernetesScale() {
 
     // --- 1,000 agents: empty namespace → every pod Running -----------------------------------------------------
     const w = watch;
-    const runningOn = (image: string) => () => w.pods.size >= AGENTS && [...w.pods.values()].filter((p) => p.phase === "Running" && p.image === image).length >= AGENTS;
     const t0 = performance.now();
     serve = await startServe(
       entry,
@@ -268,8 +329,8 @@ export async function benchKubernetesScale() {
     const pid = serve.child.pid!;
     let peak = 0;
     const sampler = setInterval(() => { try { peak = Math.max(peak, peakRssMiB(pid)); } catch { /* exited */ } }, 500);
-    await w.until(() => [...w.pods.values()].filter((p) => p.phase === "Running").length >= AGENTS, 15 * 60_000, `${AGENTS} pods Running`);
-    const createMs = performance.now() - t0;
+    const create = await untilRunning(w, TEST_AGENT_IMAGE, AGENTS, t0, `${AGENTS} pods Running`);
+    const createMs = create.ms;
     const createCalls = new Map(proxy.counts);
     const createPeak = Math.max(peak, peakRssMiB(pid));
     const createCpu = cpuSeconds(pid);
@@ -279,8 +340,8 @@ export async function benchKubernetesScale() {
     proxy.counts.clear();
     const t1 = performance.now();
     writeAgents(manifests, names, NEW_IMAGE);
-    await w.until(runningOn(NEW_IMAGE), 20 * 60_000, `${AGENTS} pods Running on ${NEW_IMAGE}`);
-    const rollMs = performance.now() - t1;
+    const roll = await untilRunning(w, NEW_IMAGE, AGENTS, t1, `${AGENTS} pods Running on ${NEW_IMAGE}`);
+    const rollMs = roll.ms;
     const rollCalls = new Map(proxy.counts);
     clearInterval(sampler);
     const rollPeak = Math.max(peak, peakRssMiB(pid));
@@ -295,15 +356,16 @@ export async function benchKubernetesScale() {
       nodeFlags,
       kwokNodes: KWOK_NODES,
       concurrency: CONCURRENCY,
-      createToRunning: { ms: Math.round(createMs), apiCallsPerAgent: Math.round((sum(createCalls) / AGENTS) * 100) / 100, byKind: perAgent(createCalls), peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
-      imageRoll: { ms: Math.round(rollMs), apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), peakRssMiB: Math.round(rollPeak), serveCpuS: Math.round(rollCpu * 10) / 10 },
+      direct,
+      createToRunning: { ms: Math.round(createMs), tenthMs: create.tenthMs, halfMs: create.halfMs, vsDirect: Math.round((createMs / direct.create.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(createCalls) / AGENTS) * 100) / 100, byKind: perAgent(createCalls), peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
+      imageRoll: { ms: Math.round(rollMs), tenthMs: roll.tenthMs, halfMs: roll.halfMs, vsDirect: Math.round((rollMs / direct.roll.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), peakRssMiB: Math.round(rollPeak), serveCpuS: Math.round(rollCpu * 10) / 10 },
       target: { runningMs: 60_000, rssMiB: 200, met: createMs <= 60_000 && rollPeak <= 200 },
     };
   } finally {
     await serve?.kill().catch(() => {});
     watch?.close();
     proxy?.close();
-    await kubectl(kubeconfig, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
+    for (const n of [ns, `${ns}-direct`]) await kubectl(kubeconfig, ["delete", "namespace", n, "--wait=false", "--ignore-not-found"]).catch(() => {});
     await kubectl(kubeconfig, ["delete", "nodes", ...nodes, "--ignore-not-found", "--wait=false"]).catch(() => {});
     await kubectl(kubeconfig, ["delete", "pv", "-l", `ruriko.dev/bench=${ns}`, "--wait=false"]).catch(() => {});
     await kubectl(kubeconfig, ["delete", "storageclass", STORAGE_CLASS, "--ignore-not-found"]).catch(() => {});
@@ -316,9 +378,11 @@ export async function benchKubernetesScale() {
 
 export function printKubernetesScale(r: Awaited<ReturnType<typeof benchKubernetesScale>>): void {
   console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}, serve ${r.serve === "built" ? "built" : "from the sources"}, node ${r.nodeFlags.join(" ")}:`);
-  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s, ${r.createToRunning.apiCallsPerAgent} API calls per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
+  const curve = (m: { tenthMs: number; halfMs: number; ms: number }) => `a tenth ${(m.tenthMs / 1000).toFixed(1)} s, half ${(m.halfMs / 1000).toFixed(1)} s, all ${(m.ms / 1000).toFixed(1)} s`;
+  console.log(`  baseline, the same objects written straight to the API server (${r.concurrency} at a time): pods Running: ${curve(r.direct.create)}; image patched, rolled: ${curve(r.direct.roll)}`);
+  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s (${r.createToRunning.vsDirect}× the baseline; ${curve(r.createToRunning)}), ${r.createToRunning.apiCallsPerAgent} API calls per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.createToRunning.byKind)}`);
-  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s, ${r.imageRoll.apiCallsPerAgent} API calls per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB, serve's CPU ${r.imageRoll.serveCpuS} s`);
+  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s (${r.imageRoll.vsDirect}× the baseline; ${curve(r.imageRoll)}), ${r.imageRoll.apiCallsPerAgent} API calls per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB, serve's CPU ${r.imageRoll.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.imageRoll.byKind)}`);
   console.log(`  target ≤ 60 s and ≤ 200 MiB: ${r.target.met ? "met" : "NOT met"}`);
 }

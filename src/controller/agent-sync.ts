@@ -33,6 +33,18 @@ export type AgentConfigEvent =
   | { agent: string; traceId: string; what: "secrets"; delivered: Array<{ name: string; version: number }>; revoked: string[] }
   | { agent: string; traceId: string; what: "decision"; event: AcpEvent };
 
+/**
+ * When to ask an agent that has not answered for `silentMs` again. Soon in its first second (a container that
+ * just died reads as running for a moment; Gitai listens within ~200 ms of its start), then after a quarter of
+ * the silence so far, between 250 ms and 5 s: an agent that answers is seen at most a quarter of its boot time
+ * late, and a thousand pods that never answer (kwok, a node that lost its network) cost 42 reconciles each in their
+ * first minute, not 256 (at a fixed 250 ms they kept every worker busy until their grace ran out).
+ */
+export function unansweredRequeueMs(silentMs: number): number {
+  if (silentMs < 1000) return 50;
+  return Math.min(5000, Math.max(250, Math.round(silentMs / 4)));
+}
+
 export interface AgentSyncOptions {
   acp: AcpClient;
   secrets: SecretStore;
@@ -118,9 +130,8 @@ export class AgentSync {
       const since = this.unanswered.get(agent) ?? now;
       this.unanswered.set(agent, since);
       if (now - since > this.o.agentStartGraceMs) throw error;
-      // Just started: Gitai takes a moment to listen. Soon at first (a container that just died reads as running
-      // for a moment), then less often.
-      return { ...result, waiting: "waiting for the agent to answer on its control port", requeueAfterMs: now - since < 1000 ? 50 : 250 };
+      // Just started: Gitai takes a moment to listen.
+      return { ...result, waiting: "waiting for the agent to answer on its control port", requeueAfterMs: unansweredRequeueMs(now - since) };
     }
 
     const gosutoDigest = await this.syncGosuto(endpoint, report, applied, traceId, log, result);
