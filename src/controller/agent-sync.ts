@@ -121,13 +121,15 @@ export class AgentSync {
     const endpoint: AcpEndpoint = { agent, baseUrl: address.value, token: this.o.tokens.get(agent) ?? (await this.o.handOverToken(agent, observed.id, traceId)) };
 
     let report: AcpStatus;
+    const asked = this.o.now().getTime();
     try {
       report = await this.agentStatus(endpoint, observed.id, traceId, input.bootWaitMs);
       this.unanswered.delete(agent);
     } catch (error) {
       if (!(error instanceof AcpError && (error.code === "unreachable" || error.code === "timeout"))) throw error;
       const now = this.o.now().getTime();
-      const since = this.unanswered.get(agent) ?? now;
+      // Silent since it was first asked: a boot wait it did not answer in counts.
+      const since = this.unanswered.get(agent) ?? asked;
       this.unanswered.set(agent, since);
       if (now - since > this.o.agentStartGraceMs) throw error;
       // Just started: Gitai takes a moment to listen.
@@ -176,6 +178,8 @@ export class AgentSync {
    * refused attempts most of what serve allocated at a steady 25 ms.
    */
   private async waitForHealth(endpoint: AcpEndpoint, traceId: string, waitMs: number): Promise<void> {
+    // In the reconcile's worker slot, unlike the runtime's waits: each wait polls, and a thousand pods that came up
+    // together polling side by side were 20,000 refused connections a second (kwok); a second of boot is short.
     const deadline = performance.now() + waitMs;
     for (let attempt = 1; performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent); attempt++) {
       if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) return;

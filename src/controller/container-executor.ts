@@ -198,24 +198,31 @@ export class ContainerExecutor {
     claim();
     // Forget the old id first: a crash from here until the new id is recorded reads as an interrupted change.
     inventory.record(agent, { containerId: null, spec, imageId: image.id, stopped: !start });
+    const handOverFirst = handOverBeforeStart(runtime);
+    // Where the token must be in place before the start, a container to start at once is created running with it:
+    // on Kubernetes one write for the cluster to act on instead of a create and a scale.
+    const token = handOverFirst && start ? this.o.tokens.issue(agent, this.o.now()) : undefined;
     // The new container is created beside the old one (which moves aside and keeps running meanwhile), so a
     // replace costs the old one's downtime only from its stop to the new one's start.
     let created: ObservedContainer;
+    let running = token !== undefined;
     try {
-      created = await runtime.create(spec, { ...(replacing ? { replacing } : {}), ...(image.byId && image.id ? { image: image.id } : {}) });
+      created = await runtime.create(spec, { ...(replacing ? { replacing } : {}), ...(image.byId && image.id ? { image: image.id } : {}), ...(token ? { running: { files: { [ACP_TOKEN_FILE]: Buffer.from(token, "utf8") } } } : {}) });
     } catch (error) {
       // A container of that name exists: an earlier run crashed after creating it. Adopt it if it matches.
       if (!(error instanceof RuntimeError && error.code === "conflict")) throw error;
       const existing = (await runtime.list(agent)).find((c) => c.agent === agent && c.specDigest === spec.specDigest);
       if (!existing) throw error;
       created = existing;
+      running = false;
     }
     inventory.record(agent, { containerId: created.id, spec, imageId: image.id, stopped: !start });
-    const handOverFirst = handOverBeforeStart(runtime);
-    if (handOverFirst) await this.handOverToken(agent, created.id, traceId);
+    if (token) this.o.audit.append({ traceId, actor: "controller", action: "agent.token.issued", target: `Agent/${agent}`, payload: { containerId: created.id }, result: "ok" });
+    // Adopted instead: it gets a token of its own, and is started below.
+    if (handOverFirst && !running) await this.handOverToken(agent, created.id, traceId);
     // The old container lets go of the data volume before the new one starts on it (SIGKILL, as removal did).
-    if (replacing) await runtime.stop(replacing, 0);
-    if (start) await runtime.start(created.id);
+    if (replacing && !running) await runtime.stop(replacing, 0);
+    if (start && !running) await runtime.start(created.id);
     // Where the engine can write into a running agent, after the start, beside the old container's removal, off
     // the path to a running agent: Gitai takes its token at its first request if it was not there at start
     // (gitai/acp/control-token.ts), and the first request is Ruriko's, made after this. Nothing else runs in the

@@ -1,5 +1,5 @@
-import PQueue from "p-queue";
 import { backoffDelay } from "../time/backoff.ts";
+import { WorkerSlots } from "../time/worker-slots.ts";
 
 export interface ReconcileResult {
   /** Look again after this long (e.g. to poll something that cannot be watched). */
@@ -12,7 +12,10 @@ export interface ReconcileResult {
 }
 
 export interface WorkQueueOptions {
-  /** Reconciles of different keys running at once. */
+  /**
+   * Reconciles of different keys running at once. One that only waits (waitOutsideSlot: a pod starting, an agent
+   * booting) gives its slot to the next meanwhile.
+   */
   concurrency: number;
   handler: (key: string, traceId: string) => Promise<ReconcileResult>;
   /** Backoff after the n-th consecutive failure: min(base · 2^(n-1), max), with ±20% jitter. */
@@ -30,7 +33,10 @@ export interface WorkQueueOptions {
  * Triggers carry only the key and a trace id: what happened is re-read by the handler.
  */
 export class WorkQueue {
-  private readonly queue: PQueue;
+  private readonly slots: WorkerSlots;
+  /** Runs added and not yet over (waiting for a slot, in one, or waiting outside it). */
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
   private readonly options: Required<Omit<WorkQueueOptions, "onSuccess" | "onFailure">> & Pick<WorkQueueOptions, "onSuccess" | "onFailure">;
   private readonly queued = new Map<string, string>();
   private readonly active = new Set<string>();
@@ -47,7 +53,7 @@ export class WorkQueue {
 
   constructor(options: WorkQueueOptions) {
     this.options = { backoffBaseMs: 500, backoffMaxMs: 5 * 60_000, random: Math.random, ...options };
-    this.queue = new PQueue({ concurrency: options.concurrency });
+    this.slots = new WorkerSlots(options.concurrency);
   }
 
   /** Keys waiting or running. */
@@ -86,7 +92,13 @@ export class WorkQueue {
     }
     if (this.queued.has(key)) return;
     this.queued.set(key, traceId);
-    void this.queue.add(() => this.run(key));
+    this.inFlight++;
+    void this.slots.run(() => this.run(key)).finally(() => {
+      if (--this.inFlight > 0) return;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    });
   }
 
   /** Enqueues after a delay; an earlier pending delay for the key wins. */
@@ -105,17 +117,18 @@ export class WorkQueue {
   }
 
   /** Resolves when nothing is queued or running (timers may still be pending). */
-  async idle(): Promise<void> {
-    await this.queue.onIdle();
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    this.queue.clear();
+    // Runs waiting for a slot find their key no longer queued and end at once.
     this.queued.clear();
-    await this.queue.onIdle();
+    await this.idle();
   }
 
   private async run(key: string): Promise<void> {

@@ -15,6 +15,7 @@ import {
   type ContainerFacts,
   type ContainerSpec,
   type ContainerState,
+  type CreateOptions,
   type EventSubscription,
   type ImageRequest,
   type ResolvedImage,
@@ -299,7 +300,17 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async create(spec: ContainerSpec, options: { replacing?: string; image?: string } = {}): Promise<ObservedContainer> {
+  async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<ObservedContainer> {
+    const created = await this.createStopped(spec, options);
+    if (!options.running) return created;
+    for (const [name, content] of Object.entries(options.running.files)) await this.writeAgentFile(created.id, name, content);
+    // The old container lets go of the data volume before the new one starts on it.
+    if (options.replacing) await this.stop(options.replacing, 0);
+    await this.start(created.id);
+    return { ...created, state: "running" };
+  }
+
+  private async createStopped(spec: ContainerSpec, options: CreateOptions): Promise<ObservedContainer> {
     const labels = { ...this.ownerLabels(spec.agent), [LABELS.specDigest]: spec.specDigest, [LABELS.revision]: spec.revision, ...(options.image ? { [LABELS.image]: spec.image } : {}) };
     const volume = this.volumeName(spec.agent);
     try {

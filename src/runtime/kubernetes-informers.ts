@@ -15,8 +15,11 @@ import { LABELS } from "./runtime.ts";
 import { Waits } from "./watch-waits.ts";
 
 const WATCH_RECONNECT: BackoffPolicy = { baseMs: 500, maxMs: 10_000, jitter: 0.2 };
-/** A wait reads its objects itself this often, in case the watch missed an event. */
-const REREAD_MS = 10_000;
+/**
+ * A wait reads its objects itself this often, in case the watch missed an event (it should not: a watch resumes
+ * from its resource version or lists again). Slow, because a thousand waits at once each read every interval.
+ */
+const REREAD_MS = 30_000;
 
 export interface OwnedObjectsListener {
   pod?(change: Change<V1Pod>): void;
@@ -68,7 +71,7 @@ export class OwnedObjects {
 
   constructor(o: OwnedObjectsOptions) {
     this.o = o;
-    this.waits = new Waits({ clock: o.clock ?? systemClock, rereadMs: REREAD_MS });
+    this.waits = new Waits({ clock: o.clock ?? systemClock, rereadMs: REREAD_MS, storeIsLive: () => this.synced });
   }
 
   /** Both kinds listed since the watch started: the stores hold every owned object (as of the watch). */

@@ -104,12 +104,13 @@ const containerSecurity = {
 };
 
 /**
- * The agent's StatefulSet, with 0 replicas (created, not started). Hardened as the Docker container is: user
+ * The agent's StatefulSet, with 0 replicas (created, not started), or 1 when `running` (created started: one write
+ * the cluster acts on, not a create and then a scale). Hardened as the Docker container is: user
  * 65532, read-only root, every capability dropped, no privilege escalation, seccomp RuntimeDefault, /tmp a
  * small in-memory emptyDir, no service-account token, no service links in the environment. Docker's pids limit
  * has no per-pod field in Kubernetes (it is the kubelet's podPidsLimit): the spec's value stays in the digest only.
  */
-export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1StatefulSet {
+export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions, running = false): V1StatefulSet {
   const name = workloadName(o.instance, spec.agent);
   const labels = ownerLabels(o.instance, spec.agent);
   // Annotations, not labels: a digest (`sha256:` and 64 hex) and a revision exceed what a label value may hold.
@@ -121,9 +122,9 @@ export function statefulSetFor(spec: ContainerSpec, o: WorkloadOptions): V1State
     apiVersion: "apps/v1",
     kind: "StatefulSet",
     // A new object's generation is 1: recorded in the same write, so it is never mistaken for an edit.
-    metadata: { name, labels, annotations: { ...about, [ANNOTATIONS.generation]: "1", [ANNOTATIONS.pidsLimit]: String(spec.pidsLimit) } },
+    metadata: { name, labels, annotations: { ...about, [ANNOTATIONS.generation]: "1", [ANNOTATIONS.pidsLimit]: String(spec.pidsLimit), ...(running ? { [ANNOTATIONS.started]: "true" } : {}) } },
     spec: {
-      replicas: 0,
+      replicas: running ? 1 : 0,
       serviceName: name,
       selector: { matchLabels: labels },
       podManagementPolicy: "Parallel",

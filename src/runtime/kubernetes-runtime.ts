@@ -41,6 +41,7 @@ import {
   RuntimeError,
   type ContainerFacts,
   type ContainerSpec,
+  type CreateOptions,
   type EventSubscription,
   type ImageRequest,
   type ObservedContainer,
@@ -110,6 +111,13 @@ function isUnavailable(error: unknown): boolean {
 
 /** A JSON Pointer segment (RFC 6901): annotation keys hold a "/". */
 const pointer = (key: string) => key.replace(/~/g, "~0").replace(/\//g, "~1");
+
+/** A workload by name and uid: what a wait holds of it. */
+interface WorkloadRef {
+  workload: string;
+  uid: string;
+}
+const refOf = (sts: V1StatefulSet): WorkloadRef => ({ workload: sts.metadata!.name!, uid: sts.metadata!.uid! });
 
 export class KubernetesRuntime implements Runtime {
   /** The handover Secret is copied into /data at the pod's start only: a running pod is replaced to take a file. */
@@ -308,22 +316,37 @@ export class KubernetesRuntime implements Runtime {
    * workload is removed first (Docker moves the old container aside instead): on Kubernetes a replace costs the
    * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it. The handover
    * Secret is not made here: writeAgentFile makes it with the token, in one write (the pod mounts it optionally).
+   * `running`: the Secret is written with the files first, and the StatefulSet created at 1 replica (a create and a
+   * scale were two writes the cluster's StatefulSet controller acted on in turn).
    */
-  async create(spec: ContainerSpec, options: { replacing?: string } = {}): Promise<ObservedContainer> {
+  async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<ObservedContainer> {
     if (options.replacing) await this.remove(options.replacing);
     if (spec.network && spec.network !== "bridge") {
       throw new RuntimeError("create", spec.agent, "failed", `--agent-network ${spec.network} is a Docker mode: on Kubernetes agents are pods, reached by --kube-acp-access`);
     }
-    const body = statefulSetFor(spec, { instance: this.instance, storageClass: this.storageClass, dataVolumeSize: this.dataVolumeSize });
+    const running = options.running !== undefined;
+    const body = statefulSetFor(spec, { instance: this.instance, storageClass: this.storageClass, dataVolumeSize: this.dataVolumeSize }, running);
+    const name = body.metadata!.name!;
+    // The waits read the watch; and its pod's start is Ruriko's doing, not a restart to announce.
+    const release = this.owned.use();
+    if (running) this.starting.add(name);
     try {
+      await this.untilPodNameFree(podName(name), spec.agent);
+      if (options.running) await this.writeHandover(spec.agent, options.running.files);
       const created = await this.apps.createNamespacedStatefulSet({ namespace: this.ns, body, fieldManager: FIELD_MANAGER });
       this.remember(created);
       this.owned.recordWorkload(created);
       const observed = observedFrom(created, undefined);
       if (!observed) throw new RuntimeError("create", spec.agent, "failed", "the created StatefulSet lacks its labels");
-      return observed;
+      if (!running) return observed;
+      // Only names are held while the cluster starts the pod: a thousand creates wait at once.
+      await this.waitForRunning(refOf(created), spec.agent);
+      return { ...observed, state: "running" };
     } catch (error) {
       throw this.fail("create", spec.agent, error);
+    } finally {
+      if (running) this.starting.delete(name);
+      release();
     }
   }
 
@@ -418,7 +441,7 @@ export class KubernetesRuntime implements Runtime {
           if (codeOf(error) !== 404) throw error;
         }
         // The pod's running state is Ruriko's doing: not announced as a restart, and waited for as a start is.
-        await this.waitForRunning(sts, agent);
+        await this.waitForRunning(refOf(sts), agent);
       }
     } catch (error) {
       // The API server's message names the object only; the content never goes into an error.
@@ -471,7 +494,7 @@ export class KubernetesRuntime implements Runtime {
       this.starting.add(sts.metadata!.name!);
       try {
         const scaled = await this.scale(containerId, 1, "start");
-        await this.waitForRunning(scaled ?? sts, agent);
+        await this.waitForRunning(refOf(scaled ?? sts), agent);
       } finally {
         this.starting.delete(sts.metadata!.name!);
       }
@@ -486,9 +509,7 @@ export class KubernetesRuntime implements Runtime {
    * Until the pod's Gitai container runs, as Docker's start returns with the container running. A pod that cannot
    * (image missing, crash loop) fails the start with the kubelet's reason once the timeout is up.
    */
-  private async waitForRunning(sts: V1StatefulSet, agent: string | undefined): Promise<void> {
-    const workload = sts.metadata!.name!;
-    const uid = sts.metadata!.uid!;
+  private async waitForRunning({ workload, uid }: WorkloadRef, agent: string | undefined): Promise<void> {
     const pod = podName(workload);
     this.starting.add(workload);
     try {
@@ -521,15 +542,33 @@ export class KubernetesRuntime implements Runtime {
     }
   }
 
+  /**
+   * A pod of an earlier workload of the same name (deleted behind Ruriko's back, its pod still terminating) holds
+   * the pod's name: the cluster's StatefulSet controller would fail to make the new one and retry with a growing
+   * backoff, over a minute. So a create waits for the name first.
+   */
+  private untilPodNameFree(pod: string, agent: string): Promise<void> {
+    if (this.owned.synced && !this.owned.pods.get(pod)) return Promise.resolve();
+    const timeoutMs = 120_000;
+    return this.owned.waits.until({
+      keys: [podKey(pod)],
+      check: () => (this.owned.pods.get(pod) ? { state: "waiting", reason: `pod ${pod} of an earlier workload still terminating` } : { state: "done" }),
+      reread: () => this.readPod(pod),
+      timeoutMs,
+      timedOut: (reason) => new RuntimeError("create", agent, "failed", `${reason} after ${timeoutMs / 1000} s`),
+    });
+  }
+
   private waitForPodGone(sts: V1StatefulSet, timeoutMs: number): Promise<void> {
     const name = podName(sts.metadata!.name!);
     const uid = sts.metadata!.uid!;
+    const agent = sts.metadata?.labels?.[LABELS.agent];
     return this.owned.waits.until({
       keys: [podKey(name)],
       check: () => (podGone(this.owned.pods.get(name), uid) ? { state: "done" } : { state: "waiting", reason: "still there" }),
       reread: () => this.readPod(name),
       timeoutMs,
-      timedOut: () => new RuntimeError("stop", sts.metadata?.labels?.[LABELS.agent], "failed", `pod ${name} still there after ${Math.round(timeoutMs / 1000)} s`),
+      timedOut: () => new RuntimeError("stop", agent, "failed", `pod ${name} still there after ${Math.round(timeoutMs / 1000)} s`),
     });
   }
 
@@ -540,6 +579,7 @@ export class KubernetesRuntime implements Runtime {
       const sts = await this.workloadById(containerId);
       if (!sts) return;
       const name = sts.metadata!.name!;
+      const agent = sts.metadata?.labels?.[LABELS.agent];
       const pod = podName(name);
       await this.apps
         .deleteNamespacedStatefulSet({ name, namespace: this.ns, propagationPolicy: "Foreground", body: { preconditions: { uid: containerId }, propagationPolicy: "Foreground" } })
@@ -558,7 +598,7 @@ export class KubernetesRuntime implements Runtime {
           await Promise.all([this.readWorkload(name), this.readPod(pod)]);
         },
         timeoutMs,
-        timedOut: (reason) => new RuntimeError("remove", sts.metadata?.labels?.[LABELS.agent], "failed", `${reason} after ${timeoutMs / 1000} s`),
+        timedOut: (reason) => new RuntimeError("remove", agent, "failed", `${reason} after ${timeoutMs / 1000} s`),
       });
     } catch (error) {
       throw this.fail("remove", undefined, error);

@@ -178,6 +178,12 @@ export interface EventSubscription {
   close(): void;
 }
 
+export interface CreateOptions {
+  replacing?: string;
+  image?: string;
+  running?: { files: Record<string, Buffer> };
+}
+
 export interface Runtime {
   /**
    * Whether writeAgentFile reaches a running agent as it is. Docker: yes (the file is written into the running
@@ -210,8 +216,11 @@ export interface Runtime {
    * stops and removes it), but gives up whatever the new one needs to be created beside it (its name).
    * `image`: an image id (ResolvedImage.id) to create it from instead of the spec's reference: the image the agent
    * is approved to run when its tag names another image now. Given only by an engine's own resolveImage answers.
+   * `running`: created started, with these files in its data directory from its first start (as writeAgentFile
+   * puts them; `replacing` is stopped before it starts), returning once it runs, as start does. Where files cannot
+   * reach a running agent (agentFilesWhileRunning false), this saves the engine a second write to act on.
    */
-  create(spec: ContainerSpec, options?: { replacing?: string; image?: string }): Promise<ObservedContainer>;
+  create(spec: ContainerSpec, options?: CreateOptions): Promise<ObservedContainer>;
   start(containerId: string): Promise<void>;
   /**
    * Writes a file into the agent's data volume (mounted at /data), readable only by the agent's user.

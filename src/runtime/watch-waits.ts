@@ -1,10 +1,12 @@
 /**
  * Waiting for watched objects to reach a state (a pod running, a pod gone) without polling the API server: a
  * wait is judged again whenever one of its objects changes in the store (kubernetes-informers.ts calls
- * `changed`), and reads its objects from the API server itself only when it begins and then every `rereadMs`,
- * in case the watch missed something. Pure apart from the clock, which a test drives.
+ * `changed`), and reads its objects from the API server itself only every `rereadMs`, in case the watch missed
+ * something, and when it begins if the store is not yet fed by a live watch. Pure apart from the clock, which a
+ * test drives.
  */
 import type { Clock } from "../time/clock.ts";
+import { waitOutsideSlot } from "../time/worker-slots.ts";
 
 /** Where a wait stands: reached, still waiting (and why, for the timeout's message), or never to be reached. */
 export type Progress = { state: "done" } | { state: "waiting"; reason: string } | { state: "failed"; error: Error };
@@ -25,10 +27,16 @@ export class Waits {
   private readonly waiting = new Map<string, Set<() => void>>();
   private readonly clock: Clock;
   private readonly rereadMs: number;
+  private readonly storeIsLive: () => boolean;
 
-  constructor(o: { clock: Clock; rereadMs: number }) {
+  /**
+   * `storeIsLive`: the store has listed and a watch keeps it current, so a wait that begins trusts it (a thousand
+   * waits beginning together made a thousand reads of objects that mostly did not exist yet).
+   */
+  constructor(o: { clock: Clock; rereadMs: number; storeIsLive?: () => boolean }) {
     this.clock = o.clock;
     this.rereadMs = o.rereadMs;
+    this.storeIsLive = o.storeIsLive ?? (() => false);
   }
 
   /** The object under `key` changed in the store: the waits on it are judged again. */
@@ -46,10 +54,14 @@ export class Waits {
 
   /**
    * Resolves when `check` says done, rejects when it says failed, when a read fails or when the time is up. Settled
-   * from the store alone when it already is; otherwise the objects are read once at once (the store may be behind),
-   * then every `rereadMs`.
+   * from the store alone when it already is; otherwise the objects are read every `rereadMs`, and at once when the
+   * store is not live (it may be behind). A reconcile waiting here gives its worker slot to another meanwhile (worker-slots.ts).
    */
   until(o: WaitOptions): Promise<void> {
+    return waitOutsideSlot(() => this.settled(o));
+  }
+
+  private settled(o: WaitOptions): Promise<void> {
     return new Promise((resolve, reject) => {
       let reason = "";
       let settled = false;
@@ -91,7 +103,8 @@ export class Waits {
         waits.add(judge);
         this.waiting.set(key, waits);
       }
-      reread();
+      if (this.storeIsLive()) cancelReread = this.clock.after(this.rereadMs, reread);
+      else reread();
     });
   }
 }

@@ -123,9 +123,14 @@ test("the Docker API calls Ruriko makes are exactly those docs/deployment.md lis
     assert.equal((await runtime.readBack(first.id)).image, TEST_AGENT_IMAGE);
     await checkNamedNetwork(docker, `network:ruriko-${instance}`, silent);
 
-    const second = await runtime.create(spec, { replacing: first.id });
-    await runtime.stop(first.id, 1);
-    assert.equal((await runtime.list("probe")).length, 2, "the stopped one is inspected, the new one created beside it");
+    // Created running, with a file in its data directory, beside the one it replaces (stopped before it starts).
+    const second = await runtime.create(spec, { replacing: first.id, running: { files: { "probe-file": Buffer.from("handed over") } } });
+    const states = new Map((await runtime.list("probe")).map((c) => [c.id, c.state]));
+    assert.deepEqual([states.get(first.id), states.get(second.id)], ["exited", "running"], "the stopped one is inspected, the new one created beside it");
+    const archive = await direct.getContainer(second.id).getArchive({ path: "/data/probe-file" });
+    const tar: Buffer[] = [];
+    for await (const chunk of archive) tar.push(chunk as Buffer);
+    assert.ok(Buffer.concat(tar).includes("handed over"), "the file was there at its start");
     await runtime.remove(first.id);
     await runtime.remove(second.id);
     await runtime.removeAgentVolume("probe");

@@ -1,7 +1,7 @@
 /**
  * The executor's order of steps for a new container on a Runtime that records its calls: where the engine can
- * write into a running agent (Docker) the ACP token follows the start; where it cannot (Kubernetes) it comes
- * before, so that the agent is started once.
+ * write into a running agent (Docker) the ACP token follows the start; where it cannot (Kubernetes) the container
+ * is created running with it, so that the agent is started once, by one write.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -35,7 +35,8 @@ function recordingRuntime(agentFilesWhileRunning: boolean): { runtime: Runtime; 
     ensureImage: async () => {},
     resolveImage: async () => undefined,
     create: async (_spec, options) => {
-      calls.push(`create${options?.replacing ? ` replacing ${options.replacing}` : ""}`);
+      const files = Object.keys(options?.running?.files ?? {});
+      calls.push(`create${options?.replacing ? ` replacing ${options.replacing}` : ""}${options?.running ? ` running with ${files.join(", ")}` : ""}`);
       return observed(`new${++n}`);
     },
     start: async (id) => void calls.push(`start ${id}`),
@@ -87,15 +88,19 @@ describe("container executor: when a new container gets its ACP token", () => {
     assert.ok(vault.tokens.get("alpha"), "a token on record");
   });
 
-  test("an engine that cannot (Kubernetes): the token before the one start, also for a recreate", async () => {
+  test("an engine that cannot (Kubernetes): created running with the token, also for a recreate", async () => {
     const { runtime, calls } = recordingRuntime(false);
-    const { executor, state } = executorOn(runtime);
+    const { executor, state, vault } = executorOn(runtime);
     await executor.execute(create(true), "t1", log, undefined);
-    assert.deepEqual(calls, ["create", `write ${ACP_TOKEN_FILE} new1`, "start new1"]);
+    assert.deepEqual(calls, [`create running with ${ACP_TOKEN_FILE}`]);
+    const first = vault.tokens.get("alpha");
+    assert.ok(first, "the token it was created with is on record");
     calls.length = 0;
     await executor.execute(recreate, "t2", log, undefined);
-    assert.deepEqual(calls, ["create replacing old", `write ${ACP_TOKEN_FILE} new2`, "stop old", "start new2", "remove old"]);
+    assert.deepEqual(calls, [`create replacing old running with ${ACP_TOKEN_FILE}`, "remove old"]);
     assert.equal(state.inventory.get("alpha")?.containerId, "new2");
+    assert.notEqual(vault.tokens.get("alpha"), first, "a new container, a new token");
+    assert.deepEqual(state.audit.tail(10).filter((e) => e.action === "agent.token.issued").map((e) => (e.payload as { containerId: string }).containerId), ["new2", "new1"], "one issue recorded per container (newest first)");
   });
 
   test("a container created but not started gets its token all the same", async () => {

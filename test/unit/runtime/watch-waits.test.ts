@@ -1,4 +1,7 @@
-/** Waits settled by store changes, with one read at the start, a slow safety reread, and a timeout: no polling. */
+/**
+ * Waits settled by store changes, with a slow safety reread (and a read at the start while the store is not fed by
+ * a live watch), and a timeout: no polling.
+ */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ManualClock } from "../../../src/time/clock.ts";
@@ -7,9 +10,9 @@ import { Waits, type Progress } from "../../../src/runtime/watch-waits.ts";
 /** Lets the reread's promise callbacks run. */
 const settle = () => new Promise((r) => setImmediate(r));
 
-function setup(initial: Progress = { state: "waiting", reason: "no pod yet" }) {
+function setup(initial: Progress = { state: "waiting", reason: "no pod yet" }, storeIsLive = false) {
   const clock = new ManualClock();
-  const waits = new Waits({ clock, rereadMs: 10_000 });
+  const waits = new Waits({ clock, rereadMs: 10_000, storeIsLive: () => storeIsLive });
   let progress: Progress = initial;
   let rereads = 0;
   let failNextRead: Error | undefined;
@@ -80,6 +83,23 @@ describe("Waits", () => {
     w.clock.advance(1);
     await done;
     assert.equal(w.rereads(), 2);
+    assert.equal(w.outcome(), "done");
+  });
+
+  test("with a live watch feeding the store, a wait begins on the store alone: its first read is the safety reread", async () => {
+    const w = setup(undefined, true);
+    const done = w.start();
+    await settle();
+    assert.equal(w.rereads(), 0, "no read when it begins");
+    w.clock.advance(9_999);
+    await settle();
+    assert.equal(w.rereads(), 0);
+    w.clock.advance(1);
+    await settle();
+    assert.equal(w.rereads(), 1);
+    w.set({ state: "done" });
+    w.waits.changed("pod/a-0");
+    await done;
     assert.equal(w.outcome(), "done");
   });
 
