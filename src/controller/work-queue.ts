@@ -13,8 +13,8 @@ export interface ReconcileResult {
 
 export interface WorkQueueOptions {
   /**
-   * Reconciles of different keys running at once. One that only waits (waitOutsideSlot: a pod starting, an agent
-   * booting) gives its slot to the next meanwhile.
+   * Reconciles of different keys running at once. One that waits on the cluster (waitOutsideSlot: a pod starting
+   * or going) gives its slot to the next meanwhile.
    */
   concurrency: number;
   handler: (key: string, traceId: string) => Promise<ReconcileResult>;

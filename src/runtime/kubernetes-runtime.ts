@@ -314,10 +314,10 @@ export class KubernetesRuntime implements Runtime {
   /**
    * `replacing`: two StatefulSets of one name cannot exist side by side, and one cannot be renamed, so the old
    * workload is removed first (Docker moves the old container aside instead): on Kubernetes a replace costs the
-   * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it. The handover
-   * Secret is not made here: writeAgentFile makes it with the token, in one write (the pod mounts it optionally).
-   * `running`: the Secret is written with the files first, and the StatefulSet created at 1 replica (a create and a
-   * scale were two writes the cluster's StatefulSet controller acted on in turn).
+   * downtime from this create to the new pod's start. The data claim stays and the new pod mounts it. Without
+   * `running` the handover Secret is not made here: writeAgentFile makes it with the token, in one write (the pod
+   * mounts it optionally). With it, the Secret is written with the files first and the StatefulSet created at 1
+   * replica (a create and a scale were two writes the cluster's StatefulSet controller acted on in turn).
    */
   async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<ObservedContainer> {
     if (options.replacing) await this.remove(options.replacing);
