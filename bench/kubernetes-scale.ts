@@ -29,7 +29,7 @@ import { promisify } from "node:util";
 import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, Watch, type V1Pod } from "@kubernetes/client-node";
 import PQueue from "p-queue";
 import { parseAllDocuments } from "yaml";
-import { handoverSecretFor, statefulSetFor } from "../src/runtime/kubernetes-objects.ts";
+import { handoverSecretFor, statefulSetFor, workloadName } from "../src/runtime/kubernetes-objects.ts";
 import { TEST_AGENT_IMAGE } from "../test/helpers/controller-harness.ts";
 import { freePort } from "../test/helpers/synapse.ts";
 import { buildRuriko, ENTRY_POINT_FLAGS } from "./build.ts";
@@ -180,7 +180,7 @@ async function timeDirectWrites(admin: KubeConfig, w: PodWatch, ns: string, name
   const create = await untilRunning(w, TEST_AGENT_IMAGE, names.length, t0, `${names.length} pods Running (direct writes)`);
   const t1 = performance.now();
   await queue.addAll(names.map((agent) => async () => {
-    const name = statefulSetFor(spec(agent, NEW_IMAGE), { instance, dataVolumeSize: "1Gi" }).metadata!.name!;
+    const name = workloadName(instance, agent);
     const patch = [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: NEW_IMAGE }];
     await apps.patchNamespacedStatefulSet({ name, namespace: ns, body: patch }, setHeaderOptions("Content-Type", PatchStrategy.JsonPatch));
   }));

@@ -165,8 +165,12 @@ export class ContainerExecutor {
   async handOverToken(agent: string, containerId: string, traceId: string): Promise<string> {
     const token = this.o.tokens.issue(agent, this.o.now());
     await this.o.runtime.writeAgentFile(containerId, ACP_TOKEN_FILE, Buffer.from(token, "utf8"));
-    this.o.audit.append({ traceId, actor: "controller", action: "agent.token.issued", target: `Agent/${agent}`, payload: { containerId }, result: "ok" });
+    this.recordTokenIssued(agent, containerId, traceId);
     return token;
+  }
+
+  private recordTokenIssued(agent: string, containerId: string, traceId: string): void {
+    this.o.audit.append({ traceId, actor: "controller", action: "agent.token.issued", target: `Agent/${agent}`, payload: { containerId }, result: "ok" });
   }
 
   /**
@@ -217,7 +221,7 @@ export class ContainerExecutor {
       running = false;
     }
     inventory.record(agent, { containerId: created.id, spec, imageId: image.id, stopped: !start });
-    if (token) this.o.audit.append({ traceId, actor: "controller", action: "agent.token.issued", target: `Agent/${agent}`, payload: { containerId: created.id }, result: "ok" });
+    if (running) this.recordTokenIssued(agent, created.id, traceId);
     // Adopted instead: it gets a token of its own, and is started below.
     if (handOverFirst && !running) await this.handOverToken(agent, created.id, traceId);
     // The old container lets go of the data volume before the new one starts on it (SIGKILL, as removal did).

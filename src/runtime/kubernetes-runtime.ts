@@ -548,7 +548,6 @@ export class KubernetesRuntime implements Runtime {
    * backoff, over a minute. So a create waits for the name first.
    */
   private untilPodNameFree(pod: string, agent: string): Promise<void> {
-    if (this.owned.synced && !this.owned.pods.get(pod)) return Promise.resolve();
     const timeoutMs = 120_000;
     return this.owned.waits.until({
       keys: [podKey(pod)],

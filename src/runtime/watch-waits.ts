@@ -55,9 +55,15 @@ export class Waits {
   /**
    * Resolves when `check` says done, rejects when it says failed, when a read fails or when the time is up. Settled
    * from the store alone when it already is; otherwise the objects are read every `rereadMs`, and at once when the
-   * store is not live (it may be behind). A reconcile waiting here gives its worker slot to another meanwhile (worker-slots.ts).
+   * store is not live (it may be behind). A reconcile that has to wait gives its worker slot to another meanwhile
+   * (worker-slots.ts); one settled at once keeps it.
    */
   until(o: WaitOptions): Promise<void> {
+    if (this.storeIsLive()) {
+      const now = o.check();
+      if (now.state === "done") return Promise.resolve();
+      if (now.state === "failed") return Promise.reject(now.error);
+    }
     return waitOutsideSlot(() => this.settled(o));
   }
 
