@@ -3,7 +3,8 @@
  * started or reused here) with kwok fake nodes on the same API server:
  *  - 1,000 agents from an empty namespace to every StatefulSet created and its pod reported Running by the
  *    cluster, then an image change rolled to all 1,000 (every pod Running on the new image): times, API calls
- *    per agent (counted by a proxy between Ruriko and the API server), Ruriko's peak RSS (VmHWM of its process).
+ *    per agent (as serve counts them on /metrics, ruriko_kubernetes_requests_total: nothing stands between Ruriko
+ *    and the API server to count them), reconciles per agent, Ruriko's peak RSS (VmHWM of its process).
  *    kwok's pods never run a process, so the ACP steps (Ready) cannot complete there: what is measured is what
  *    the cluster reports.
  *  - The baseline, in the same run before Ruriko's part: the same objects written straight to the API server at
@@ -21,8 +22,6 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpsRequest } from "node:https";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -62,41 +61,24 @@ export async function kubectl(kubeconfig: string, args: string[], input?: string
 const applyList = (kubeconfig: string, items: unknown[]) => kubectl(kubeconfig, ["apply", "--server-side", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
 
 /**
- * An HTTP front for the API server that counts what passes (method and resource, watches included) and forwards
- * it over TLS with the admin's credentials. Ruriko talks to it on loopback; nothing else does.
+ * What serve has done so far, from its own /metrics: its requests to the API server by verb and resource
+ * (`ruriko_kubernetes_requests_total`, counted as each is sent, watches included) and its reconciles.
  */
-async function countingProxy(admin: KubeConfig): Promise<{ kubeconfig: KubeConfig; counts: Map<string, number>; close(): void }> {
-  const cluster = admin.getCurrentCluster()!;
-  const target = new URL(cluster.server);
-  const ca = cluster.caData ? Buffer.from(cluster.caData, "base64") : cluster.caFile ? readFileSync(cluster.caFile) : undefined;
-  const token = admin.getCurrentUser()!.token!;
-  const counts = new Map<string, number>();
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    const resource = url.pathname.replace(/^\/apis?\/(?:[^/]+\/)?v1\/namespaces\/[^/]+\//, "").split("/");
-    const kind = `${req.method} ${resource[0]}${resource.length > 2 ? `/${resource[2]}` : ""}${url.searchParams.get("watch") === "true" ? " (watch)" : ""}`;
-    counts.set(kind, (counts.get(kind) ?? 0) + 1);
-    const upstream = httpsRequest(
-      { host: target.hostname, port: target.port || 443, method: req.method, path: req.url, headers: { ...req.headers, host: target.host, authorization: `Bearer ${token}` }, ...(ca ? { ca } : {}) },
-      (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  const kubeconfig = new KubeConfig();
-  kubeconfig.loadFromOptions({
-    clusters: [{ name: "proxy", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: "bench" }],
-    contexts: [{ name: "proxy", cluster: "proxy", user: "bench" }],
-    currentContext: "proxy",
-  });
-  return { kubeconfig, counts, close: () => server.close() };
+async function serveCounts(serve: Serve): Promise<{ requests: Map<string, number>; reconciles: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${serve.port}/metrics`)).text();
+  const requests = new Map<string, number>();
+  let reconciles = 0;
+  for (const line of text.split("\n")) {
+    const request = /^ruriko_kubernetes_requests_total\{verb="([^"]*)",resource="([^"]*)"\} (\d+)/.exec(line);
+    if (request) requests.set(`${request[1]} ${request[2]}`.trim(), Number(request[3]));
+    const reconcile = /^ruriko_reconcile_total\{[^}]*\} (\d+)/.exec(line);
+    if (reconcile) reconciles += Number(reconcile[1]);
+  }
+  return { requests, reconciles };
 }
+
+/** `after` less `before`, kind by kind. */
+const since = (after: Map<string, number>, before: Map<string, number>) => new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
 
 /**
  * Pods of a namespace by name, from a watch: phase, image, owner. The client ends a watch quiet for 30 s (pods
@@ -202,6 +184,7 @@ function deployedNodeFlags(): string[] {
 
 interface Serve {
   child: ChildProcess;
+  port: number;
   stop(): Promise<void>;
   kill(): Promise<void>;
 }
@@ -227,7 +210,7 @@ async function startServe(entry: string, nodeFlags: string[], args: string[], st
     if (Date.now() > deadline) throw new Error("ruriko serve did not answer /healthz within 30 s");
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+  return { child, port, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
 }
 
 const peakRssMiB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
@@ -271,7 +254,6 @@ export async function benchKubernetesScale() {
   let built: string | undefined;
   let serve: Serve | undefined;
   let watch: Awaited<ReturnType<typeof podWatch>> | undefined;
-  let proxy: Awaited<ReturnType<typeof countingProxy>> | undefined;
   try {
     built = SERVE_FROM === "built" ? buildRuriko() : undefined;
     const entry = built ? join(built, "src/cli/ruriko.js") : join(ROOT, "src/cli/ruriko.ts");
@@ -308,9 +290,6 @@ export async function benchKubernetesScale() {
     await untilNamespacesGone(kubeconfig, directNs);
 
     await kubectl(kubeconfig, ["create", "namespace", ns]);
-    proxy = await countingProxy(admin);
-    const proxyConfig = join(work, "proxy.kubeconfig");
-    writeFileSync(proxyConfig, proxy.kubeconfig.exportConfig());
     watch = await podWatch(admin, ns);
     const manifests = join(work, "manifests");
     rmSync(manifests, { recursive: true, force: true });
@@ -323,7 +302,7 @@ export async function benchKubernetesScale() {
     serve = await startServe(
       entry,
       nodeFlags,
-      ["--runtime", "kubernetes", "--kubeconfig", proxyConfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
+      ["--runtime", "kubernetes", "--kubeconfig", kubeconfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
       join(work, "state"),
     );
     const pid = serve.child.pid!;
@@ -331,18 +310,18 @@ export async function benchKubernetesScale() {
     const sampler = setInterval(() => { try { peak = Math.max(peak, peakRssMiB(pid)); } catch { /* exited */ } }, 500);
     const create = await untilRunning(w, TEST_AGENT_IMAGE, AGENTS, t0, `${AGENTS} pods Running`);
     const createMs = create.ms;
-    const createCalls = new Map(proxy.counts);
+    const createCounts = await serveCounts(serve);
     const createPeak = Math.max(peak, peakRssMiB(pid));
     const createCpu = cpuSeconds(pid);
     const settledRss = rssMiB(pid);
 
     // --- an image change rolled to all 1,000 ---------------------------------------------------------------
-    proxy.counts.clear();
     const t1 = performance.now();
     writeAgents(manifests, names, NEW_IMAGE);
     const roll = await untilRunning(w, NEW_IMAGE, AGENTS, t1, `${AGENTS} pods Running on ${NEW_IMAGE}`);
     const rollMs = roll.ms;
-    const rollCalls = new Map(proxy.counts);
+    const rollCounts = await serveCounts(serve);
+    const rollCalls = since(rollCounts.requests, createCounts.requests);
     clearInterval(sampler);
     const rollPeak = Math.max(peak, peakRssMiB(pid));
     const rollCpu = cpuSeconds(pid) - createCpu;
@@ -357,14 +336,13 @@ export async function benchKubernetesScale() {
       kwokNodes: KWOK_NODES,
       concurrency: CONCURRENCY,
       direct,
-      createToRunning: { ms: Math.round(createMs), tenthMs: create.tenthMs, halfMs: create.halfMs, vsDirect: Math.round((createMs / direct.create.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(createCalls) / AGENTS) * 100) / 100, byKind: perAgent(createCalls), peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
-      imageRoll: { ms: Math.round(rollMs), tenthMs: roll.tenthMs, halfMs: roll.halfMs, vsDirect: Math.round((rollMs / direct.roll.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), peakRssMiB: Math.round(rollPeak), serveCpuS: Math.round(rollCpu * 10) / 10 },
+      createToRunning: { ms: Math.round(createMs), tenthMs: create.tenthMs, halfMs: create.halfMs, vsDirect: Math.round((createMs / direct.create.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(createCounts.requests) / AGENTS) * 100) / 100, byKind: perAgent(createCounts.requests), reconcilesPerAgent: Math.round((createCounts.reconciles / AGENTS) * 10) / 10, peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
+      imageRoll: { ms: Math.round(rollMs), tenthMs: roll.tenthMs, halfMs: roll.halfMs, vsDirect: Math.round((rollMs / direct.roll.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), reconcilesPerAgent: Math.round(((rollCounts.reconciles - createCounts.reconciles) / AGENTS) * 10) / 10, peakRssMiB: Math.round(rollPeak), serveCpuS: Math.round(rollCpu * 10) / 10 },
       target: { runningMs: 60_000, rssMiB: 200, met: createMs <= 60_000 && rollPeak <= 200 },
     };
   } finally {
     await serve?.kill().catch(() => {});
     watch?.close();
-    proxy?.close();
     for (const n of [ns, `${ns}-direct`]) await kubectl(kubeconfig, ["delete", "namespace", n, "--wait=false", "--ignore-not-found"]).catch(() => {});
     await kubectl(kubeconfig, ["delete", "nodes", ...nodes, "--ignore-not-found", "--wait=false"]).catch(() => {});
     await kubectl(kubeconfig, ["delete", "pv", "-l", `ruriko.dev/bench=${ns}`, "--wait=false"]).catch(() => {});
@@ -380,9 +358,9 @@ export function printKubernetesScale(r: Awaited<ReturnType<typeof benchKubernete
   console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}, serve ${r.serve === "built" ? "built" : "from the sources"}, node ${r.nodeFlags.join(" ")}:`);
   const curve = (m: { tenthMs: number; halfMs: number; ms: number }) => `a tenth ${(m.tenthMs / 1000).toFixed(1)} s, half ${(m.halfMs / 1000).toFixed(1)} s, all ${(m.ms / 1000).toFixed(1)} s`;
   console.log(`  baseline, the same objects written straight to the API server (${r.concurrency} at a time): pods Running: ${curve(r.direct.create)}; image patched, rolled: ${curve(r.direct.roll)}`);
-  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s (${r.createToRunning.vsDirect}× the baseline; ${curve(r.createToRunning)}), ${r.createToRunning.apiCallsPerAgent} API calls per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
+  console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s (${r.createToRunning.vsDirect}× the baseline; ${curve(r.createToRunning)}), ${r.createToRunning.apiCallsPerAgent} API calls and ${r.createToRunning.reconcilesPerAgent} reconciles per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.createToRunning.byKind)}`);
-  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s (${r.imageRoll.vsDirect}× the baseline; ${curve(r.imageRoll)}), ${r.imageRoll.apiCallsPerAgent} API calls per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB, serve's CPU ${r.imageRoll.serveCpuS} s`);
+  console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s (${r.imageRoll.vsDirect}× the baseline; ${curve(r.imageRoll)}), ${r.imageRoll.apiCallsPerAgent} API calls and ${r.imageRoll.reconcilesPerAgent} reconciles per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB, serve's CPU ${r.imageRoll.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.imageRoll.byKind)}`);
   console.log(`  target ≤ 60 s and ≤ 200 MiB: ${r.target.met ? "met" : "NOT met"}`);
 }

@@ -5,7 +5,7 @@
 import type { KubeConfig as Config } from "@kubernetes/client-node";
 import { readFileSync } from "node:fs";
 import { KubeConfig, untrimmed } from "../runtime/kubernetes-client.ts";
-import { KubernetesRuntime, type KubeAcpAccess } from "../runtime/kubernetes-runtime.ts";
+import { KubernetesRuntime, type KubeAcpAccess, type KubernetesRuntimeOptions } from "../runtime/kubernetes-runtime.ts";
 
 export interface KubernetesServeOptions {
   kubeconfig?: string | undefined;
@@ -37,7 +37,12 @@ export function namespaceFrom(option: string | undefined, kc: Config): string {
   return kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
 }
 
-export function kubernetesRuntime(opts: KubernetesServeOptions, instance: string, log: ConstructorParameters<typeof KubernetesRuntime>[0]["log"]): { runtime: KubernetesRuntime; namespace: string; server: string } {
+export function kubernetesRuntime(
+  opts: KubernetesServeOptions,
+  instance: string,
+  log: KubernetesRuntimeOptions["log"],
+  onRequest?: KubernetesRuntimeOptions["onRequest"],
+): { runtime: KubernetesRuntime; namespace: string; server: string } {
   const kc = kubeConfigFrom(opts.kubeconfig);
   const namespace = namespaceFrom(opts.kubeNamespace, kc);
   if (untrimmed.length > 0) log?.warn({ modules: untrimmed }, "this version of @kubernetes/client-node is loaded whole (its generated modules are not as expected): it works, with ~30 MiB more memory");
@@ -49,6 +54,7 @@ export function kubernetesRuntime(opts: KubernetesServeOptions, instance: string
     ...(opts.kubeVolumeSize ? { dataVolumeSize: opts.kubeVolumeSize } : {}),
     acpAccess: opts.kubeAcpAccess ?? "pod-ip",
     ...(log ? { log } : {}),
+    ...(onRequest ? { onRequest } : {}),
   });
   return { runtime, namespace, server: kc.getCurrentCluster()?.server ?? "" };
 }

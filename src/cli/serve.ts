@@ -98,7 +98,8 @@ export async function checkNamedNetwork(docker: Docker, mode: AgentNetworkMode, 
 
 /** The engine agents run on, whose runtime serve then uses whole. */
 interface ServeEngine extends AgentEngine {
-  open(instance: string): { runtime: Runtime; where: string };
+  /** `metrics`: serve's, where the runtime counts its work (a runtime opened to adopt before then has none). */
+  open(instance: string, metrics?: ControllerMetrics): { runtime: Runtime; where: string };
   /** What only this engine checks once it answers (Docker: the named agent network). */
   checkAnswering?(): Promise<void>;
 }
@@ -111,8 +112,8 @@ async function engineFor(opts: ServeRunOptions, agentNetwork: AgentNetworkMode, 
     const { kubernetesRuntime } = await import("./kubernetes-wiring.ts");
     return {
       name: "the Kubernetes API server",
-      open(instance) {
-        const made = kubernetesRuntime(opts, instance, log);
+      open(instance, metrics) {
+        const made = kubernetesRuntime(opts, instance, log, metrics?.kubernetesRequestCounter());
         return { runtime: made.runtime, where: `in namespace ${made.namespace} of the Kubernetes cluster ${made.server}` };
       },
     };
@@ -155,13 +156,28 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     // Still starting: nothing to wind down. After the current turn, so that an error thrown by the start is printed.
     else setTimeout(() => process.exit(1), 0);
   });
+  let firstSnapshotSeen = false;
+  const metrics = new ControllerMetrics({
+    collectAgents: () => {
+      const counts = new Map<string, number>();
+      for (const s of state.status.list()) {
+        for (const c of s.conditions) counts.set(`${c.type}\0${c.status}`, (counts.get(`${c.type}\0${c.status}`) ?? 0) + 1);
+      }
+      return [...counts].map(([k, count]) => {
+        const [condition, status] = k.split("\0") as [string, string];
+        return { condition, status, count };
+      });
+    },
+    collectPendingApprovals: () => state.approvals.list({ status: "pending", limit: 100_000 }).length,
+  });
+
   let vault: Vault;
   let runtime: Runtime;
   try {
     vault = openVault(state, { stateDir: opts.stateDir, env: keyEnv, ...(opts.masterKeyFile ? { keyFile: opts.masterKeyFile } : {}) });
     logger.info({ instance: state.instance, origin: state.origin, stateDir: opts.stateDir, keyId: vault.key.id, keyFrom: vault.origin }, "ruriko starting");
     if (vault.generated) logger.warn(`generated a new master key in ${vault.origin.replace(/^key file /, "")}; keep it safe and off the state volume in production (see docs/secrets.md)`);
-    const opened = engine.open(state.instance);
+    const opened = engine.open(state.instance, metrics);
     runtime = opened.runtime;
     if (onKubernetes) logger.info({ acpAccess: opts.kubeAcpAccess ?? "pod-ip" }, `agents run on Kubernetes, ${opened.where}`);
     // Before anything plans, on either engine: a restored backup (or --adopt-orphans) takes over what the engine shows.
@@ -218,21 +234,6 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     });
     logger.info({ room: opts.statusRoom, userId: opts.matrixUser }, "reporting to the Matrix status room");
   }
-
-  let firstSnapshotSeen = false;
-  const metrics = new ControllerMetrics({
-    collectAgents: () => {
-      const counts = new Map<string, number>();
-      for (const s of state.status.list()) {
-        for (const c of s.conditions) counts.set(`${c.type}\0${c.status}`, (counts.get(`${c.type}\0${c.status}`) ?? 0) + 1);
-      }
-      return [...counts].map(([k, count]) => {
-        const [condition, status] = k.split("\0") as [string, string];
-        return { condition, status, count };
-      });
-    },
-    collectPendingApprovals: () => state.approvals.list({ status: "pending", limit: 100_000 }).length,
-  });
 
   if (opts.git) state.meta.set("source.git.path", opts.path);
   state.meta.set(AGENT_NETWORK_META, agentNetwork);

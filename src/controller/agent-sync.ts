@@ -35,14 +35,15 @@ export type AgentConfigEvent =
 
 /**
  * When to ask an agent that has not answered for `silentMs` again. Soon in its first second (a container that
- * just died reads as running for a moment; Gitai listens within ~200 ms of its start), then after a quarter of
- * the silence so far, between 250 ms and 5 s: an agent that answers is seen at most a quarter of its boot time
- * late, and a thousand pods that never answer (kwok, a node that lost its network) cost 42 reconciles each in their
- * first minute, not 256 (at a fixed 250 ms they kept every worker busy until their grace ran out).
+ * just died reads as running for a moment; Gitai listens within ~200 ms of its start), then after as long again
+ * as it has been silent, at most 10 s: an agent slow to boot is seen at most its boot time late, and a thousand
+ * pods that never answer (kwok, a node that lost its network) cost 9 reconciles each in their first minute past
+ * the boot wait, not 22 (a quarter of the silence, at most 5 s: the most of serve's work in the kwok bench) or
+ * 236 (a fixed 250 ms, which kept every worker busy until their grace ran out).
  */
 export function unansweredRequeueMs(silentMs: number): number {
   if (silentMs < 1000) return 50;
-  return Math.min(5000, Math.max(250, Math.round(silentMs / 4)));
+  return Math.min(10_000, Math.round(silentMs));
 }
 
 export interface AgentSyncOptions {

@@ -57,6 +57,20 @@ export class ControllerMetrics {
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
+  /**
+   * Registers `ruriko_kubernetes_requests_total` (serve on Kubernetes only: on Docker it would read as "no calls")
+   * and returns what counts one request.
+   */
+  kubernetesRequestCounter(): (request: { verb: string; resource: string }) => void {
+    const counter = new Counter({
+      name: "ruriko_kubernetes_requests_total",
+      help: "Requests and watches sent to the Kubernetes API server, by verb and resource (as the API server names them).",
+      labelNames: ["verb", "resource"],
+      registers: [this.registry],
+    });
+    return ({ verb, resource }) => counter.labels(verb, resource).inc();
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

@@ -15,6 +15,7 @@ import { createServer, type Server } from "node:net";
 import type { Clock } from "../time/clock.ts";
 import { AppsV1Api, CoreV1Api, loadPortForward, PatchStrategy, setHeaderOptions } from "./kubernetes-client.ts";
 import { sharedConnections } from "./kubernetes-connections.ts";
+import { countedRequests, type ApiRequestKind } from "./kubernetes-requests.ts";
 import { OwnedObjects, podKey, workloadKey } from "./kubernetes-informers.ts";
 import { workloadFacts } from "./kubernetes-readback.ts";
 import {
@@ -76,6 +77,8 @@ export interface KubernetesRuntimeOptions {
   startTimeoutMs?: number;
   /** The waits' timeouts and rereads (tests drive it); default the system's. */
   clock?: Clock;
+  /** Told of each request and watch sent to the API server (serve's `ruriko_kubernetes_requests_total`). */
+  onRequest?: (kind: ApiRequestKind) => void;
 }
 
 const FIELD_MANAGER = "ruriko";
@@ -148,7 +151,7 @@ export class KubernetesRuntime implements Runtime {
   private readonly forwards = new Map<string, { server: Server; port: number }>();
 
   constructor(o: KubernetesRuntimeOptions) {
-    this.kc = sharedConnections(o.kubeConfig);
+    this.kc = sharedConnections(o.onRequest ? countedRequests(o.kubeConfig, o.onRequest) : o.kubeConfig);
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.apps = this.kc.makeApiClient(AppsV1Api);
     this.ns = o.namespace;

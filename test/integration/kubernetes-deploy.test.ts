@@ -151,6 +151,10 @@ describe("Ruriko in the cluster: deploy/kubernetes applied, one agent to Ready",
     const pods = JSON.parse(await kubectl("get", "pods", "-l", `${LABELS.agent}=alpha`, "-o", "json")) as { items: Array<{ status: { phase: string; containerStatuses: Array<{ restartCount: number }> } }> };
     assert.deepEqual(pods.items.map((p) => p.status.phase), ["Running"]);
     assert.equal(pods.items[0]!.status.containerStatuses[0]!.restartCount, 0);
+    // What Ruriko costs the cluster, on its /metrics, in the API server's terms: the StatefulSet it made, its watch.
+    const metrics = await (await fetch(`${rurikoUrl}/metrics`)).text();
+    assert.match(metrics, /^ruriko_kubernetes_requests_total\{verb="create",resource="statefulsets"\} [1-9]/m, metrics);
+    assert.match(metrics, /^ruriko_kubernetes_requests_total\{verb="watch",resource="pods"\} [1-9]/m);
     // No secret value in any object: not the master key (delivered by the Secret as the operator made it, only).
     const dump = await kubectl("get", "deployments,statefulsets,pods,configmaps,events", "-o", "yaml");
     assert.ok(!dump.includes(masterKey), "the master key in an object other than its Secret");

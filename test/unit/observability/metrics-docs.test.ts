@@ -7,6 +7,8 @@ import { ControllerMetrics } from "../../../src/observability/metrics.ts";
 
 test("every metric Ruriko serves is documented with its type and labels, and nothing else is", async () => {
   const metrics = new ControllerMetrics({ collectAgents: () => [], collectPendingApprovals: () => 0 });
+  // Served on Kubernetes only, documented all the same.
+  metrics.kubernetesRequestCounter();
   const types = new Map((await metrics.registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
   const served = metrics.registry
     .getMetricsAsArray()
