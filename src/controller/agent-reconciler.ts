@@ -153,7 +153,7 @@ export class AgentReconciler {
     const snapshot = this.o.desired();
     // Before the first good snapshot there is nothing to converge to, and nothing may be pruned.
     if (!snapshot) return {};
-    const log = withTrace(this.o.logger, traceId).child({ agent });
+    const log = withTrace(this.o.logger, traceId, { agent });
     const previous = this.o.stores.status.get(agent);
     let outcome = emptyOutcome();
     let world: World | undefined;

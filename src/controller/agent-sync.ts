@@ -85,8 +85,12 @@ export interface SyncResult {
 
 const isUnauthorized = (error: unknown) => error instanceof AcpError && error.code === "unauthorized";
 
-/** Health checks of a container just started: 25, then every 50 ms (Gitai answers 150–200 ms after its start). */
+/**
+ * Health checks of a container just started: 25, then every 50 ms for half a second (Gitai answers 150–200 ms after
+ * its start), then every 250 ms: 13 checks in a second that goes unanswered, not 20.
+ */
 const HEALTH_POLL: BackoffPolicy = { baseMs: 25, maxMs: 50, jitter: 0 };
+const HEALTH_POLL_LATE = { afterMs: 500, everyMs: 250 };
 
 export class AgentSync {
   private readonly o: AgentSyncOptions;
@@ -175,16 +179,17 @@ export class AgentSync {
   /**
    * A container that just started answers within a second or so: wait for it here, on loopback only (polling
    * the engine instead would load it while it starts the others). Longer than that, the requeue takes over.
-   * Soon at first, then every 50 ms: a thousand agents starting at once (kwok, docs/performance.md) made their
-   * refused attempts most of what serve allocated at a steady 25 ms.
+   * Soon at first, then every 50 ms, then every 250 ms: a thousand agents starting at once (kwok, docs/performance.md)
+   * made their refused attempts most of what serve allocated at a steady 25 ms.
    */
   private async waitForHealth(endpoint: AcpEndpoint, traceId: string, waitMs: number): Promise<void> {
     // In the reconcile's worker slot, unlike the runtime's waits: each wait polls, and a thousand pods that came up
     // together polling side by side were 20,000 refused connections a second (kwok); a second of boot is short.
-    const deadline = performance.now() + waitMs;
-    for (let attempt = 1; performance.now() < deadline && !this.o.hasNewerTrigger?.(endpoint.agent); attempt++) {
+    const start = performance.now();
+    for (let attempt = 1; performance.now() - start < waitMs && !this.o.hasNewerTrigger?.(endpoint.agent); attempt++) {
       if (await this.o.acp.health(endpoint, traceId).then(() => true, () => false)) return;
-      await new Promise((r) => setTimeout(r, backoffDelay(attempt, HEALTH_POLL)));
+      const late = performance.now() - start >= HEALTH_POLL_LATE.afterMs;
+      await new Promise((r) => setTimeout(r, late ? HEALTH_POLL_LATE.everyMs : backoffDelay(attempt, HEALTH_POLL)));
     }
   }
 

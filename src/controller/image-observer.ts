@@ -65,7 +65,7 @@ export class ImageObserver {
   }
 
   private async ensureImage(agent: string, image: string, policy: ImagePullPolicy, traceId: string): Promise<ResolvedImage | undefined> {
-    const log = withTrace(this.o.logger, traceId).child({ agent });
+    const log = withTrace(this.o.logger, traceId, { agent });
     const resolved = await this.o.runtime.ensureImage({ agent, image, policy, credentials: this.o.credentials, log });
     if (policy === "Always") {
       this.checkedAt.set(image, this.o.now());

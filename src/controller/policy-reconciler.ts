@@ -91,7 +91,7 @@ export class PolicyReconciler {
   async reconcile(name: string, traceId: string): Promise<ReconcileResult> {
     const snapshot = this.o.desired();
     if (!snapshot) return {};
-    const log = withTrace(this.o.logger, traceId).child({ policy: name });
+    const log = withTrace(this.o.logger, traceId, { policy: name });
     const change = planPolicy(name, desiredPolicyOf(snapshot, name), this.o.policies.get(name));
     const [verdict] = await this.o.gatekeeper.decide({ objectKey: objectKey("ApprovalPolicy", name) }, change ? [change] : [], { revision: snapshot.revision, traceId });
     if (!change || !verdict) return {};

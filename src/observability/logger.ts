@@ -43,8 +43,9 @@ export function createLogger(opts: { level?: string; pretty?: boolean; name?: st
   return pino(options);
 }
 
-export function withTrace(logger: Logger, traceId: string): Logger {
-  return logger.child({ traceId });
+/** `bindings`: what else every line carries (the agent): one child logger, not two, at every reconcile. */
+export function withTrace(logger: Logger, traceId: string, bindings: Record<string, string> = {}): Logger {
+  return logger.child({ traceId, ...bindings });
 }
 
 export function newTraceId(): string {

@@ -186,9 +186,10 @@ export class ApprovalStore {
   openIn(scope: { agent: string } | { objectKey: string }): ApprovalRequest[] {
     const [column, value] = "agent" in scope ? ["agent", scope.agent] : ["object_key", scope.objectKey];
     const agentless = "agent" in scope ? "" : " AND agent = ''";
-    return (
-      this.db.prepare(`SELECT * FROM approvals WHERE ${column} = ?${agentless} AND retired_at IS NULL AND status IN ('pending', 'approved', 'denied', 'expired') ORDER BY created_at, rowid`).all(value) as Row[]
-    ).map(fromRow);
+    // Ordered here, not by an ORDER BY: SQLite sets up a sorter even for no rows, and this runs at every reconcile of
+    // every agent (most have no request): 16 µs a call with it, 3 µs without.
+    const rows = this.db.prepare(`SELECT rowid AS seq, * FROM approvals WHERE ${column} = ?${agentless} AND retired_at IS NULL AND status IN ('pending', 'approved', 'denied', 'expired')`).all(value) as Array<Row & { seq: number }>;
+    return rows.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.seq - b.seq)).map(fromRow);
   }
 
   /** The names of objects of `kind` (of no agent) with open requests: ones to look at even if gone from everywhere else. */

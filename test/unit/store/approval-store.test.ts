@@ -32,6 +32,18 @@ const base = {
 };
 
 describe("approval store (real SQLite file)", () => {
+  test("an agent's open requests come oldest first, those made in the same instant in the order they were made", () => {
+    const s = freshState();
+    const later = new Date(Date.now() + 60_000).toISOString();
+    const t0 = new Date("2026-01-01T00:00:00.000Z");
+    const second = s.approvals.create({ ...base, operation: "update", toDigest: "sha256:b", expiresAt: later }, new Date(t0.getTime() + 1000));
+    const first = s.approvals.create({ ...base, expiresAt: later }, t0);
+    const third = s.approvals.create({ ...base, operation: "update", toDigest: "sha256:c", expiresAt: later }, new Date(t0.getTime() + 1000));
+    assert.deepEqual(s.approvals.openIn({ agent: "newsbot" }).map((r) => r.id), [first.id, second.id, third.id]);
+    assert.deepEqual(s.approvals.openIn({ agent: "other" }), []);
+    s.close();
+  });
+
   test("a quorum of distinct listed approvers decides; duplicates and outsiders do not count", () => {
     const s = freshState();
     const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
