@@ -164,6 +164,9 @@ export class AgentReconciler {
       const verdicts = await this.gate(plan, world, snapshot.revision, traceId);
       outcome = await this.act(world, plan, verdicts, snapshot.revision, traceId, log);
     } catch (error) {
+      // Serve is stopping (runtime.stopWaiting): what this reconcile did is recorded step by step, and the next start
+      // goes on from there. Not a failure to report: no status, no warning, no message in the status room.
+      if (error instanceof RuntimeError && error.code === "interrupted") return {};
       failure = error;
       outcome.error = failureOf(error);
       if (error instanceof RuntimeError && error.code === "engine-unavailable") this.executor.engineLost();

@@ -118,7 +118,7 @@ export class ContainerExecutor {
             // volume: after an engine restart containerd may still hold its old task ("task … already exists"),
             // or its host port may have been taken meanwhile. Retrying the start would fail forever.
             const entry = inventory.get(action.agent);
-            if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || !entry) throw error;
+            if (!(error instanceof RuntimeError) || error.code === "engine-unavailable" || error.code === "interrupted" || !entry) throw error;
             log.warn({ containerId: action.containerId, err: error.message }, `start ${action.agent}: the engine will not start this container; replacing it`);
             const replaced = await this.createContainer(action.agent, entry.spec, action.containerId, true, traceId, () => {}, entry.imageId ?? undefined);
             Object.assign(payload, { replaced: action.containerId, startError: error.message }, replaced);

@@ -189,6 +189,8 @@ export class Controller {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // Reconciles waiting on the engine (a pod to run: up to the start timeout) give up now, not at their timeouts.
+    this.o.runtime.stopWaiting?.();
     this.subscription?.close();
     this.watcher.stop();
     this.probe.stop();

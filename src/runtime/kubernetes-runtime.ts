@@ -181,6 +181,10 @@ export class KubernetesRuntime implements Runtime {
     return new RuntimeError(action, agent, "failed", apiMessage(error), { cause: error });
   }
 
+  stopWaiting(): void {
+    this.owned.waits.stop(() => new RuntimeError("wait", undefined, "interrupted", "Ruriko is stopping"));
+  }
+
   /** A one-item list in the namespace: the cheapest call the Role allows (namespaces themselves are cluster-scoped). */
   async ping(): Promise<boolean> {
     try {

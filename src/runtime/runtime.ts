@@ -246,12 +246,18 @@ export interface Runtime {
   subscribe(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): EventSubscription;
   /** Cheap liveness probe of the engine. */
   ping(): Promise<boolean>;
+  /**
+   * Serve is stopping: every wait on the engine (a pod to run, a pod to go) ends now with RuntimeError
+   * "interrupted", and so does any begun after. Where waits are long (Kubernetes: up to the start timeout) a stop
+   * would otherwise wait for them; what the interrupted reconcile did is recorded, and the next start goes on.
+   */
+  stopWaiting?(): void;
 }
 
 export class RuntimeError extends Error {
   readonly action: string;
   readonly agent: string | undefined;
-  readonly code: "image-missing" | "image-pull-failed" | "engine-unavailable" | "conflict" | "failed";
+  readonly code: "image-missing" | "image-pull-failed" | "engine-unavailable" | "conflict" | "interrupted" | "failed";
   constructor(action: string, agent: string | undefined, code: RuntimeError["code"], message: string, options?: { cause?: unknown }) {
     super(`${action}${agent ? ` ${agent}` : ""}: ${message}`, options);
     this.name = "RuntimeError";

@@ -28,6 +28,9 @@ export class Waits {
   private readonly clock: Clock;
   private readonly rereadMs: number;
   private readonly storeIsLive: () => boolean;
+  /** How each pending wait ends early (stop). */
+  private readonly finishers = new Set<(error: Error) => void>();
+  private stopped: (() => Error) | undefined;
 
   /**
    * `storeIsLive`: the store has listed and a watch keeps it current, so a wait that begins trusts it (a thousand
@@ -47,9 +50,13 @@ export class Waits {
 
   /** How many waits are pending (for tests and metrics). */
   get pending(): number {
-    let n = 0;
-    for (const waits of this.waiting.values()) n += waits.size;
-    return n;
+    return this.finishers.size;
+  }
+
+  /** Ends every pending wait now with `error()`, and every later one at once: the process is stopping. */
+  stop(error: () => Error): void {
+    this.stopped = error;
+    for (const finish of [...this.finishers]) finish(error());
   }
 
   /**
@@ -59,6 +66,7 @@ export class Waits {
    * (worker-slots.ts); one settled at once keeps it.
    */
   until(o: WaitOptions): Promise<void> {
+    if (this.stopped) return Promise.reject(this.stopped());
     if (this.storeIsLive()) {
       const now = o.check();
       if (now.state === "done") return Promise.resolve();
@@ -69,6 +77,7 @@ export class Waits {
 
   private settled(o: WaitOptions): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.stopped) return reject(this.stopped());
       let reason = "";
       let settled = false;
       let cancelReread: (() => void) | undefined;
@@ -76,6 +85,7 @@ export class Waits {
       const finish = (error?: Error) => {
         if (settled) return;
         settled = true;
+        this.finishers.delete(finish);
         cancelTimeout();
         cancelReread?.();
         for (const key of o.keys) {
@@ -104,6 +114,7 @@ export class Waits {
       };
       judge();
       if (settled) return;
+      this.finishers.add(finish);
       for (const key of o.keys) {
         const waits = this.waiting.get(key) ?? new Set();
         waits.add(judge);

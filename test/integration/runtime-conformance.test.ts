@@ -27,7 +27,8 @@ import { approvalsDecide } from "../../src/cli/approvals.ts";
 import { acpAddressOf } from "../../src/controller/agent-network.ts";
 import { adoptEngineState } from "../../src/controller/engine-adoption.ts";
 import { KubernetesRuntime } from "../../src/runtime/kubernetes-runtime.ts";
-import { LABELS, MANAGED_BY } from "../../src/runtime/runtime.ts";
+import type { Logger } from "../../src/observability/logger.ts";
+import { LABELS, MANAGED_BY, type Runtime } from "../../src/runtime/runtime.ts";
 import { openState } from "../../src/store/state.ts";
 import { ensureAgentImage, isAwaitingApproval, isReady, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
@@ -48,7 +49,13 @@ interface Engine {
   /** Why this half cannot run here (skipped, or failed under CI); undefined when it can. */
   unavailable(): string | undefined;
   setup(): Promise<void>;
-  makeRuntime?: Parameters<typeof startTestController>[1];
+  /** `startTimeoutMs`: how long a start may wait for the engine to run the agent (where that is a wait). */
+  makeRuntime?: (instance: string, logger: Logger, o?: { startTimeoutMs?: number }) => Runtime;
+  /**
+   * A memory size no node can give: an agent asking for it is never run, and its start waits for the engine until
+   * its timeout. Where waiting on the engine is long (Kubernetes) and a stopping Ruriko must not wait it out.
+   */
+  unschedulableMemory?: string;
   /** Runs a Node.js script in the agent's Gitai container; its stdout. */
   exec(h: TestController, agentName: string, script: string): Promise<string>;
   /** The agent's process gone behind Ruriko's back: Docker: the container stopped; Kubernetes: the pod deleted. */
@@ -163,7 +170,8 @@ function kubernetesEngine(): Engine {
         currentContext: "ruriko",
       });
     },
-    makeRuntime: (instance, logger) => new KubernetesRuntime({ kubeConfig: ruriko!, namespace, instance, log: logger, startTimeoutMs: 90_000 }),
+    makeRuntime: (instance, logger, o) => new KubernetesRuntime({ kubeConfig: ruriko!, namespace, instance, log: logger, startTimeoutMs: o?.startTimeoutMs ?? 90_000 }),
+    unschedulableMemory: "64Ti",
     portForwardRuntime: (instance) => new KubernetesRuntime({ kubeConfig: ruriko!, namespace, instance, acpAccess: "port-forward", startTimeoutMs: 90_000 }),
     async podsOf(h, agentName) {
       const seen = podsSeen.get(`${await workload(h, agentName)}-0`) ?? new Map<string, number>();
@@ -416,6 +424,31 @@ for (const engine of engines) {
       const text = await engine.dumpAll(h);
       assert.ok(text.includes(h.instance), "the dump is of this instance's objects");
       for (const needle of [CANARY, Buffer.from(CANARY).toString("base64")]) assert.ok(!text.includes(needle), `a secret value in the ${engine.name} objects`);
+    });
+
+    if (engine.unschedulableMemory) test("stopping while an agent waits for the engine to run it ends the wait at once, and reports no failure", async () => {
+      // Its own Ruriko (another instance), whose start would wait 150 s for a pod no node can run.
+      const makeRuntime = engine.makeRuntime!;
+      const waiting = await startTestController({}, (instance, logger) => makeRuntime(instance, logger, { startTimeoutMs: 150_000 }));
+      const tree = writeTree({ "gamma.yaml": `${gosuto("gamma", "be patient")}---\n${agent("gamma").replace("memory: 256Mi", `memory: ${engine.unschedulableMemory}`)}` });
+      try {
+        await waiting.offer(tree);
+        // Its workload is made: the reconcile waits for its pod (or is about to; a wait begun after the stop ends too).
+        await waitFor(async () => (await waiting.runtime.list("gamma")).length === 1, "gamma's workload made", 60_000);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          waiting.controller.stop(),
+          new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("the controller still stopping after 60 s: it waited for the pod")), 60_000))),
+        ]).finally(() => clearTimeout(timer));
+        // Not a failure: no status written by the interrupted reconcile (the next start carries on), no error in it.
+        assert.equal(waiting.state.status.get("gamma")?.lastError ?? null, null);
+        const create = waiting.state.audit.tail(20).find((e) => e.action === "agent.create" && e.target === "Agent/gamma");
+        assert.match(String(create?.payload.error), /Ruriko is stopping/, "the audit log says why the create did not finish");
+        assert.equal((await waiting.runtime.list("gamma"))[0]?.state === "running", false);
+      } finally {
+        await waiting.stop();
+        rmSync(tree, { recursive: true, force: true });
+      }
     });
   });
 }

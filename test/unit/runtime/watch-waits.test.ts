@@ -136,4 +136,23 @@ describe("Waits", () => {
     assert.equal((w.outcome() as Error).message, "ECONNREFUSED");
     assert.equal(w.waits.pending, 0);
   });
+
+  test("stopped (serve stopping): a pending wait ends at once with the error, and so does any begun later; nothing is read again", async () => {
+    const w = setup({ state: "waiting", reason: "Pending" }, true);
+    const done = w.start();
+    await settle();
+    assert.equal(w.waits.pending, 1);
+    w.waits.stop(() => new Error("Ruriko is stopping"));
+    await done;
+    assert.equal((w.outcome() as Error).message, "Ruriko is stopping");
+    assert.equal(w.waits.pending, 0);
+    const later = setup({ state: "waiting", reason: "Pending" }, true);
+    later.waits.stop(() => new Error("Ruriko is stopping"));
+    await later.start();
+    assert.equal((later.outcome() as Error).message, "Ruriko is stopping");
+    // Its timers are cancelled: time passing reads nothing.
+    w.clock.advance(120_000);
+    await settle();
+    assert.equal(w.rereads(), 0);
+  });
 });
