@@ -171,15 +171,17 @@ async function timeDirectWrites(admin: KubeConfig, w: PodWatch, ns: string, name
 }
 
 /**
- * Node's flags as Ruriko runs in a cluster: those of the ruriko container's command in deploy/kubernetes/ruriko.yaml,
- * else (no command there) the image's entry point's.
+ * How Ruriko runs in a cluster, from the ruriko container of deploy/kubernetes/ruriko.yaml: Node's flags (those of
+ * its `command`, else the image's entry point's) and the environment that shapes the process rather than configures
+ * Ruriko (the allocator's MALLOC_ARENA_MAX, say; not RURIKO_*, which the bench gives as options).
  */
-function deployedNodeFlags(): string[] {
-  type Container = { name?: string; command?: string[] };
+function deployedProcess(): { flags: string[]; env: Record<string, string> } {
+  type Container = { name?: string; command?: string[]; env?: Array<{ name: string; value?: string }> };
   const docs = parseAllDocuments(readFileSync(join(ROOT, "deploy/kubernetes/ruriko.yaml"), "utf8")).map((d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Container[] } } } } | null);
   const deployment = docs.find((d) => d?.kind === "Deployment");
-  const command = deployment?.spec?.template?.spec?.containers?.find((c) => c.name === "ruriko")?.command;
-  return command ? command.filter((arg) => arg.startsWith("--")) : ENTRY_POINT_FLAGS;
+  const container = deployment?.spec?.template?.spec?.containers?.find((c) => c.name === "ruriko");
+  const env = Object.fromEntries((container?.env ?? []).filter((e) => e.value !== undefined && !e.name.startsWith("RURIKO_")).map((e) => [e.name, e.value!]));
+  return { flags: container?.command ? container.command.filter((arg) => arg.startsWith("--")) : ENTRY_POINT_FLAGS, env };
 }
 
 interface Serve {
@@ -190,15 +192,15 @@ interface Serve {
 }
 
 /**
- * `ruriko serve` from `entry` (the build's or the sources' CLI) with `flags`, then those of
- * RURIKO_BENCH_SERVE_NODE_OPTIONS (a profiler, say; on the command line, where V8's flags are allowed); returns
- * once it answers /healthz.
+ * `ruriko serve` from `entry` (the build's or the sources' CLI) as deployed (its Node flags, then those of
+ * RURIKO_BENCH_SERVE_NODE_OPTIONS: a profiler, say, on the command line, where V8's flags are allowed; its
+ * environment); returns once it answers /healthz.
  */
-async function startServe(entry: string, nodeFlags: string[], args: string[], stateDir: string): Promise<Serve> {
+async function startServe(entry: string, deployed: { flags: string[]; env: Record<string, string> }, args: string[], stateDir: string): Promise<Serve> {
   const port = await freePort();
   const log = openSync(join(stateDir, "serve.log"), "a");
-  const flags = [...nodeFlags, ...(process.env.RURIKO_BENCH_SERVE_NODE_OPTIONS ?? "").split(/\s+/).filter(Boolean)];
-  const child = spawn(process.execPath, [...flags, entry, "serve", "--state-dir", stateDir, "--http", `127.0.0.1:${port}`, ...args], { stdio: ["ignore", log, log] });
+  const flags = [...deployed.flags, ...(process.env.RURIKO_BENCH_SERVE_NODE_OPTIONS ?? "").split(/\s+/).filter(Boolean)];
+  const child = spawn(process.execPath, [...flags, entry, "serve", "--state-dir", stateDir, "--http", `127.0.0.1:${port}`, ...args], { stdio: ["ignore", log, log], env: { ...process.env, ...deployed.env } });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null) child.kill(signal);
@@ -250,7 +252,7 @@ export async function benchKubernetesScale() {
   const work = mkdtempSync(join(tmpdir(), "ruriko-bench-kube-"));
   const names = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(4, "0")}`);
   const nodes = Array.from({ length: KWOK_NODES }, (_, i) => `kwok-${i}`);
-  const nodeFlags = deployedNodeFlags();
+  const deployed = deployedProcess();
   let built: string | undefined;
   let serve: Serve | undefined;
   let watch: Awaited<ReturnType<typeof podWatch>> | undefined;
@@ -301,7 +303,7 @@ export async function benchKubernetesScale() {
     const t0 = performance.now();
     serve = await startServe(
       entry,
-      nodeFlags,
+      deployed,
       ["--runtime", "kubernetes", "--kubeconfig", kubeconfig, "--kube-namespace", ns, "--kube-storage-class", STORAGE_CLASS, "--manifests", manifests, "--concurrency", String(CONCURRENCY), "--log-level", "warn"],
       join(work, "state"),
     );
@@ -332,7 +334,8 @@ export async function benchKubernetesScale() {
     return {
       agents: AGENTS,
       serve: SERVE_FROM,
-      nodeFlags,
+      nodeFlags: deployed.flags,
+      env: deployed.env,
       kwokNodes: KWOK_NODES,
       concurrency: CONCURRENCY,
       direct,
@@ -355,7 +358,7 @@ export async function benchKubernetesScale() {
 }
 
 export function printKubernetesScale(r: Awaited<ReturnType<typeof benchKubernetesScale>>): void {
-  console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}, serve ${r.serve === "built" ? "built" : "from the sources"}, node ${r.nodeFlags.join(" ")}:`);
+  console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}, serve ${r.serve === "built" ? "built" : "from the sources"}, node ${r.nodeFlags.join(" ")}${Object.entries(r.env).map(([k, v]) => ` ${k}=${v}`).join("")}:`);
   const curve = (m: { tenthMs: number; halfMs: number; ms: number }) => `a tenth ${(m.tenthMs / 1000).toFixed(1)} s, half ${(m.halfMs / 1000).toFixed(1)} s, all ${(m.ms / 1000).toFixed(1)} s`;
   console.log(`  baseline, the same objects written straight to the API server (${r.concurrency} at a time): pods Running: ${curve(r.direct.create)}; image patched, rolled: ${curve(r.direct.roll)}`);
   console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s (${r.createToRunning.vsDirect}× the baseline; ${curve(r.createToRunning)}), ${r.createToRunning.apiCallsPerAgent} API calls and ${r.createToRunning.reconcilesPerAgent} reconciles per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
