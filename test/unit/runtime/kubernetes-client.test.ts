@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { AppsV1Api, CoreV1Api, KubeConfig, untrimmed } from "../../../src/runtime/kubernetes-client.ts";
 import { lazyModels, trimIndex, trimObjectParamApi, trimObservableApi } from "../../../src/runtime/kubernetes-client-trim.ts";
+import { loopbackKubeConfigOptions } from "../../helpers/kube-loopback.ts";
 
 const GEN = join(dirname(createRequire(import.meta.url).resolve("@kubernetes/client-node")), "gen");
 const read = (file: string) => readFileSync(join(GEN, file), "utf8");
@@ -69,12 +70,7 @@ test("loaded trimmed, the kept groups' calls work and their answers are the clie
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   try {
     const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
-      users: [{ name: "u", token: "t" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
+    kc.loadFromOptions(loopbackKubeConfigOptions((server.address() as { port: number }).port, "t"));
     const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name: "p", namespace: "ns" });
     const sts = await kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: "p", namespace: "ns" });
     assert.deepEqual(paths, ["GET /api/v1/namespaces/ns/pods/p", "GET /apis/apps/v1/namespaces/ns/statefulsets/p"]);

@@ -4,6 +4,7 @@ import { createServer } from "node:http";
 import { test } from "node:test";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { sharedConnections } from "../../../src/runtime/kubernetes-connections.ts";
+import { loopbackKubeConfigOptions } from "../../helpers/kube-loopback.ts";
 
 test("sequential calls reuse the pool's connections (the client alone opens one per call), each with the user's token", async () => {
   let connections = 0;
@@ -17,13 +18,7 @@ test("sequential calls reuse the pool's connections (the client alone opens one 
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   try {
     const kc = new KubeConfig();
-    // skipTLSVerify: plain HTTP on loopback, with a TLS setting, so the client makes a dispatcher per request.
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
-      users: [{ name: "u", token: "t0k" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
+    kc.loadFromOptions(loopbackKubeConfigOptions((server.address() as { port: number }).port, "t0k"));
     const core = sharedConnections(kc).makeApiClient(CoreV1Api);
     for (let i = 0; i < 10; i++) await core.listNamespacedPod({ namespace: "ns" });
     assert.equal(authorizations.length, 10);

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { AppsV1Api, CoreV1Api, KubeConfig, Watch } from "@kubernetes/client-node";
 import { sharedConnections } from "../../../src/runtime/kubernetes-connections.ts";
 import { countedRequests, requestKindOf, type ApiRequestKind } from "../../../src/runtime/kubernetes-requests.ts";
+import { loopbackKubeConfigOptions } from "../../helpers/kube-loopback.ts";
 
 const S = "https://127.0.0.1:6443";
 
@@ -46,12 +47,7 @@ test("the client's calls and watches are each counted once, and still reach the 
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   try {
     const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
-      users: [{ name: "u", token: "t0k" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
+    kc.loadFromOptions(loopbackKubeConfigOptions((server.address() as { port: number }).port, "t0k"));
     const counted: ApiRequestKind[] = [];
     const config = sharedConnections(countedRequests(kc, (kind) => counted.push(kind)));
     await config.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: "ns" });
