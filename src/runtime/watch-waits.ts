@@ -77,7 +77,6 @@ export class Waits {
 
   private settled(o: WaitOptions): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (this.stopped) return reject(this.stopped());
       let reason = "";
       let settled = false;
       let cancelReread: (() => void) | undefined;
