@@ -11,6 +11,10 @@ describe("ACP client transport", () => {
   before(async () => {
     server = createServer((req, res) => {
       if (req.url === "/status" && req.headers.authorization === "Bearer silent") return; // never answers
+      if (req.url === "/status" && req.headers.authorization === "Bearer stalls") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.write('{"half": '); // begins its answer, never ends it
+      }
       if (req.url === "/status" && req.headers.authorization === "Bearer huge") {
         res.writeHead(200, { "content-type": "application/json" });
         const chunk = Buffer.alloc(1 << 20, 0x20);
@@ -37,6 +41,9 @@ describe("ACP client transport", () => {
     const client = new AcpClient({ timeoutMs: 200, retries: 0 });
     const silent = await codeOf(client.status({ agent: "a", baseUrl: base, token: "silent" }, "t"));
     assert.equal(silent.code, "timeout");
+    // The time limit is the whole exchange's, not the wait for the first byte.
+    const stalls = await codeOf(client.status({ agent: "a", baseUrl: base, token: "stalls" }, "t"));
+    assert.equal(stalls.code, "timeout");
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const port = (closed.address() as AddressInfo).port;
