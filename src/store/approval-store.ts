@@ -172,11 +172,11 @@ export class ApprovalStore {
 
   /** Requests for exactly this change that the plan has not left behind (not retired), newest first. */
   forChange(change: ChangeBinding): ApprovalRequest[] {
-    return (
-      this.db
-        .prepare("SELECT * FROM approvals WHERE agent = ? AND object_key = ? AND operation = ? AND from_digest = ? AND to_digest = ? AND retired_at IS NULL ORDER BY created_at DESC, rowid DESC")
-        .all(change.agent, change.objectKey, change.operation, change.fromDigest, change.toDigest) as Row[]
-    ).map(fromRow);
+    // Ordered here, as openIn's: the gate asks this of every planned change at every reconcile, mostly of none.
+    const rows = this.db
+      .prepare("SELECT rowid AS seq, * FROM approvals WHERE agent = ? AND object_key = ? AND operation = ? AND from_digest = ? AND to_digest = ? AND retired_at IS NULL")
+      .all(change.agent, change.objectKey, change.operation, change.fromDigest, change.toDigest) as Array<Row & { seq: number }>;
+    return rows.sort((a, b) => (a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : b.seq - a.seq)).map(fromRow);
   }
 
   /**
@@ -297,6 +297,8 @@ export class ApprovalStore {
    * applied; denied and expired ones stop blocking. Compare-and-set; returns the live requests that moved.
    */
   retire(ids: readonly string[], reason: string, now = new Date()): ApprovalRequest[] {
+    // Most reconciles retire nothing: no write transaction (and no wait for the write lock) for them.
+    if (ids.length === 0) return [];
     return this.db.transaction(() => {
       const moved: ApprovalRequest[] = [];
       const at = now.toISOString();

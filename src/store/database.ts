@@ -75,22 +75,32 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
   return readonly ? db : immediateTransactions(db);
 }
 
+type TransactionOf = Db["transaction"];
+
 /**
- * Every transaction begins IMMEDIATE: it takes the write lock at its start, waiting its turn (busy_timeout). A
+ * `db.transaction(fn)` beginning IMMEDIATE: it takes the write lock at its start, waiting its turn (busy_timeout). A
  * deferred one that read first and wrote after fails at once with SQLITE_BUSY when another process wrote in
  * between (waiting cannot help a snapshot that went stale): `ruriko secret set` failed so while serve was creating
- * agents. (guarded() does the same for serve.)
+ * agents. One better-sqlite3 transaction function per connection runs every body: making one per call (four
+ * wrappers and their properties, for a function the stores call once) was serve's largest SQLite garbage while it
+ * created a fleet. `watch` sees every error, COMMIT's too.
  */
+function immediateTransactionsOf(db: Db, watch: <T>(fn: () => T) => T = (fn) => fn()): TransactionOf {
+  const runner = db.transaction((body: () => unknown) => body());
+  return ((fn: (...args: unknown[]) => unknown) => {
+    const inMode = (mode: "deferred" | "immediate" | "exclusive") => (...args: unknown[]) => watch(() => runner[mode](() => fn(...args)));
+    const immediate = inMode("immediate");
+    return Object.assign(immediate, { deferred: inMode("deferred"), immediate, exclusive: inMode("exclusive") });
+  }) as unknown as TransactionOf;
+}
+
+/** A CLI's connection: its transactions begin IMMEDIATE. (guarded() does the same for serve.) */
 function immediateTransactions(db: Db): Db {
+  const transaction = immediateTransactionsOf(db);
   return new Proxy(db, {
     get(target, prop) {
+      if (prop === "transaction") return transaction;
       const value = Reflect.get(target, prop, target) as unknown;
-      if (prop === "transaction") {
-        return (fn: (...args: unknown[]) => unknown) => {
-          const tx = target.transaction(fn);
-          return Object.assign((...args: unknown[]) => tx.immediate(...args), { deferred: tx.deferred, immediate: tx.immediate, exclusive: tx.exclusive });
-        };
-      }
       return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
@@ -183,12 +193,7 @@ function guarded(db: Db, health: StorageHealth): Db {
     });
     return proxy;
   };
-  const transaction = (tx: (...args: unknown[]) => unknown) => {
-    const wrap = (fn: (...args: unknown[]) => unknown) => (...args: unknown[]) => watch(() => fn(...args));
-    const wrapped = wrap((tx as unknown as Record<string, (...args: unknown[]) => unknown>).immediate!) as ReturnType<Db["transaction"]>;
-    for (const mode of ["deferred", "immediate", "exclusive"] as const) Object.defineProperty(wrapped, mode, { value: wrap((tx as unknown as Record<string, (...args: unknown[]) => unknown>)[mode]!) });
-    return wrapped;
-  };
+  const transaction = immediateTransactionsOf(db, watch);
   return new Proxy(db, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target) as unknown;
@@ -204,7 +209,7 @@ function guarded(db: Db, health: StorageHealth): Db {
           return prepared;
         };
       }
-      if (prop === "transaction") return (fn: (...args: unknown[]) => unknown) => transaction(method.call(target, fn) as (...args: unknown[]) => unknown);
+      if (prop === "transaction") return transaction;
       // A backup's failure may be its target's (another disk), not this database's.
       if (prop === "backup") return method.bind(target);
       return (...args: unknown[]) => watch(() => method.apply(target, args));

@@ -44,6 +44,24 @@ describe("approval store (real SQLite file)", () => {
     s.close();
   });
 
+  test("a change's requests come newest first, those made in the same instant the last made first", () => {
+    const s = freshState();
+    const later = new Date(Date.now() + 60_000).toISOString();
+    const t0 = new Date("2026-01-01T00:00:00.000Z");
+    const change = { ...base, operation: "update", toDigest: "sha256:b" };
+    // One live request per change at a time: the earlier ones were denied, and still bind it.
+    const deny = (id: string) => s.approvals.vote(id, { approver: "@bob:localhost", decision: "deny", source: "m" });
+    const middle = s.approvals.create({ ...change, expiresAt: later }, new Date(t0.getTime() + 1000));
+    deny(middle.id);
+    const oldest = s.approvals.create({ ...change, expiresAt: later }, t0);
+    deny(oldest.id);
+    const newest = s.approvals.create({ ...change, expiresAt: later }, new Date(t0.getTime() + 1000));
+    s.approvals.create({ ...base, expiresAt: later }, new Date(t0.getTime() + 2000));
+    const binding = { agent: change.agent, objectKey: change.objectKey, operation: change.operation, fromDigest: change.fromDigest, toDigest: change.toDigest };
+    assert.deepEqual(s.approvals.forChange(binding).map((r) => r.id), [newest.id, middle.id, oldest.id]);
+    s.close();
+  });
+
   test("a quorum of distinct listed approvers decides; duplicates and outsiders do not count", () => {
     const s = freshState();
     const r = s.approvals.create({ ...base, expiresAt: new Date(Date.now() + 60_000).toISOString() });
