@@ -21,7 +21,7 @@
  * volumes are bound to the real node). All of it removed afterwards.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -126,6 +126,37 @@ export async function podWatch(admin: KubeConfig, namespace: string) {
 type PodWatch = Awaited<ReturnType<typeof podWatch>>;
 
 /**
+ * When each StatefulSet of a namespace was first seen (performance.now()): how fast the writer (Ruriko, or the
+ * baseline's direct writes) got the workloads to the cluster, apart from how fast the cluster ran their pods.
+ */
+async function workloadsSeen(admin: KubeConfig, namespace: string) {
+  const seen = new Map<string, number>();
+  let closed = false;
+  let req: AbortController | undefined;
+  const watch = async (): Promise<void> => {
+    req = await new Watch(admin).watch(`/apis/apps/v1/namespaces/${namespace}/statefulsets`, {}, (phase: string, sts: { metadata?: { name?: string } }) => {
+      const name = sts.metadata?.name;
+      if (phase === "ADDED" && name && !seen.has(name)) seen.set(name, performance.now());
+    }, () => {
+      if (!closed) void watch();
+    });
+  };
+  await watch();
+  return {
+    /** When a tenth, half and all of `count` had been seen, in ms after `t0`. */
+    marks(count: number, t0: number): { tenthMs: number; halfMs: number; ms: number } {
+      const times = [...seen.values()].sort((a, b) => a - b);
+      const at = (n: number) => Math.round((times[Math.ceil(n) - 1] ?? NaN) - t0);
+      return { tenthMs: at(count / 10), halfMs: at(count / 2), ms: at(count) };
+    },
+    close: () => {
+      closed = true;
+      req?.abort();
+    },
+  };
+}
+
+/**
  * Until `count` pods run `image`; returns when (ms after `t0`) a tenth, half and all of them first did: the shape of
  * the curve tells a writer that holds pods back (a straight line) from a cluster that is slow to start them.
  */
@@ -152,6 +183,8 @@ async function timeDirectWrites(admin: KubeConfig, w: PodWatch, ns: string, name
   const instance = "bench-direct";
   const queue = new PQueue({ concurrency: CONCURRENCY });
   const spec = (agent: string, image: string) => ({ agent, image, env: {}, memoryBytes: 128 * 1024 * 1024, pidsLimit: 256, specDigest: "bench", revision: "bench" });
+  const workloads = await workloadsSeen(admin, ns);
+  const cpu0 = clusterCpu();
   const t0 = performance.now();
   await queue.addAll(names.map((agent) => async () => {
     const sts = statefulSetFor(spec(agent, TEST_AGENT_IMAGE), { instance, storageClass: STORAGE_CLASS, dataVolumeSize: "1Gi" });
@@ -159,7 +192,8 @@ async function timeDirectWrites(admin: KubeConfig, w: PodWatch, ns: string, name
     await core.createNamespacedSecret({ namespace: ns, body: handoverSecretFor(instance, agent, { "acp-token": Buffer.from("bench-token") }) });
     await apps.createNamespacedStatefulSet({ namespace: ns, body: sts });
   }));
-  const create = await untilRunning(w, TEST_AGENT_IMAGE, names.length, t0, `${names.length} pods Running (direct writes)`);
+  const create = { ...(await untilRunning(w, TEST_AGENT_IMAGE, names.length, t0, `${names.length} pods Running (direct writes)`)), created: workloads.marks(names.length, t0), clusterCpuS: cpuSince(cpu0) };
+  workloads.close();
   const t1 = performance.now();
   await queue.addAll(names.map((agent) => async () => {
     const name = workloadName(instance, agent);
@@ -215,6 +249,26 @@ async function startServe(entry: string, deployed: { flags: string[]; env: Recor
   return { child, port, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
 }
 
+/**
+ * CPU seconds (user + system) so far of the cluster's own processes on this machine, by binary: the API server,
+ * etcd, the controller manager, the scheduler, the kubelet, kwok. What each part of a run costs the cluster tells
+ * the work a writer makes for it from the CPU that writer takes away from it on these shared cores.
+ */
+function clusterCpu(): Map<string, number> {
+  const byBinary = new Map<string, number>();
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!;
+      if (!argv0.startsWith(CACHE) || !/\/(kube-apiserver|etcd|kube-controller-manager|kube-scheduler|kubelet|kwok)$/.test(argv0)) continue;
+      const name = argv0.slice(argv0.lastIndexOf("/") + 1);
+      byBinary.set(name, (byBinary.get(name) ?? 0) + cpuSeconds(Number(pid)));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return byBinary;
+}
+
 const peakRssMiB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 /** User and system CPU time of the process so far, in seconds (clock ticks of /proc/<pid>/stat, 100 a second). */
 const cpuSeconds = (pid: number) => {
@@ -222,6 +276,11 @@ const cpuSeconds = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+/** The cluster's CPU seconds since `before`, by binary, and in all. */
+const cpuSince = (before: Map<string, number>) => {
+  const spent = Object.fromEntries([...clusterCpu()].map(([k, v]) => [k, Math.round((v - (before.get(k) ?? 0)) * 10) / 10] as const).sort((a, b) => b[1] - a[1]));
+  return { ...spent, all: Math.round(Object.values(spent).reduce((a, b) => a + b, 0) * 10) / 10 };
+};
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /**
@@ -300,6 +359,8 @@ export async function benchKubernetesScale() {
 
     // --- 1,000 agents: empty namespace → every pod Running -----------------------------------------------------
     const w = watch;
+    const workloads = await workloadsSeen(admin, ns);
+    const cpu0 = clusterCpu();
     const t0 = performance.now();
     serve = await startServe(
       entry,
@@ -312,6 +373,9 @@ export async function benchKubernetesScale() {
     const sampler = setInterval(() => { try { peak = Math.max(peak, peakRssMiB(pid)); } catch { /* exited */ } }, 500);
     const create = await untilRunning(w, TEST_AGENT_IMAGE, AGENTS, t0, `${AGENTS} pods Running`);
     const createMs = create.ms;
+    const created = workloads.marks(AGENTS, t0);
+    const createClusterCpu = cpuSince(cpu0);
+    workloads.close();
     const createCounts = await serveCounts(serve);
     const createPeak = Math.max(peak, peakRssMiB(pid));
     const createCpu = cpuSeconds(pid);
@@ -339,7 +403,7 @@ export async function benchKubernetesScale() {
       kwokNodes: KWOK_NODES,
       concurrency: CONCURRENCY,
       direct,
-      createToRunning: { ms: Math.round(createMs), tenthMs: create.tenthMs, halfMs: create.halfMs, vsDirect: Math.round((createMs / direct.create.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(createCounts.requests) / AGENTS) * 100) / 100, byKind: perAgent(createCounts.requests), reconcilesPerAgent: Math.round((createCounts.reconciles / AGENTS) * 10) / 10, peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
+      createToRunning: { ms: Math.round(createMs), tenthMs: create.tenthMs, halfMs: create.halfMs, created, clusterCpuS: createClusterCpu, vsDirect: Math.round((createMs / direct.create.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(createCounts.requests) / AGENTS) * 100) / 100, byKind: perAgent(createCounts.requests), reconcilesPerAgent: Math.round((createCounts.reconciles / AGENTS) * 10) / 10, peakRssMiB: Math.round(createPeak), rssAfterMiB: Math.round(settledRss), serveCpuS: Math.round(createCpu * 10) / 10 },
       imageRoll: { ms: Math.round(rollMs), tenthMs: roll.tenthMs, halfMs: roll.halfMs, vsDirect: Math.round((rollMs / direct.roll.ms) * 100) / 100, apiCallsPerAgent: Math.round((sum(rollCalls) / AGENTS) * 100) / 100, byKind: perAgent(rollCalls), reconcilesPerAgent: Math.round(((rollCounts.reconciles - createCounts.reconciles) / AGENTS) * 10) / 10, peakRssMiB: Math.round(rollPeak), serveCpuS: Math.round(rollCpu * 10) / 10 },
       target: { runningMs: 60_000, rssMiB: 200, met: createMs <= 60_000 && rollPeak <= 200 },
     };
@@ -360,9 +424,9 @@ export async function benchKubernetesScale() {
 export function printKubernetesScale(r: Awaited<ReturnType<typeof benchKubernetesScale>>): void {
   console.log(`kubernetes (kwok, ${r.kwokNodes} fake nodes), ${r.agents} agents, --concurrency ${r.concurrency}, serve ${r.serve === "built" ? "built" : "from the sources"}, node ${r.nodeFlags.join(" ")}${Object.entries(r.env).map(([k, v]) => ` ${k}=${v}`).join("")}:`);
   const curve = (m: { tenthMs: number; halfMs: number; ms: number }) => `a tenth ${(m.tenthMs / 1000).toFixed(1)} s, half ${(m.halfMs / 1000).toFixed(1)} s, all ${(m.ms / 1000).toFixed(1)} s`;
-  console.log(`  baseline, the same objects written straight to the API server (${r.concurrency} at a time): pods Running: ${curve(r.direct.create)}; image patched, rolled: ${curve(r.direct.roll)}`);
+  console.log(`  baseline, the same objects written straight to the API server (${r.concurrency} at a time): StatefulSets created: ${curve(r.direct.create.created)}; pods Running: ${curve(r.direct.create)} (the cluster's CPU ${r.direct.create.clusterCpuS.all} s); image patched, rolled: ${curve(r.direct.roll)}`);
   console.log(`  empty namespace → every StatefulSet created and its pod Running: ${(r.createToRunning.ms / 1000).toFixed(1)} s (${r.createToRunning.vsDirect}× the baseline; ${curve(r.createToRunning)}), ${r.createToRunning.apiCallsPerAgent} API calls and ${r.createToRunning.reconcilesPerAgent} reconciles per agent, Ruriko peak RSS ${r.createToRunning.peakRssMiB} MiB (${r.createToRunning.rssAfterMiB} MiB after), serve's CPU ${r.createToRunning.serveCpuS} s`);
-  console.log(`    calls per agent: ${JSON.stringify(r.createToRunning.byKind)}`);
+  console.log(`    StatefulSets created: ${curve(r.createToRunning.created)}; the cluster's CPU ${r.createToRunning.clusterCpuS.all} s (${JSON.stringify(r.createToRunning.clusterCpuS)}, baseline ${JSON.stringify(r.direct.create.clusterCpuS)}); calls per agent: ${JSON.stringify(r.createToRunning.byKind)}`);
   console.log(`  image change rolled to all: ${(r.imageRoll.ms / 1000).toFixed(1)} s (${r.imageRoll.vsDirect}× the baseline; ${curve(r.imageRoll)}), ${r.imageRoll.apiCallsPerAgent} API calls and ${r.imageRoll.reconcilesPerAgent} reconciles per agent, peak RSS ${r.imageRoll.peakRssMiB} MiB, serve's CPU ${r.imageRoll.serveCpuS} s`);
   console.log(`    calls per agent: ${JSON.stringify(r.imageRoll.byKind)}`);
   console.log(`  target ≤ 60 s and ≤ 200 MiB: ${r.target.met ? "met" : "NOT met"}`);
