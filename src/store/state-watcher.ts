@@ -16,8 +16,8 @@ export interface StateWatcherOptions {
   fallbackMs?: number;
 }
 
-/** How long file events are gathered into one look at the feed: a CLI vote is heard this much later at most. */
-const FILE_EVENT_BATCH_MS = 50;
+/** How long file events are gathered into one look at the feed: a decision is heard this much later at most. */
+const FILE_EVENT_BATCH_MS = 20;
 
 /** Changes older than this are forgotten (at start, then daily). */
 const FEED_KEPT_MS = 7 * 24 * 3600_000;
@@ -74,8 +74,8 @@ export class StateWatcher {
 
   /**
    * File events within FILE_EVENT_BATCH_MS become one look: one commit touches the WAL several times, and serve's
-   * own commits (hundreds a second while it creates a fleet; it hears its own changes through check()) wake the
-   * watch as much as another process's. Looking once per event was ~3 % of serve's CPU creating 1,000 agents.
+   * own commits (hundreds a second while it creates a fleet, nearly all of them none of the feed's) wake the watch
+   * as much as another process's. Looking once per event was ~2 % of serve's CPU creating 1,000 agents.
    */
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
