@@ -4,7 +4,9 @@
  *  - 1,000 agents from an empty namespace to every StatefulSet created and its pod reported Running by the
  *    cluster, then an image change rolled to all 1,000 (every pod Running on the new image): times, API calls
  *    per agent (as serve counts them on /metrics, ruriko_kubernetes_requests_total: nothing stands between Ruriko
- *    and the API server to count them), reconciles per agent, Ruriko's peak RSS (VmHWM of its process).
+ *    and the API server to count them), reconciles per agent, Ruriko's peak RSS (VmHWM of its process). Also when
+ *    a tenth, half and all of the StatefulSets existed (how fast the writer wrote, apart from how fast the cluster
+ *    ran the pods) and the CPU the cluster's own processes spent in each create (the work a writer makes for it).
  *    kwok's pods never run a process, so the ACP steps (Ready) cannot complete there: what is measured is what
  *    the cluster reports.
  *  - The baseline, in the same run before Ruriko's part: the same objects written straight to the API server at
@@ -15,10 +17,11 @@
  * build (what the image holds), with the Node flags of the container's command in deploy/kubernetes/ruriko.yaml.
  * RURIKO_BENCH_KUBE_SERVE=source runs it from the sources instead (`npm start`: Node strips the types of every
  * module it loads, ~30 MiB more). Serve's CPU time (user + system) is reported beside its memory.
- * Setup (outside every measurement): earlier runs' namespaces gone (deleting one is minutes of the cluster's work),
- * kwok nodes (10 × 200 pods), the real node cordoned during the kwok part (so every pod lands on a kwok node), and
- * 1,000 static PersistentVolumes of a class of their own (kwok pods mount nothing, and the local provisioner's
- * volumes are bound to the real node). All of it removed afterwards.
+ * Setup (outside every measurement): the test cluster stopped and started again (FRESH_CLUSTER), or else earlier
+ * runs' namespaces gone (deleting one is minutes of the cluster's work); kwok nodes (10 × 200 pods), the real node
+ * cordoned during the kwok part (so every pod lands on a kwok node), and 1,000 static PersistentVolumes of a class
+ * of their own (kwok pods mount nothing, and the local provisioner's volumes are bound to the real node). All of it
+ * removed afterwards.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -298,13 +301,22 @@ async function untilNamespacesGone(kubeconfig: string, prefix = "ruriko-bench-")
   }
 }
 
-export async function cluster(): Promise<string> {
+/** The test cluster's kubeconfig: started, or the running one. `fresh`: stopped first (its state goes with it). */
+export async function cluster(o: { fresh?: boolean } = {}): Promise<string> {
+  if (o.fresh) await run("bash", [join(ROOT, "scripts/kubernetes/stop.sh")], { maxBuffer: 1 << 20 });
   const { stdout } = await run("bash", [join(ROOT, "scripts/kubernetes/start.sh")], { maxBuffer: 1 << 20 });
   return stdout.trim();
 }
 
+/**
+ * Each run on a cluster started for it: the test cluster's API server grows run after run (1.9 GB of RSS after 7
+ * runs, 2.7 GB after 10, when a baseline stalled), and the runs slowed with it, both parts. RURIKO_BENCH_KUBE_REUSE=1
+ * keeps a running one (faster to iterate; figures then drift).
+ */
+const FRESH_CLUSTER = process.env.RURIKO_BENCH_KUBE_REUSE !== "1";
+
 export async function benchKubernetesScale() {
-  const kubeconfig = await cluster();
+  const kubeconfig = await cluster({ fresh: FRESH_CLUSTER });
   const admin = new KubeConfig();
   admin.loadFromFile(kubeconfig);
   const ns = `ruriko-bench-${Date.now().toString(36)}`;
