@@ -84,25 +84,36 @@ async function serveCounts(serve: Serve): Promise<{ requests: Map<string, number
 const since = (after: Map<string, number>, before: Map<string, number>) => new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
 
 /**
- * Pods of a namespace by name, from a watch: phase, image, owner. The client ends a watch quiet for 30 s (pods
- * waiting on their volumes can be): it is started again, and its first events are every pod as it is then.
+ * A watch of `path` that is started again whenever it ends until closed: the client ends a watch quiet for 30 s
+ * (pods waiting on their volumes can be), and a new one's first events are every object as it is then.
  */
-export async function podWatch(admin: KubeConfig, namespace: string) {
-  const pods = new Map<string, { phase: string; image: string; ready: boolean }>();
-  let listeners: Array<() => void> = [];
+async function lastingWatch<T>(admin: KubeConfig, path: string, onEvent: (phase: string, object: T) => void): Promise<{ close(): void }> {
   let closed = false;
   let req: AbortController | undefined;
   const watch = async (): Promise<void> => {
-    req = await new Watch(admin).watch(`/api/v1/namespaces/${namespace}/pods`, {}, (phase: string, pod: V1Pod) => {
-      const name = pod.metadata!.name!;
-      if (phase === "DELETED") pods.delete(name);
-      else pods.set(name, { phase: pod.status?.phase ?? "", image: pod.spec?.containers.find((c) => c.name === "gitai")?.image ?? "", ready: !!pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") });
-      for (const l of listeners) l();
-    }, () => {
+    req = await new Watch(admin).watch(path, {}, onEvent, () => {
       if (!closed) void watch();
     });
   };
   await watch();
+  return {
+    close: () => {
+      closed = true;
+      req?.abort();
+    },
+  };
+}
+
+/** Pods of a namespace by name, from a lasting watch: phase, image, Ready. */
+export async function podWatch(admin: KubeConfig, namespace: string) {
+  const pods = new Map<string, { phase: string; image: string; ready: boolean }>();
+  let listeners: Array<() => void> = [];
+  const watch = await lastingWatch<V1Pod>(admin, `/api/v1/namespaces/${namespace}/pods`, (phase, pod) => {
+    const name = pod.metadata!.name!;
+    if (phase === "DELETED") pods.delete(name);
+    else pods.set(name, { phase: pod.status?.phase ?? "", image: pod.spec?.containers.find((c) => c.name === "gitai")?.image ?? "", ready: !!pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") });
+    for (const l of listeners) l();
+  });
   return {
     pods,
     /** Resolves when `check` holds over the pods (checked at every event). */
@@ -119,10 +130,7 @@ export async function podWatch(admin: KubeConfig, namespace: string) {
         listeners.push(listener);
       });
     },
-    close: () => {
-      closed = true;
-      req?.abort();
-    },
+    close: () => watch.close(),
   };
 }
 
@@ -134,17 +142,10 @@ type PodWatch = Awaited<ReturnType<typeof podWatch>>;
  */
 async function workloadsSeen(admin: KubeConfig, namespace: string) {
   const seen = new Map<string, number>();
-  let closed = false;
-  let req: AbortController | undefined;
-  const watch = async (): Promise<void> => {
-    req = await new Watch(admin).watch(`/apis/apps/v1/namespaces/${namespace}/statefulsets`, {}, (phase: string, sts: { metadata?: { name?: string } }) => {
-      const name = sts.metadata?.name;
-      if (phase === "ADDED" && name && !seen.has(name)) seen.set(name, performance.now());
-    }, () => {
-      if (!closed) void watch();
-    });
-  };
-  await watch();
+  const watch = await lastingWatch<{ metadata?: { name?: string } }>(admin, `/apis/apps/v1/namespaces/${namespace}/statefulsets`, (phase, sts) => {
+    const name = sts.metadata?.name;
+    if (phase === "ADDED" && name && !seen.has(name)) seen.set(name, performance.now());
+  });
   return {
     /** When a tenth, half and all of `count` had been seen, in ms after `t0`. */
     marks(count: number, t0: number): { tenthMs: number; halfMs: number; ms: number } {
@@ -152,10 +153,7 @@ async function workloadsSeen(admin: KubeConfig, namespace: string) {
       const at = (n: number) => Math.round((times[Math.ceil(n) - 1] ?? NaN) - t0);
       return { tenthMs: at(count / 10), halfMs: at(count / 2), ms: at(count) };
     },
-    close: () => {
-      closed = true;
-      req?.abort();
-    },
+    close: () => watch.close(),
   };
 }
 

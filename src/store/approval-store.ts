@@ -135,6 +135,9 @@ const LIVE = "('pending', 'approved')";
  * Approval requests and their votes. Every state change is a compare-and-set on `status = 'pending'`
  * inside a transaction, so the first decision wins and later votes change nothing.
  */
+/** Oldest first; requests made in the same instant in the order they were made (rowid). Sorted in JS, not by SQLite. */
+const inCreationOrder = (a: { created_at: string; seq: number }, b: { created_at: string; seq: number }) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.seq - b.seq);
+
 export class ApprovalStore {
   private readonly db: Db;
   constructor(db: Db) {
@@ -176,7 +179,7 @@ export class ApprovalStore {
     const rows = this.db
       .prepare("SELECT rowid AS seq, * FROM approvals WHERE agent = ? AND object_key = ? AND operation = ? AND from_digest = ? AND to_digest = ? AND retired_at IS NULL")
       .all(change.agent, change.objectKey, change.operation, change.fromDigest, change.toDigest) as Array<Row & { seq: number }>;
-    return rows.sort((a, b) => (a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : b.seq - a.seq)).map(fromRow);
+    return rows.sort(inCreationOrder).reverse().map(fromRow);
   }
 
   /**
@@ -189,7 +192,7 @@ export class ApprovalStore {
     // Ordered here, not by an ORDER BY: SQLite sets up a sorter even for no rows, and this runs at every reconcile of
     // every agent (most have no request): 16 µs a call with it, 3 µs without.
     const rows = this.db.prepare(`SELECT rowid AS seq, * FROM approvals WHERE ${column} = ?${agentless} AND retired_at IS NULL AND status IN ('pending', 'approved', 'denied', 'expired')`).all(value) as Array<Row & { seq: number }>;
-    return rows.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.seq - b.seq)).map(fromRow);
+    return rows.sort(inCreationOrder).map(fromRow);
   }
 
   /** The names of objects of `kind` (of no agent) with open requests: ones to look at even if gone from everywhere else. */
