@@ -45,13 +45,14 @@ async function waitHealthy(docker: Docker, containerId: string): Promise<void> {
  */
 async function rawRun(docker: Docker, tz: string, instance: string): Promise<number> {
   const runtime = new DockerRuntime({ docker, instance });
-  await runtime.prepare();
+  const agentOf = (name: string) => ({ apiVersion: "ruriko.dev/v1alpha1", kind: "Agent", metadata: { name }, spec: { image: TEST_AGENT_IMAGE, gosuto: name, env: { TZ: tz }, resources: { memory: "128Mi" } } }) as AgentManifest;
+  await runtime.prepare(containerSpecFor(agentOf(names[0]!), "raw"));
   const queue = new PQueue({ concurrency: CONCURRENCY });
   const started = performance.now();
   await Promise.all(
     names.map((name) =>
       queue.add(async () => {
-        const agent = { apiVersion: "ruriko.dev/v1alpha1", kind: "Agent", metadata: { name }, spec: { image: TEST_AGENT_IMAGE, gosuto: name, env: { TZ: tz }, resources: { memory: "128Mi" } } } as AgentManifest;
+        const agent = agentOf(name);
         const existing = (await runtime.list()).find((c) => c.agent === name);
         if (existing) await runtime.remove(existing.id);
         const c = await runtime.create(containerSpecFor(agent, "raw"));

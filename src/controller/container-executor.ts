@@ -194,7 +194,8 @@ export class ContainerExecutor {
   private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void, imageId?: string): Promise<Record<string, unknown>> {
     const { runtime, inventory } = this.o;
     if (!this.prepared) {
-      await runtime.prepare();
+      // The network mode is serve's, the same for every agent: once is enough.
+      await runtime.prepare(spec);
       this.prepared = true;
     }
     // Before anything is removed: an image that cannot be had (missing, a failed pull) leaves the running agent as it was.

@@ -197,7 +197,8 @@ export class DockerRuntime implements Runtime {
   private preparing: Promise<void> | undefined;
 
   /** Idempotent, and one at a time: Docker's duplicate-name check does not hold under concurrent creates. */
-  prepare(): Promise<void> {
+  prepare(spec: ContainerSpec): Promise<void> {
+    if ((spec.network ?? "bridge") !== "bridge") return Promise.resolve();
     this.preparing ??= this.ensureNetwork().finally(() => {
       this.preparing = undefined;
     });

@@ -196,7 +196,7 @@ export class KubernetesRuntime implements Runtime {
   }
 
   /** Nothing is shared between agents on a cluster: the namespace is the operator's (it holds the RBAC). */
-  async prepare(): Promise<void> {
+  async prepare(_spec: ContainerSpec): Promise<void> {
     try {
       await this.core.readNamespace({ name: this.ns });
     } catch (error) {

@@ -192,8 +192,11 @@ export interface Runtime {
    * start where it can (off the path to a running agent) and before it where it cannot (no second start).
    */
   readonly agentFilesWhileRunning: boolean;
-  /** Idempotent: the network and anything else shared by all agents. */
-  prepare(): Promise<void>;
+  /**
+   * Idempotent: what agents networked as `spec` is share (Docker: the instance's bridge network, made only in
+   * bridge mode, so host and named-network agents leave no unused network and address pool behind).
+   */
+  prepare(spec: ContainerSpec): Promise<void>;
   /** Containers owned by this instance (by label), running or not; only that agent's when `agent` is given. */
   list(agent?: string): Promise<ObservedContainer[]>;
   imageExists(image: string): Promise<boolean>;

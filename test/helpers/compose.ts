@@ -84,9 +84,9 @@ export function composeProject(name: string, dir: string, vars: Record<string, s
 }
 
 /**
- * Removes what a compose project's Ruriko made, which compose does not know: the agents' containers and volumes,
- * found by the instance label (when the instance is known) and by attachment to the project's agent network
- * (when it is not), then the network itself.
+ * Removes what a compose project's Ruriko made, which compose does not know: the agents' containers and volumes
+ * (and any network labelled with the instance), found by the instance label (when the instance is known) and by
+ * attachment to the project's agent network (when it is not), then that network itself.
  */
 export async function removeAgentsOf(docker: Docker, opts: { instance?: string; network: string }): Promise<void> {
   const ids = new Set<string>();
@@ -103,8 +103,10 @@ export async function removeAgentsOf(docker: Docker, opts: { instance?: string; 
     await docker.getContainer(id).remove({ force: true, v: true }).catch(() => {});
   }
   for (const instance of instances) {
-    const { Volumes } = await docker.listVolumes({ filters: JSON.stringify({ label: [`${LABELS.instance}=${instance}`] }) });
+    const filters = JSON.stringify({ label: [`${LABELS.instance}=${instance}`] });
+    const { Volumes } = await docker.listVolumes({ filters });
     for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove({ force: true }).catch(() => {});
+    for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => {});
   }
   await docker.getNetwork(opts.network).remove().catch(() => {});
 }

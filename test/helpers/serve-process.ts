@@ -42,7 +42,9 @@ export async function startServe(args: string[], opts: { stateDir: string; env?:
     url,
     logFile,
     status: () => fetch(`${url}/api/v1/status`).then((r) => r.json() as Promise<StatusReport>, () => undefined),
-    logTail: (lines = 40) => readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n"),
+    // The test's own status polls are left out: they would be all there is.
+    logTail: (lines = 40) =>
+      readFileSync(logFile, "utf8").trimEnd().split("\n").filter((line) => !line.includes('"msg":"http request"')).slice(-lines).join("\n"),
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");
       await exited;

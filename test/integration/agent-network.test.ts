@@ -46,6 +46,7 @@ describe("agent network: host mode (real Docker, real Gitai)", () => {
     assert.ok(c, `${agent} has a container`);
     return h.docker.getContainer(c.Id).inspect();
   };
+  const instanceNetworks = async () => (await h.docker.listNetworks({ filters: JSON.stringify({ label: [`${LABELS.instance}=${h.instance}`] }) })).map((n) => n.Name);
   const portOf = async (agent: string) => Number((await containerOf(agent)).Config.Labels[LABELS.controlPort]);
   const agentActions = (sinceId: number) => h.state.audit.tail(200).filter((e) => e.id > sinceId && e.action.startsWith("agent.") && e.action !== "agent.token.issued");
 
@@ -69,6 +70,7 @@ describe("agent network: host mode (real Docker, real Gitai)", () => {
     assert.equal(info.HostConfig.NetworkMode, "host");
     assert.ok(!info.HostConfig.PortBindings || Object.keys(info.HostConfig.PortBindings).length === 0, "no port bindings");
     assert.deepEqual(Object.keys(info.NetworkSettings.Networks), ["host"], "not on the instance's bridge network");
+    assert.deepEqual(await instanceNetworks(), [], "no bridge network made for nothing: each takes one of the engine's few address pools");
     assert.deepEqual(info.Config.Cmd, ["--host", "127.0.0.1", "--port", String(port)]);
     // Hardening does not depend on the network mode.
     assert.equal(info.Config.User, "65532:65532");
@@ -171,5 +173,6 @@ describe("agent network: host mode (real Docker, real Gitai)", () => {
       assert.equal(info.Config.Labels[LABELS.controlPort], undefined);
       assert.equal(h.state.inventory.get(agent)!.spec.network, undefined);
     }
+    assert.deepEqual(await instanceNetworks(), [`ruriko-${h.instance}`], "the bridge network, made when the first bridged agent needed it");
   });
 });

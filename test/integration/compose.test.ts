@@ -209,6 +209,9 @@ describe("compose.yaml: up, up again, down, up", { timeout: 30 * 60_000 }, () =>
       await new Promise((r) => stream.on("end", r));
       assert.equal((await exec.inspect()).ExitCode, 0, `${name}'s health check passes`);
     }
+    // Agents are on the compose network only: Ruriko made no bridge network of its own, which `down` would leave behind.
+    const owned = await docker.listNetworks({ filters: JSON.stringify({ label: [`ruriko.dev/instance=${instance}`] }) });
+    assert.deepEqual(owned.map((n) => n.Name), [], "no network of Ruriko's own");
     await poll(async () => (await docker.getContainer(await project.containerId("ruriko")).inspect()).State.Health?.Status === "healthy", "Ruriko's container healthy", 60_000);
   });
 

@@ -107,7 +107,7 @@ test("the Docker API calls Ruriko makes are exactly those docs/deployment.md lis
   const subscription = runtime.subscribe((e) => events.push(e));
   try {
     assert.equal(await runtime.ping(), true);
-    await runtime.prepare();
+    await runtime.prepare(spec);
     await runtime.ensureImage({ agent: "probe", image: TEST_AGENT_IMAGE, policy: "IfNotPresent" });
     assert.equal(await runtime.imageExists(TEST_AGENT_IMAGE), true);
     assert.ok(await runtime.resolveImage(TEST_AGENT_IMAGE));

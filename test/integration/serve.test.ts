@@ -130,7 +130,8 @@ describe("ruriko serve", () => {
     writeFileSync(join(dir, "a.yaml"), `${gosuto("outage")}---\n${agent("outage")}`);
     const serve = await startServe(["--manifests", dir, "--resync", "5"], { stateDir });
     cleanups.push(() => serve.stop());
-    await waitFor(async () => (await serve.status())?.agents.find((a) => a.name === "outage")?.phase === "Ready", "Ready before the outage");
+    const explained = (wait: Promise<void>) => wait.catch((error: Error) => Promise.reject(new Error(`${error.message}\n--- serve log (last lines) ---\n${serve.logTail()}`)));
+    await explained(waitFor(async () => (await serve.status())?.agents.find((a) => a.name === "outage")?.phase === "Ready", "Ready before the outage"));
 
     const pid = execFileSync("pidof", ["dockerd"], { encoding: "utf8" }).trim().split(/\s+/)[0]!;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
@@ -144,7 +145,6 @@ describe("ruriko serve", () => {
     await waitFor(async () => docker.ping().then(() => true, () => false), "dockerd back", 60_000);
 
     // The engine stopped the container when it went down; Ruriko starts it again.
-    const explained = (wait: Promise<void>) => wait.catch((error: Error) => Promise.reject(new Error(`${error.message}\n--- serve log (last lines) ---\n${serve.logTail()}`)));
     await explained(waitFor(async () => (await containers(instance)).some((c) => c.State === "running"), "container running again", 90_000));
     await explained(waitFor(async () => (await serve.status())?.agents.find((a) => a.name === "outage")?.phase === "Ready", "Ready after the outage", 60_000));
     assert.equal(serve.child.exitCode, null, "serve did not crash");
