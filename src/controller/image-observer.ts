@@ -81,7 +81,7 @@ export class ImageObserver {
     try {
       await this.ensureImage(agent, image, "Always", traceId);
     } catch (error) {
-      if (error instanceof RuntimeError && error.code === "engine-unavailable") throw error;
+      if (error instanceof RuntimeError && (error.code === "engine-unavailable" || error.code === "interrupted")) throw error;
       const { retryAt } = this.recheckFailures.failed(image);
       withTrace(this.o.logger, traceId)
         .child({ agent })

@@ -8,7 +8,7 @@ import type Docker from "dockerode";
 import { classifyPullFailure, PULL_TIMED_OUT, shortEngineMessage } from "./image-pull-failure.ts";
 import { DOCKER_HUB, parseImageReference, pullTarget, type ImageReference } from "./image-reference.ts";
 import { describeProgress, PullProgress, type PullMessage } from "./pull-progress.ts";
-import { ImagePullError, type PullFailure, type RegistryCredential, type RegistryCredentialLookup, type RuntimeLog } from "./runtime.ts";
+import { ImagePullError, RuntimeError, type PullFailure, type RegistryCredential, type RegistryCredentialLookup, type RuntimeLog } from "./runtime.ts";
 
 export interface DockerImagePullerOptions {
   docker: Docker;
@@ -43,9 +43,20 @@ const isEngineSocketError = (error: unknown): boolean => {
 export class DockerImagePuller {
   private readonly o: Required<Omit<DockerImagePullerOptions, "log">> & Pick<DockerImagePullerOptions, "log">;
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly aborts = new Set<AbortController>();
+  private stopped = false;
 
   constructor(options: DockerImagePullerOptions) {
     this.o = { progressIntervalMs: 5000, now: Date.now, ...options };
+  }
+
+  /**
+   * Serve is stopping: pulls under way are abandoned now, not at their deadline (up to --image-pull-timeout), and
+   * none begins after; each fails with RuntimeError "interrupted". The engine gives up a pull whose request is gone.
+   */
+  stop(): void {
+    this.stopped = true;
+    for (const abort of this.aborts) abort.abort(STOPPING);
   }
 
   /** Pulls the image; resolves when the engine has it. A pull of the same reference under way is joined. */
@@ -66,9 +77,11 @@ export class DockerImagePuller {
     const what = request.absent ? `image ${image} is not present on this host and could not be pulled from ${reference.registry}` : `could not pull ${image} from ${reference.registry}`;
     if (auth?.problem) throw new ImagePullError(agent, image, { reason: "credential unusable", definitive: true }, `${what}: ${auth.from} ${auth.problem}`);
     const credential = auth?.credential;
+    if (this.stopped) throw interrupted(agent);
     const started = this.o.now();
     log?.info({ agent, image, registry: reference.registry, credential: credential ? auth!.from : "none" }, `pulling image ${image}`);
     const abort = new AbortController();
+    this.aborts.add(abort);
     const timer = setTimeout(() => abort.abort(), this.o.timeoutMs);
     timer.unref();
     const progress = new PullProgress(started, this.o.progressIntervalMs);
@@ -91,12 +104,15 @@ export class DockerImagePuller {
       }
       if (buffered.trim()) engineError ??= progress.add(parseMessage(buffered.trim()));
     } catch (error) {
+      if (abort.signal.reason === STOPPING) throw interrupted(agent);
       if (abort.signal.aborted) throw this.failed(request, reference, PULL_TIMED_OUT, `${what} (not done within ${Math.round(this.o.timeoutMs / 1000)} s: serve --image-pull-timeout)`, credential);
       if (isEngineSocketError(error)) throw error;
       engineError = engineMessageOf(error);
     } finally {
       clearTimeout(timer);
+      this.aborts.delete(abort);
     }
+    if (abort.signal.reason === STOPPING) throw interrupted(agent);
     if (engineError !== undefined) {
       const failure = classifyPullFailure(engineError);
       throw this.failed(request, reference, failure, `${what}${hintFor(failure, auth, credential, engineError)}`, credential);
@@ -116,6 +132,9 @@ export class DockerImagePuller {
     return new ImagePullError(request.agent, request.image, failure, credential ? scrub(detail, credential) : detail);
   }
 }
+
+const STOPPING = Symbol("Ruriko is stopping");
+const interrupted = (agent: string) => new RuntimeError("pull", agent, "interrupted", "Ruriko is stopping");
 
 function parseMessage(line: string): PullMessage {
   try {

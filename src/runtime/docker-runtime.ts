@@ -185,6 +185,11 @@ export class DockerRuntime implements Runtime {
     return new RuntimeError(action, agent, "failed", engineMessage(error), { cause: error });
   }
 
+  /** The one long wait on the engine is a pull (up to --image-pull-timeout): abandoned now. */
+  stopWaiting(): void {
+    this.puller.stop();
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.docker.ping();

@@ -250,9 +250,10 @@ export interface Runtime {
   /** Cheap liveness probe of the engine. */
   ping(): Promise<boolean>;
   /**
-   * Serve is stopping: every wait on the engine (a pod to run, a pod to go) ends now with RuntimeError
-   * "interrupted", and so does any begun after. Where waits are long (Kubernetes: up to the start timeout) a stop
-   * would otherwise wait for them; what the interrupted reconcile did is recorded, and the next start goes on.
+   * Serve is stopping: every long wait on the engine (Kubernetes: a pod to run, a pod to go; Docker: an image
+   * pull) ends now with RuntimeError "interrupted", and so does any begun after. Those waits last up to the start
+   * timeout or the pull timeout, and a stop would otherwise wait for them; what the interrupted reconcile did is
+   * recorded, and the next start goes on.
    */
   stopWaiting?(): void;
 }

@@ -2,7 +2,8 @@
  * Images from registries, against real ones: two distribution registries (`docker-registry`) on loopback sharing
  * one storage, one open and one behind htpasswd, the agent test image pushed to them and removed here, and the
  * controller pulling and running it on a real Docker engine. Pull policies, a credential from the secret store
- * (and nowhere else), a tag that moves under a running agent (`Always`), digest pins, and a pull that hangs.
+ * (and nowhere else), a tag that moves under a running agent (`Always`), digest pins, and a pull that hangs (abandoned at
+ * its deadline, or at once when serve stops).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,9 +20,10 @@ import { DockerRuntime } from "../../src/runtime/docker-runtime.ts";
 import { ImagePullError } from "../../src/runtime/runtime.ts";
 import { registrySecretName } from "../../src/secrets/registry-credentials.ts";
 import type { AgentStatus } from "../../src/store/agent-status-store.ts";
-import { isAwaitingApproval, isReady, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
+import { isAwaitingApproval, isReady, newStateDir, removeInstanceResources, startTestController, TEST_AGENT_IMAGE, waitFor, type TestController } from "../helpers/controller-harness.ts";
 import { writeTree } from "../helpers/manifest-tree.ts";
 import { drain, pushAs, startRegistry, writeHtpasswd, type LoopbackRegistry } from "../helpers/registry.ts";
+import { startServe, type ServeProcess } from "../helpers/serve-process.ts";
 
 const USER = "puller";
 const PASSWORD = `pw-${Math.random().toString(36).slice(2)}-registry`;
@@ -274,5 +276,34 @@ describe("a pull that does not finish", () => {
     assert.deepEqual(error.failure, { reason: "timeout", definitive: false });
     assert.match(error.message, /^ImagePullFailed: timeout: image .* is not present on this host and could not be pulled from 127\.0\.0\.1:\d+ \(not done within 2 s: serve --image-pull-timeout\)$/);
     assert.ok(Date.now() - started < 30_000);
+  });
+
+  test("serve stopped meanwhile abandons the pull at once: it stops, nothing is reported failed, and the next start pulls again", async () => {
+    const { port } = blackHole.address() as { port: number };
+    const { stateDir, instance } = newStateDir();
+    const manifests = writeTree({ "hung.yaml": `${gosuto("hung")}---\n${agent("hung", `127.0.0.1:${port}/${REPO}:v1`)}` });
+    const Docker = (await import("dockerode")).default;
+    after(async () => {
+      await removeInstanceResources(new Docker(), instance);
+      rmSync(stateDir, { recursive: true, force: true });
+      rmSync(manifests, { recursive: true, force: true });
+    });
+    const pulling = (serve: ServeProcess) => readFileSync(serve.logFile, "utf8").includes(`"msg":"pulling image 127.0.0.1:${port}/${REPO}:v1"`);
+
+    // Serve's deadline is the default (600 s). A stop that waited for the pull would end only when the engine gave up on
+    // the black hole itself (about 20 s here), and that is a failed pull, in the log and the agent's status.
+    const first = await startServe(["--manifests", manifests], { stateDir });
+    await waitFor(() => pulling(first), "the pull under way");
+    const exited = new Promise<number | null>((resolve) => first.child.once("exit", (code) => resolve(code)));
+    await first.stop();
+    assert.equal(await exited, 0);
+    const log = readFileSync(first.logFile, "utf8");
+    assert.match(log, /"msg":"stopped"/);
+    assert.doesNotMatch(log, /reconcile failed|pulling image .* failed/, "an abandoned pull is not a failure");
+
+    const second = await startServe(["--manifests", manifests], { stateDir });
+    after(() => second.stop());
+    await waitFor(() => pulling(second), "the next start pulls again");
+    await second.stop();
   });
 });
