@@ -227,7 +227,7 @@ describe("compose.yaml: up, up again, down, up", { timeout: 30 * 60_000 }, () =>
       assert.ok(commit, output);
       assert.match(output, new RegExp(`^applied ${commit}\\s*$`, "m"), "the revision serve applied is the commit it fetched with git");
     } finally {
-      await container.remove({ force: true });
+      await container.remove({ force: true, v: true }); // and the anonymous volume of the image's VOLUME /data
     }
   });
 

@@ -18,7 +18,7 @@ import { checkNamedNetwork } from "../../src/cli/serve.ts";
 import { containerSpecFor } from "../../src/controller/container-spec.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.ts";
-import { ImagePullError, type RuntimeEvent } from "../../src/runtime/runtime.ts";
+import { ImagePullError, RuntimeError, type RuntimeEvent } from "../../src/runtime/runtime.ts";
 import { ensureAgentImage, removeInstanceResources, TEST_AGENT_IMAGE, waitFor } from "../helpers/controller-harness.ts";
 import { dockerClient } from "../helpers/docker.ts";
 
@@ -134,6 +134,9 @@ test("the Docker API calls Ruriko makes are exactly those docs/deployment.md lis
     await runtime.remove(first.id);
     await runtime.remove(second.id);
     await runtime.removeAgentVolume("probe");
+    // Serve stopping: no call of its own, and a pull begun after it is refused without one.
+    runtime.stopWaiting();
+    await assert.rejects(runtime.ensureImage({ agent: "probe", image: TEST_AGENT_IMAGE, policy: "Always" }), (e: unknown) => e instanceof RuntimeError && e.code === "interrupted");
   } finally {
     subscription.close();
   }
