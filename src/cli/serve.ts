@@ -2,13 +2,14 @@ import type Docker from "dockerode";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Controller } from "../controller/controller.ts";
-import { phaseOf } from "../controller/conditions.ts";
+import { conditionCounts, phaseOf } from "../controller/conditions.ts";
 import { agentHomeserverOf, DEFAULT_AGENT_NETWORK, namedNetworkCheck, networkNameOf, type NetworkMembers } from "../controller/agent-network.ts";
 import { AGENT_NETWORK_META } from "../controller/container-spec.ts";
 import { buildStatusReport } from "../controller/status-report.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { ControllerMetrics } from "../observability/metrics.ts";
 import { startHttpServer } from "../observability/http-server.ts";
+import { readiness } from "../observability/readiness.ts";
 import { openDockerClient } from "../runtime/docker-client.ts";
 import { DockerRuntime } from "../runtime/docker-runtime.ts";
 import type { AgentNetworkMode, Runtime } from "../runtime/runtime.ts";
@@ -16,12 +17,12 @@ import type { KubernetesServeOptions } from "./kubernetes-wiring.ts";
 import { DirectorySource } from "../sources/directory-source.ts";
 import type { Source } from "../sources/source.ts";
 import type { Snapshot } from "../api/snapshot.ts";
-import type { MatrixBot } from "../matrix/matrix-bot.ts";
 import { openVault, type Vault } from "../secrets/vault.ts";
 import { STATE_DB_FILE } from "../store/state.ts";
 import { StorageHealth } from "../store/storage-health.ts";
 import { masterKeyEnv, serveSecretsFromEnv } from "./environment.ts";
 import { adoptIfPending, openServeState, type AgentEngine } from "./serve-state.ts";
+import { startStatusRoom } from "./serve-status-room.ts";
 
 export interface ServeOptions {
   manifests?: string;
@@ -59,23 +60,11 @@ export interface ServeOptions {
 
 export type ServeRunOptions = ServeOptions & KubernetesServeOptions;
 
-/** Secret-store name of Ruriko's own Matrix access token (when RURIKO_MATRIX_ACCESS_TOKEN[_FILE] is not set). */
-export const MATRIX_TOKEN_SECRET = "matrix-access-token";
-/** Secret-store name of Synapse's registration_shared_secret (when RURIKO_MATRIX_REGISTRATION_SECRET[_FILE] is not set). */
-export const MATRIX_REGISTRATION_SECRET = "matrix-registration-secret";
-
 export function parseHostPort(text: string): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(text);
   if (!match) throw new Error(`--http must be HOST:PORT, got ${JSON.stringify(text)}`);
   return { host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]) };
 }
-
-/** What /readyz answers while serve is not ready (docs/operations.md lists them; a unit test holds them together). */
-export const NOT_READY = {
-  storage: "the state database failed",
-  snapshot: "no snapshot from the source yet",
-  revision: "no valid revision applied yet",
-} as const;
 
 /**
  * `--agent-network network:NAME`: the network must exist (Ruriko never creates it) and Ruriko should be on it. An
@@ -158,16 +147,7 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
   });
   let firstSnapshotSeen = false;
   const metrics = new ControllerMetrics({
-    collectAgents: () => {
-      const counts = new Map<string, number>();
-      for (const s of state.status.list()) {
-        for (const c of s.conditions) counts.set(`${c.type}\0${c.status}`, (counts.get(`${c.type}\0${c.status}`) ?? 0) + 1);
-      }
-      return [...counts].map(([k, count]) => {
-        const [condition, status] = k.split("\0") as [string, string];
-        return { condition, status, count };
-      });
-    },
+    collectAgents: () => conditionCounts(state.status.list()),
     collectPendingApprovals: () => state.approvals.list({ status: "pending", limit: 100_000 }).length,
   });
 
@@ -191,49 +171,11 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
   }
 
   const gitWorkDir = join(opts.stateDir, "sources", "git");
-  // The bot starts before the controller exists (it must hear about the first snapshot), so it reads it late.
   const late: { controller?: Controller } = {};
-  // Who may ask queries and where: the policies in force, never those a revision merely proposes.
-  const policiesInForce = () => state.policies.manifests();
-  let statusRoom: MatrixBot | undefined;
-  if (opts.matrixHomeserver || opts.statusRoom || opts.matrixUser) {
-    if (!opts.matrixHomeserver || !opts.statusRoom || !opts.matrixUser) {
-      throw new Error("the status room needs all of --matrix-homeserver, --matrix-user and --status-room");
-    }
-    const accessToken = secrets.matrixAccessToken?.value || vault.secrets.reveal(MATRIX_TOKEN_SECRET)?.value.toString("utf8");
-    if (!accessToken) throw new Error(`no Matrix access token: set RURIKO_MATRIX_ACCESS_TOKEN or RURIKO_MATRIX_ACCESS_TOKEN_FILE, or store it with \`ruriko secret set ${MATRIX_TOKEN_SECRET}\``);
-    // Loaded only when Matrix is on: matrix-js-sdk alone is ~40 MB of an idle serve's memory.
-    const [{ startMatrixBot }, { querySourcesFor }] = await Promise.all([import("../matrix/matrix-bot.ts"), import("../matrix/query-sources.ts")]);
-    statusRoom = startMatrixBot({
-      homeserverUrl: opts.matrixHomeserver,
-      userId: opts.matrixUser,
-      accessToken,
-      room: opts.statusRoom,
-      outbox: state.outbox,
-      instance: state.instance,
-      logger,
-      seen: state.seenEvents,
-      queries: {
-        sources: querySourcesFor({ state, snapshot: () => late.controller?.snapshot, runtime, ...(opts.git ? { git: { workDir: gitWorkDir, path: opts.path } } : {}) }),
-        rooms: () => new Set(policiesInForce().map((p) => p.spec.room)),
-        senders: () => new Set([...(opts.matrixOperators ?? []), ...policiesInForce().flatMap((p) => p.spec.approvers)]),
-      },
-      approvals: { approvals: state.approvals, posts: state.approvalPosts, audit: state.audit, transaction: state.transaction },
-      accounts: {
-        // Read when needed: it may be stored after Ruriko started.
-        registrationSecret: () => secrets.matrixRegistrationSecret?.value || vault.secrets.reveal(MATRIX_REGISTRATION_SECRET)?.value.toString("utf8"),
-        accounts: state.matrixAccounts,
-        secrets: vault.secrets,
-        audit: state.audit,
-        desired: () => late.controller?.snapshot,
-        appliedGosuto: (agent) => state.appliedConfig.get(agent).gosuto,
-        runs: (agent) => state.inventory.get(agent) !== undefined,
-        transaction: state.transaction,
-        onAccountChanged: (agent, traceId) => late.controller?.queue.add(agent, traceId, { urgent: true }),
-      },
-    });
-    logger.info({ room: opts.statusRoom, userId: opts.matrixUser }, "reporting to the Matrix status room");
-  }
+  const statusRoom = await startStatusRoom(
+    { homeserver: opts.matrixHomeserver, userId: opts.matrixUser, room: opts.statusRoom, operators: opts.matrixOperators ?? [], git: opts.git ? { workDir: gitWorkDir, path: opts.path } : undefined },
+    { state, vault, secrets, runtime, logger, controller: () => late.controller },
+  );
 
   if (opts.git) state.meta.set("source.git.path", opts.path);
   state.meta.set(AGENT_NETWORK_META, agentNetwork);
@@ -263,15 +205,10 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
     ...(agentHomeserver ? { agentMatrixHomeserver: agentHomeserver.url } : {}),
     agentNetwork,
     allowEmpty: opts.allowEmpty,
-    onReconcile: (_agent, result, ms) => {
-      metrics.reconcileDuration.labels(result).observe(ms / 1000);
-      metrics.reconcilesTotal.labels(result).inc();
-      metrics.queueDepth.set(controller.queue.depth);
-    },
+    onReconcile: (_agent, result, ms) => metrics.reconciled(result, ms, controller.queue.depth),
     onSnapshot: (event) => {
       firstSnapshotSeen = true;
-      metrics.snapshotsTotal.labels(event.outcome).inc();
-      if (event.outcome === "applied") metrics.lastAppliedTimestamp.set(Date.now() / 1000);
+      metrics.snapshotTaken(event.outcome);
       statusRoom?.onSnapshot(event);
     },
     onChange: (c) => statusRoom?.onChange(c),
@@ -310,13 +247,7 @@ export async function serve(opts: ServeRunOptions): Promise<void> {
       const { failure } = storage.state;
       return failure ? { ok: false, reason: `state database ${failure.file}: ${failure.code}` } : { ok: true };
     },
-    ready: () => {
-      const reasons: string[] = [];
-      if (!storage.state.ok) reasons.push(NOT_READY.storage);
-      if (!firstSnapshotSeen) reasons.push(NOT_READY.snapshot);
-      if (!controller.snapshot) reasons.push(NOT_READY.revision);
-      return { ready: reasons.length === 0, reasons };
-    },
+    ready: () => readiness({ storageOk: storage.state.ok, snapshotSeen: firstSnapshotSeen, revisionInForce: controller.snapshot !== undefined }),
     ...(opts.git && webhookSecret
       ? { webhook: { secret: webhookSecret, onPush: (info: { branch?: string }) => {
           if (!info.branch || info.branch === opts.branch) void source.refresh("webhook");

@@ -36,3 +36,17 @@ export function phaseOf(conditions: readonly Condition[]): string {
   if (isTrue(conditions, "Reconciling")) return "Reconciling";
   return conditionOf(conditions, "Ready")?.reason ?? "Unknown";
 }
+
+/** How many agents have each condition at each status: the `ruriko_agents` gauge, filled at scrape time. */
+export function conditionCounts(statuses: Iterable<{ conditions: readonly Condition[] }>): Array<{ condition: ConditionType; status: ConditionStatus; count: number }> {
+  const counts = new Map<string, { condition: ConditionType; status: ConditionStatus; count: number }>();
+  for (const { conditions } of statuses) {
+    for (const c of conditions) {
+      const key = `${c.type}/${c.status}`;
+      const seen = counts.get(key);
+      if (seen) seen.count++;
+      else counts.set(key, { condition: c.type, status: c.status, count: 1 });
+    }
+  }
+  return [...counts.values()];
+}

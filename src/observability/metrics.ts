@@ -57,6 +57,19 @@ export class ControllerMetrics {
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
+  /** One reconcile of one agent ended: its time and result, and the queue's depth after it. */
+  reconciled(result: "success" | "error", durationMs: number, queueDepth: number): void {
+    this.reconcileDuration.labels(result).observe(durationMs / 1000);
+    this.reconcilesTotal.labels(result).inc();
+    this.queueDepth.set(queueDepth);
+  }
+
+  /** A snapshot from the source was applied or rejected. */
+  snapshotTaken(outcome: "applied" | "rejected", nowMs = Date.now()): void {
+    this.snapshotsTotal.labels(outcome).inc();
+    if (outcome === "applied") this.lastAppliedTimestamp.set(nowMs / 1000);
+  }
+
   /**
    * Registers `ruriko_kubernetes_requests_total` (serve on Kubernetes only: on Docker it would read as "no calls")
    * and returns what counts one request.

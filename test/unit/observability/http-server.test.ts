@@ -12,7 +12,9 @@ describe("HTTP server", () => {
   const pushes: Array<{ branch?: string }> = [];
   before(async () => {
     const metrics = new ControllerMetrics({ collectAgents: () => [{ condition: "Ready", status: "True", count: 3 }], collectPendingApprovals: () => 2 });
-    metrics.reconcileDuration.labels("success").observe(0.2);
+    metrics.reconciled("success", 200, 4);
+    metrics.snapshotTaken("rejected", 1_700_000_000_000);
+    metrics.snapshotTaken("applied", 1_700_000_060_000);
     server = await startHttpServer({
       host: "127.0.0.1",
       port: 0,
@@ -40,7 +42,10 @@ describe("HTTP server", () => {
     assert.match(text, /ruriko_reconcile_duration_seconds_count\{result="success"\} 1/);
     assert.match(text, /ruriko_pending_approvals 2/);
     assert.match(text, /ruriko_agents\{condition="Ready",status="True"\} 3/);
-    assert.match(text, /ruriko_queue_depth/);
+    assert.match(text, /ruriko_queue_depth 4/);
+    assert.match(text, /ruriko_snapshots_total\{outcome="applied"\} 1/);
+    assert.match(text, /ruriko_snapshots_total\{outcome="rejected"\} 1/);
+    assert.match(text, /ruriko_last_applied_revision_timestamp_seconds 1700000060/);
   });
 
   test("the git webhook checks the signature over the raw body", async () => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { NOT_READY } from "../../../src/cli/serve.ts";
+import { NOT_READY } from "../../../src/observability/readiness.ts";
 
 test("the /readyz reasons in docs/operations.md are those serve gives", () => {
   const docs = readFileSync(join(import.meta.dirname, "../../../docs/operations.md"), "utf8");
