@@ -6,7 +6,7 @@
  */
 import { ACP_TOKEN_FILE } from "../acp/protocol.ts";
 import type { Logger } from "../observability/logger.ts";
-import { RuntimeError, type ContainerSpec, type ObservedContainer, type ResolvedImage, type Runtime } from "../runtime/runtime.ts";
+import { RuntimeError, type AgentNetworkMode, type ContainerSpec, type ObservedContainer, type ResolvedImage, type Runtime } from "../runtime/runtime.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
 import type { AppliedConfigStore } from "../store/applied-config-store.ts";
@@ -14,6 +14,7 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Action } from "./changes.ts";
+import { networkModeOf } from "./container-spec.ts";
 
 /** A failed action, with the agent and the action that failed. */
 export class ReconcileError extends Error {
@@ -59,8 +60,11 @@ const CRASH_RESET_MS = 10 * 60_000;
 export class ContainerExecutor {
   private readonly o: ContainerExecutorOptions;
   private readonly crashes = new Map<string, { count: number; lastStartAt: number }>();
-  /** The shared network and the like; made sure of again after any failure (it may have been removed). */
-  private prepared = false;
+  /**
+   * The network mode whose shared network and the like are made sure of; again after any failure (it may have been
+   * removed), and for a spec of another mode (a container put back as recorded, from before serve's mode changed).
+   */
+  private preparedFor: AgentNetworkMode | undefined;
 
   constructor(options: ContainerExecutorOptions) {
     this.o = options;
@@ -87,7 +91,7 @@ export class ContainerExecutor {
 
   /** The engine went away: make sure of the shared network again before the next create. */
   engineLost(): void {
-    this.prepared = false;
+    this.preparedFor = undefined;
   }
 
   /**
@@ -147,7 +151,7 @@ export class ContainerExecutor {
         this.o.onExecuted?.(action, traceId, approval);
       });
     } catch (error) {
-      this.prepared = false;
+      this.preparedFor = undefined;
       const message = error instanceof Error ? error.message : String(error);
       audit.append({ traceId, actor: "controller", action: `agent.${action.type}`, target, payload: { ...payload, error: message }, result: "error" });
       if (error instanceof RuntimeError) throw error;
@@ -193,10 +197,9 @@ export class ContainerExecutor {
    */
   private async createContainer(agent: string, spec: ContainerSpec, replacing: string | null, start: boolean, traceId: string, claim: () => void, imageId?: string): Promise<Record<string, unknown>> {
     const { runtime, inventory } = this.o;
-    if (!this.prepared) {
-      // The network mode is serve's, the same for every agent: once is enough.
+    if (this.preparedFor !== networkModeOf(spec)) {
       await runtime.prepare(spec);
-      this.prepared = true;
+      this.preparedFor = networkModeOf(spec);
     }
     // Before anything is removed: an image that cannot be had (missing, a failed pull) leaves the running agent as it was.
     const image: { id: string | null; byId?: boolean } = imageId ? await this.approvedImage(agent, spec, imageId, traceId) : { id: (await this.o.ensureImage(agent, spec, traceId))?.id ?? null };

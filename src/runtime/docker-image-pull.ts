@@ -70,6 +70,8 @@ export class DockerImagePuller {
 
   private async pullOnce(request: PullRequest): Promise<void> {
     const { agent, image } = request;
+    // Before any judgement of the request: nothing is found wrong, or failed, while serve stops.
+    if (this.stopped) throw interrupted(agent);
     const log = request.log ?? this.o.log;
     const reference = parseImageReference(image);
     if (!reference) throw new ImagePullError(agent, image, { reason: "invalid reference", definitive: true }, `${image} is not an image reference`);
@@ -77,7 +79,6 @@ export class DockerImagePuller {
     const what = request.absent ? `image ${image} is not present on this host and could not be pulled from ${reference.registry}` : `could not pull ${image} from ${reference.registry}`;
     if (auth?.problem) throw new ImagePullError(agent, image, { reason: "credential unusable", definitive: true }, `${what}: ${auth.from} ${auth.problem}`);
     const credential = auth?.credential;
-    if (this.stopped) throw interrupted(agent);
     const started = this.o.now();
     log?.info({ agent, image, registry: reference.registry, credential: credential ? auth!.from : "none" }, `pulling image ${image}`);
     const abort = new AbortController();

@@ -152,7 +152,8 @@ describe("agent network: host mode (real Docker, real Gitai)", () => {
     for (const agent of ["alpha", "beta", "gamma"]) before.set(agent, (await containerOf(agent)).Id);
     const since = h.state.audit.tail(1)[0]!.id;
     await h.controller.stop();
-    // Same state, same engine, the operator's option changed: `serve` restarted without --agent-network host.
+    // Same state, same engine, the operator's option changed: `serve` restarted without --agent-network host. The
+    // runtime is the stopped controller's (stopWaiting: it pulls no more), which holds here: the image is present.
     const logger = createLogger({ level: "debug", pretty: false, destination: pino.destination({ dest: h.logFile, sync: true }) });
     bridge = new Controller({ runtime: h.runtime, stores: h.state, vault: h.vault, stateDir: h.stateDir, logger, concurrency: 4, backoffBaseMs: 200, backoffMaxMs: 2000 });
     bridge.start();

@@ -23,13 +23,14 @@ after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 const spec: ContainerSpec = { agent: "alpha", image: "ruriko/gitai:dev", env: {}, pidsLimit: 256, specDigest: "sha256:spec", revision: "r1" };
 
 /** A Runtime that records every call, in order (only what a create touches is implemented). */
-function recordingRuntime(agentFilesWhileRunning: boolean): { runtime: Runtime; calls: string[] } {
+function recordingRuntime(agentFilesWhileRunning: boolean): { runtime: Runtime; calls: string[]; prepared: string[] } {
   const calls: string[] = [];
+  const prepared: string[] = [];
   let n = 0;
   const observed = (id: string): ObservedContainer => ({ id, name: `c-${id}`, agent: spec.agent, image: spec.image, state: "created", exitCode: 0, oomKilled: false, specDigest: spec.specDigest, revision: spec.revision });
   const runtime: Runtime = {
     agentFilesWhileRunning,
-    prepare: async () => {},
+    prepare: async (spec) => void prepared.push(spec.network ?? "bridge"),
     list: async () => [],
     imageExists: async () => true,
     ensureImage: async () => {},
@@ -47,7 +48,7 @@ function recordingRuntime(agentFilesWhileRunning: boolean): { runtime: Runtime; 
     subscribe: () => ({ close: () => {} }),
     ping: async () => true,
   };
-  return { runtime, calls };
+  return { runtime, calls, prepared };
 }
 
 function executorOn(runtime: Runtime) {
@@ -110,5 +111,22 @@ describe("container executor: when a new container gets its ACP token", () => {
       await executor.execute(create(false), "t1", log, undefined);
       assert.deepEqual(calls, ["create", `write ${ACP_TOKEN_FILE} new1`]);
     }
+  });
+});
+
+describe("container executor: what agents share (the Docker engine's bridge network)", () => {
+  test("made sure of once per network mode: again for a container put back in another mode, and after an engine loss", async () => {
+    const { runtime, prepared } = recordingRuntime(true);
+    const { executor } = executorOn(runtime);
+    await executor.execute(create(true), "t1", log, undefined);
+    await executor.execute(recreate, "t2", log, undefined);
+    assert.deepEqual(prepared, ["bridge"], "once for the same mode");
+    // A container put back as recorded, from before serve's mode changed, then one of serve's mode again.
+    await executor.execute({ ...recreate, spec: { ...spec, network: "host", controlPort: 20001 } }, "t3", log, undefined);
+    await executor.execute(recreate, "t4", log, undefined);
+    assert.deepEqual(prepared, ["bridge", "host", "bridge"]);
+    executor.engineLost();
+    await executor.execute(recreate, "t5", log, undefined);
+    assert.deepEqual(prepared, ["bridge", "host", "bridge", "bridge"], "the network may be gone with the engine");
   });
 });

@@ -13,8 +13,9 @@ describe("HTTP server", () => {
   before(async () => {
     const metrics = new ControllerMetrics({ collectAgents: () => [{ condition: "Ready", status: "True", count: 3 }], collectPendingApprovals: () => 2 });
     metrics.reconciled("success", 200, 4);
-    metrics.snapshotTaken("rejected", 1_700_000_000_000);
+    // A rejected snapshot after the applied one leaves the time of the revision in force as it was.
     metrics.snapshotTaken("applied", 1_700_000_060_000);
+    metrics.snapshotTaken("rejected", 1_700_000_120_000);
     server = await startHttpServer({
       host: "127.0.0.1",
       port: 0,
