@@ -6,7 +6,7 @@
  */
 import { ACP_TOKEN_FILE } from "../acp/protocol.ts";
 import type { Logger } from "../observability/logger.ts";
-import { RuntimeError, type AgentNetworkMode, type ContainerSpec, type ObservedContainer, type ResolvedImage, type Runtime } from "../runtime/runtime.ts";
+import { networkModeOf, RuntimeError, type AgentNetworkMode, type ContainerSpec, type ObservedContainer, type ResolvedImage, type Runtime } from "../runtime/runtime.ts";
 import type { AgentTokenStore } from "../store/agent-token-store.ts";
 import type { ApprovalRequest, ApprovalStore } from "../store/approval-store.ts";
 import type { AppliedConfigStore } from "../store/applied-config-store.ts";
@@ -14,7 +14,6 @@ import type { AuditLog } from "../store/audit-log.ts";
 import type { InventoryStore } from "../store/inventory-store.ts";
 import { backoffDelay } from "../time/backoff.ts";
 import type { Action } from "./changes.ts";
-import { networkModeOf } from "./container-spec.ts";
 
 /** A failed action, with the agent and the action that failed. */
 export class ReconcileError extends Error {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { digestOf } from "../api/digest.ts";
 import type { AgentManifest } from "../api/generated/types.ts";
 import { parseMemorySize } from "../api/quantities.ts";
-import type { AgentNetworkMode, ContainerSpec, NamedAgentNetwork } from "../runtime/runtime.ts";
+import { networkModeOf, type ContainerSpec, type NamedAgentNetwork } from "../runtime/runtime.ts";
 
 /** The port Gitai serves the Agent Control Protocol on inside every bridge- or named-network agent container (DESIGN.md §5). */
 export const ACP_PORT = 8765;
@@ -44,9 +44,6 @@ function networkFields(network: ContainerNetwork): Pick<ContainerSpec, "network"
   if (network.network === "bridge") return { controlPort: ACP_PORT };
   return { network: network.network, controlPort: ACP_PORT };
 }
-
-/** The network mode a spec asks for (a spec recorded without one is bridge). */
-export const networkModeOf = (spec: Pick<ContainerSpec, "network">): AgentNetworkMode => spec.network ?? "bridge";
 
 /** The 127.0.0.1 port a spec applied in host mode gave the agent: kept on every later spec, so a re-plan sees no difference. */
 export function appliedHostPort(spec: ContainerSpec | undefined): number | undefined {

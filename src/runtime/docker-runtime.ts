@@ -11,6 +11,7 @@ import { DockerImagePuller } from "./docker-image-pull.ts";
 import {
   LABELS,
   MANAGED_BY,
+  networkModeOf,
   RuntimeError,
   type ContainerFacts,
   type ContainerSpec,
@@ -203,7 +204,7 @@ export class DockerRuntime implements Runtime {
 
   /** Idempotent, and one at a time: Docker's duplicate-name check does not hold under concurrent creates. */
   prepare(spec: ContainerSpec): Promise<void> {
-    if ((spec.network ?? "bridge") !== "bridge") return Promise.resolve();
+    if (networkModeOf(spec) !== "bridge") return Promise.resolve();
     this.preparing ??= this.ensureNetwork().finally(() => {
       this.preparing = undefined;
     });

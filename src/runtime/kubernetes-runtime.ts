@@ -39,6 +39,7 @@ import {
 } from "./kubernetes-objects.ts";
 import {
   LABELS,
+  networkModeOf,
   RuntimeError,
   type ContainerFacts,
   type ContainerSpec,
@@ -328,7 +329,7 @@ export class KubernetesRuntime implements Runtime {
    */
   async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<ObservedContainer> {
     if (options.replacing) await this.remove(options.replacing);
-    if (spec.network && spec.network !== "bridge") {
+    if (networkModeOf(spec) !== "bridge") {
       throw new RuntimeError("create", spec.agent, "failed", `--agent-network ${spec.network} is a Docker mode: on Kubernetes agents are pods, reached by --kube-acp-access`);
     }
     const running = options.running !== undefined;

@@ -29,6 +29,9 @@ export const MANAGED_BY = "ruriko";
  * change of mode is described with.
  */
 export type AgentNetworkMode = "bridge" | "host" | NamedAgentNetwork;
+
+/** The network mode a spec asks for (a spec recorded without one is bridge). */
+export const networkModeOf = (spec: Pick<ContainerSpec, "network">): AgentNetworkMode => spec.network ?? "bridge";
 export type NamedAgentNetwork = `network:${string}`;
 
 /** What the controller wants a container to be. Built by the planner from an Agent object. */

@@ -131,13 +131,13 @@ export type NewApprovalRequest = Omit<ApprovalRequest, "id" | "status" | "create
 /** Requests that can still approve a change (approved) or will once decided (pending). */
 const LIVE = "('pending', 'approved')";
 
+/** Oldest first; requests made in the same instant in the order they were made (rowid). Sorted in JS, not by SQLite. */
+const inCreationOrder = (a: { created_at: string; seq: number }, b: { created_at: string; seq: number }) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.seq - b.seq);
+
 /**
  * Approval requests and their votes. Every state change is a compare-and-set on `status = 'pending'`
  * inside a transaction, so the first decision wins and later votes change nothing.
  */
-/** Oldest first; requests made in the same instant in the order they were made (rowid). Sorted in JS, not by SQLite. */
-const inCreationOrder = (a: { created_at: string; seq: number }, b: { created_at: string; seq: number }) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.seq - b.seq);
-
 export class ApprovalStore {
   private readonly db: Db;
   constructor(db: Db) {

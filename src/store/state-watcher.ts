@@ -27,7 +27,7 @@ export class StateWatcher {
   private cursor = 0;
   private watcher: FSWatcher | undefined;
   private timers: NodeJS.Timeout[] = [];
-  private scheduled = false;
+  /** The look at the feed the file events so far will make, if one is pending. */
   private look: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -78,10 +78,9 @@ export class StateWatcher {
    * as much as another process's. Looking once per event was ~2 % of serve's CPU creating 1,000 agents.
    */
   private schedule(): void {
-    if (this.scheduled || this.stopped) return;
-    this.scheduled = true;
+    if (this.look || this.stopped) return;
     this.look = setTimeout(() => {
-      this.scheduled = false;
+      this.look = undefined;
       try {
         this.check();
       } catch (error) {

@@ -8,12 +8,12 @@ import { describe, test } from "node:test";
 import { digestOf } from "../../../src/api/digest.ts";
 import type { AgentManifest } from "../../../src/api/generated/types.ts";
 import { acpAddressOf, agentHomeserverOf, agentSideUrl, isLoopbackHost, namedNetworkCheck, parseAgentNetwork, recordedAgentNetwork } from "../../../src/controller/agent-network.ts";
-import { ACP_PORT, containerSpecFor, describeSpecChange, networkModeOf } from "../../../src/controller/container-spec.ts";
+import { ACP_PORT, containerSpecFor, describeSpecChange } from "../../../src/controller/container-spec.ts";
 import { specFromEngine } from "../../../src/controller/engine-adoption.ts";
 import { planAgent } from "../../../src/controller/planner.ts";
 import type { ContainerFacts } from "../../../src/runtime/runtime.ts";
 import { containerCreateOptions } from "../../../src/runtime/docker-runtime.ts";
-import { LABELS, type AgentNetworkMode } from "../../../src/runtime/runtime.ts";
+import { LABELS, networkModeOf, type AgentNetworkMode } from "../../../src/runtime/runtime.ts";
 import type { InventoryEntry } from "../../../src/store/inventory-store.ts";
 
 const agent = (spec: Partial<AgentManifest["spec"]> = {}): AgentManifest =>

@@ -10,9 +10,9 @@ import {
   expectedHostPort,
   HOST_PORT_RANGE,
   hostPortCandidates,
-  networkModeOf,
   preferredHostPort,
 } from "../../../src/controller/container-spec.ts";
+import { networkModeOf } from "../../../src/runtime/runtime.ts";
 import { planAgent } from "../../../src/controller/planner.ts";
 import type { InventoryEntry } from "../../../src/store/inventory-store.ts";
 
